@@ -1,0 +1,96 @@
+"""`eventrec <command>`: the one entry point of every eventrec process and tool."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from eventrec.config import Settings, describe_settings, load_settings
+from eventrec.errors import EventrecError
+from eventrec.logs import configure_logging
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _services(args: argparse.Namespace, settings: Settings) -> int:
+    from eventrec.local_services import LocalServices
+
+    services = LocalServices(settings)
+    if args.action == "up":
+        statuses = services.up()
+    elif args.action == "down":
+        statuses = services.down()
+    else:
+        statuses = services.status()
+    for status in statuses:
+        print(status.line())
+    if args.action == "up" and not all(s.running or not s.managed for s in statuses):
+        return 1
+    return 0
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from eventrec.topics import create_topics, missing_topics
+
+    if args.action == "create":
+        for topic, outcome in create_topics(settings).items():
+            print(f"{topic}: {outcome}")
+        return 0
+    missing = missing_topics(settings, settings.topics)
+    if missing:
+        print("missing topics: " + ", ".join(missing))
+        return 1
+    print("all topics exist: " + ", ".join(settings.topics))
+    return 0
+
+
+def _settings(args: argparse.Namespace, settings: Settings) -> int:
+    for variable, default, description in describe_settings():
+        print(f"{variable}={default}\n    {description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eventrec",
+        description="Event recommendations: Kafka consumer, SVD trainer and HTTP serving.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    services = commands.add_parser(
+        "services", help="start, stop or show the local Kafka broker and Redis server"
+    )
+    services.add_argument("action", choices=["up", "down", "status"])
+    services.set_defaults(handler=_services, json_logs=False)
+
+    topics = commands.add_parser("topics", help="create or check the Kafka topics")
+    topics.add_argument("action", choices=["create", "check"])
+    topics.set_defaults(handler=_topics, json_logs=False)
+
+    settings = commands.add_parser("settings", help="list every setting with its default")
+    settings.set_defaults(handler=_settings, json_logs=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except EventrecError as exc:
+        print(f"eventrec: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, json_lines=args.json_logs)
+    handler: Handler = args.handler
+    try:
+        return handler(args, settings)
+    except EventrecError as exc:
+        print(f"eventrec {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

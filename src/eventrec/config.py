@@ -1,0 +1,154 @@
+"""eventrec's settings: one typed object, read from ``EVENTREC_*`` environment variables.
+
+Each entry point builds :class:`Settings` once with :func:`load_settings` and passes it
+down; nothing reads the environment anywhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from eventrec.errors import ConfigError
+
+ENV_PREFIX = "EVENTREC_"
+
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
+_KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+
+TopicName = Annotated[str, Field(pattern=_TOPIC.pattern)]
+
+
+class Settings(BaseSettings):
+    """Every setting of eventrec, with its environment variable, default and meaning."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:19092",
+        description="Kafka bootstrap servers, host:port[,host:port]; "
+        "default is the local broker of `eventrec services up`.",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:16379/0",
+        description="Redis URL (redis:// or rediss://); "
+        "default is the local server of `eventrec services up`.",
+    )
+    key_prefix: str = Field(
+        "eventrec",
+        description="Prefix of every Redis key eventrec writes (deployments can share a server).",
+    )
+    consumer_group: str = Field(
+        "eventrec-consumer", min_length=1, description="Kafka consumer group of the consumers."
+    )
+    topic_interactions: TopicName = Field(
+        "interactions", description="Topic of user interactions (key: user_id)."
+    )
+    topic_events: TopicName = Field(
+        "events", description="Compacted topic of the event catalog (key: event_id)."
+    )
+    topic_users: TopicName = Field(
+        "users", description="Compacted topic of user profiles (key: user_id)."
+    )
+    topic_dlq: TopicName = Field(
+        "interactions.dlq", description="Dead-letter topic: every message that failed validation."
+    )
+    topic_partitions: int = Field(
+        6, ge=1, le=10_000, description="Partitions per topic when `eventrec topics create` runs."
+    )
+    topic_replication_factor: int = Field(
+        1, ge=1, le=32, description="Replication factor of the topics eventrec creates."
+    )
+    dlq_retention_ms: int = Field(
+        30 * 24 * 3600 * 1000,
+        ge=-1,
+        description="Retention of the dead-letter topic in ms (-1 keeps forever); default 30 days.",
+    )
+    admin_token: str | None = Field(
+        None,
+        min_length=16,
+        description="Bearer token of the admin endpoints; unset disables them (403).",
+    )
+    train_interval_seconds: float = Field(
+        3600.0, gt=0, description="Seconds between scheduled refits of the trainer."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of every eventrec process."
+    )
+    state_dir: Path = Field(
+        Path(".local/services"),
+        description="Where `eventrec services` keeps the local broker's and server's data, "
+        "logs and PIDs.",
+    )
+    cache_dir: Path = Field(
+        Path(".cache"), description="Where downloaded artifacts (Kafka's jars) are cached."
+    )
+    local_kafka_port: int = Field(
+        19092, ge=1, le=65535, description="Port of the local Kafka broker of `services up`."
+    )
+    local_kafka_controller_port: int = Field(
+        19093, ge=1, le=65535, description="Port of the local broker's KRaft controller."
+    )
+    local_redis_port: int = Field(
+        16379, ge=1, le=65535, description="Port of the local Redis server of `services up`."
+    )
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap_servers(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers or not all(_HOST_PORT.match(s) for s in servers):
+            raise ValueError("expected host:port[,host:port...]")
+        return ",".join(servers)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not re.match(r"^(redis|rediss|unix)://", value):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _key_prefix(cls, value: str) -> str:
+        if not _KEY_PREFIX.match(value):
+            raise ValueError("1-64 characters of letters, digits, _ . : -")
+        return value
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return self.kafka_bootstrap_servers.split(",")
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.topic_interactions, self.topic_events, self.topic_users, self.topic_dlq]
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, failing with the variable's name."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{env_name(field)}: {error['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, description) of every setting, for docs and `eventrec settings`."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = "" if field.default is None else str(field.default)
+        rows.append((env_name(name), default, field.description or ""))
+    return rows

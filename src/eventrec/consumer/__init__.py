@@ -1,0 +1,1 @@
+"""eventrec.consumer."""

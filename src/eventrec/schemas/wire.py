@@ -1,0 +1,171 @@
+"""Wire formats of the Kafka topics: interactions, the event catalog and user profiles.
+
+Every model is strict: unknown fields, naive timestamps and out-of-range values are
+rejected, and each error names the field it is about.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+SCHEMA_VERSION = 1
+
+EntityId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Number = StrictInt | StrictFloat
+
+
+class InteractionType(StrEnum):
+    VIEW = "view"
+    SAVE = "save"
+    BOOKING = "booking"
+    BOOKING_CANCELLED = "booking_cancelled"
+    RATING = "rating"
+    DISMISS = "dismiss"
+    SEARCH = "search"
+
+
+BOOKING_TYPES = frozenset({InteractionType.BOOKING, InteractionType.BOOKING_CANCELLED})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class Interaction(_Strict):
+    """One thing a user did: topic ``interactions``, key ``user_id``."""
+
+    schema_version: Literal[1]
+    interaction_id: EntityId = Field(description="Producer-chosen id, used for de-duplication.")
+    user_id: EntityId
+    type: InteractionType
+    event_id: EntityId | None = Field(None, validate_default=True)
+    rating: StrictInt | None = Field(None, ge=1, le=5, validate_default=True)
+    query: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
+        None, validate_default=True
+    )
+    booking_id: EntityId | None = Field(None, validate_default=True)
+    quantity: StrictInt | None = Field(None, ge=1, le=1000, validate_default=True)
+    recommendation_id: EntityId | None = Field(
+        None, description="request_id of the served recommendations this came from."
+    )
+    occurred_at: AwareDatetime
+
+    @field_validator("event_id")
+    @classmethod
+    def _event_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("type")
+        if value is None and kind is not None and kind != InteractionType.SEARCH:
+            raise ValueError(f"required for type '{kind}'")
+        return value
+
+    @field_validator("rating")
+    @classmethod
+    def _rating(cls, value: int | None, info: ValidationInfo) -> int | None:
+        kind = info.data.get("type")
+        if kind == InteractionType.RATING and value is None:
+            raise ValueError("required for type 'rating'")
+        if kind is not None and kind != InteractionType.RATING and value is not None:
+            raise ValueError(f"only allowed for type 'rating', not '{kind}'")
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("type")
+        if kind == InteractionType.SEARCH and value is None:
+            raise ValueError("required for type 'search'")
+        if kind is not None and kind != InteractionType.SEARCH and value is not None:
+            raise ValueError(f"only allowed for type 'search', not '{kind}'")
+        return value
+
+    @field_validator("booking_id", "quantity")
+    @classmethod
+    def _booking_fields(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = info.data.get("type")
+        if value is not None and kind is not None and kind not in BOOKING_TYPES:
+            raise ValueError(f"only allowed for booking types, not '{kind}'")
+        return value
+
+
+class EventStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+    SOLD_OUT = "sold_out"
+
+
+class Price(_Strict):
+    amount: Number = Field(ge=0)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "LKR"
+
+
+class Event(_Strict):
+    """One event of the catalog: compacted topic ``events``, key ``event_id``."""
+
+    schema_version: Literal[1]
+    event_id: EntityId
+    title: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    description: Annotated[str, StringConstraints(max_length=10_000)] = ""
+    category: Label
+    tags: list[Label] = Field(default_factory=list, max_length=50)
+    venue: Annotated[str, StringConstraints(max_length=300)] = ""
+    city: Label
+    price: Price
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
+    status: EventStatus = EventStatus.SCHEDULED
+    avg_rating: Number | None = Field(None, ge=0, le=5)
+    total_bookings: StrictInt = Field(0, ge=0)
+    published_at: AwareDatetime | None = Field(
+        None, description="When the event went on sale; defaults to when eventrec saw it."
+    )
+
+    @field_validator("ends_at")
+    @classmethod
+    def _ends_after_start(cls, value: Any, info: ValidationInfo) -> Any:
+        starts = info.data.get("starts_at")
+        if value is not None and starts is not None and value < starts:
+            raise ValueError("must not be before starts_at")
+        return value
+
+
+AgeBand = Literal["13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
+
+
+class Budget(_Strict):
+    min: Number = Field(0, ge=0)
+    max: Number = Field(ge=0)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "LKR"
+
+    @field_validator("max")
+    @classmethod
+    def _max_not_below_min(cls, value: Any, info: ValidationInfo) -> Any:
+        low = info.data.get("min")
+        if low is not None and value < low:
+            raise ValueError("must not be below min")
+        return value
+
+
+class UserProfile(_Strict):
+    """A user's profile: compacted topic ``users``, key ``user_id``."""
+
+    schema_version: Literal[1]
+    user_id: EntityId
+    age_band: AgeBand | None = None
+    city: Label | None = None
+    budget: Budget | None = None
+    preferred_categories: list[Label] = Field(default_factory=list, max_length=50)
+    interests: list[Label] = Field(default_factory=list, max_length=100)
