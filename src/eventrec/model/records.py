@@ -79,3 +79,63 @@ def unpack_row(row: bytes) -> np.ndarray:
     if len(row) % RECORD_SIZE:
         raise ValueError(f"row length {len(row)} is not a multiple of {RECORD_SIZE}")
     return np.frombuffer(row, dtype=RECORD_DTYPE)
+
+
+class InteractionLog:
+    """Every stored interaction record with the user it belongs to: the trainer's input.
+
+    ``records[i]`` belongs to user ``user[i]``. For each user, the records appear in the
+    order they were applied (Kafka offset order), which breaks ties between equal times.
+    ``n_users`` and ``n_events`` are the sizes of the id maps (indices are below them).
+    """
+
+    __slots__ = ("n_events", "n_users", "records", "user")
+
+    def __init__(self, user: np.ndarray, records: np.ndarray, n_users: int, n_events: int) -> None:
+        if user.shape != records.shape:
+            raise ValueError(f"user {user.shape} and records {records.shape} differ in shape")
+        if records.dtype != RECORD_DTYPE:
+            raise ValueError(f"records must have dtype RECORD_DTYPE, not {records.dtype}")
+        if len(user) and (int(user.max()) >= n_users or int(user.min()) < 0):
+            raise ValueError("a user index is outside 0..n_users-1")
+        if len(records) and int(records["event"].max()) >= n_events:
+            raise ValueError("an event index is outside 0..n_events-1")
+        self.user = user.astype(np.int32, copy=False)
+        self.records = records
+        self.n_users = n_users
+        self.n_events = n_events
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @classmethod
+    def from_columns(
+        cls,
+        user: np.ndarray,
+        event: np.ndarray,
+        kind: np.ndarray,
+        value: np.ndarray,
+        time: np.ndarray,
+        aux: np.ndarray | None = None,
+        *,
+        n_users: int | None = None,
+        n_events: int | None = None,
+    ) -> InteractionLog:
+        """Build a log from aligned columns (``kind`` holds ``TYPE_*`` codes)."""
+        records = np.empty(len(event), dtype=RECORD_DTYPE)
+        records["event"] = event
+        records["time"] = time
+        records["type"] = kind
+        records["value"] = np.minimum(value, MAX_VALUE)
+        records["aux"] = 0 if aux is None else aux
+        user = np.asarray(user, dtype=np.int32)
+        return cls(
+            user,
+            records,
+            int(user.max()) + 1 if n_users is None and len(user) else (n_users or 0),
+            int(records["event"].max()) + 1 if n_events is None and len(event) else (n_events or 0),
+        )
+
+    def subset(self, mask: np.ndarray) -> InteractionLog:
+        """The records where ``mask`` is true, keeping order and index spaces."""
+        return InteractionLog(self.user[mask], self.records[mask], self.n_users, self.n_events)
