@@ -32,6 +32,9 @@ SCALA_VERSION = "2.13"
 KAFKA_HEAP = "-Xmx768m"
 START_TIMEOUT_SECONDS = 90.0
 
+# Servers outlive the call that started them; keeping their handles lets `down` reap them.
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
 
 @dataclass(frozen=True)
 class ServiceStatus:
@@ -201,6 +204,7 @@ class LocalServices:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        _STARTED[process.pid] = process
         self._record_pid(self.redis_dir, process.pid)
         redis_log = self.redis_dir / "redis.log"
         self._wait(lambda: _port_open(self.redis_port), process, "redis", redis_log)
@@ -327,6 +331,7 @@ class LocalServices:
             start_new_session=True,
         )
         output.close()
+        _STARTED[process.pid] = process
         self._record_pid(self.kafka_dir, process.pid)
         self._wait(self._kafka_ready, process, "kafka", self.kafka_dir / "server.log")
         log.info(
@@ -381,6 +386,14 @@ class LocalServices:
             return
         pid = record[0]
         os.kill(pid, signal.SIGTERM)
+        child = _STARTED.pop(pid, None)
+        if child is not None:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log.warning("%s (pid %d) ignored SIGTERM for 30s; killing it", name, pid)
+                child.kill()
+                child.wait()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _pid_alive(record):
             time.sleep(0.1)
