@@ -111,7 +111,7 @@ class InteractionWeights:
         rating_weights = tuple(float(w) for w in values.pop("rating_weights"))
         if len(rating_weights) != 5:
             raise ValueError(f"rating_weights needs 5 values, got {len(rating_weights)}")
-        return cls(rating_weights=rating_weights, **values)  # type: ignore[arg-type]
+        return cls(rating_weights=rating_weights, **values)
 
 
 @dataclass(frozen=True)
@@ -152,13 +152,14 @@ class Aggregate:
 
 
 def _pair_keys(log: InteractionLog) -> np.ndarray:
-    return log.user.astype(np.int64) * max(log.n_events, 1) + log.records["event"]
+    keys: np.ndarray = log.user.astype(np.int64) * max(log.n_events, 1) + log.records["event"]
+    return keys
 
 
 def _uncancelled_bookings(pair_key: np.ndarray, records: np.ndarray) -> np.ndarray:
     """Mask of booking records that no later cancellation cancels (see module rules)."""
     kind = records["type"]
-    uncancelled = kind == TYPE_BOOKING
+    uncancelled: np.ndarray = kind == TYPE_BOOKING
     cancel_positions = np.flatnonzero(kind == TYPE_BOOKING_CANCELLED)
     if not len(cancel_positions):
         return uncancelled
