@@ -9,7 +9,7 @@ user       ``user_id``, ``userId``, ``user``
 event      ``event_id``, ``item_id``, ``itemId``, ``movieId``, ``event``, ``item``
 rating     ``rating``: any number; empty for the types that carry none
 timestamp  ``timestamp``: epoch seconds or ISO 8601 (no zone means UTC)
-type       ``type`` (optional, default ``rating``): view, save, booking,
+type       ``type`` (optional; missing or empty means ``rating``): view, save, booking,
            booking_cancelled, rating, dismiss; ``search`` rows are skipped
 =========  ================================================================================
 
@@ -180,7 +180,7 @@ def read_interactions_csv(
             try:
                 if len(row) != width:
                     raise ValueError(f"{len(row)} fields, the header has {width}")
-                kind_name = row[type_at].strip() if type_at is not None else "rating"
+                kind_name = (row[type_at].strip() if type_at is not None else "") or "rating"
                 if kind_name in SKIPPED_TYPES:
                     skipped_rows += 1
                     continue

@@ -47,6 +47,7 @@ logger = logging.getLogger("eventrec.evaluation")
 # Scores of one batch stay near 64 MB of float64 (top_k copies them once more).
 BATCH_CELLS = 8_000_000
 MAX_BATCH_USERS = 1000
+PROGRESS_SECONDS = 2.0
 
 
 def record_ratings(log: InteractionLog) -> np.ndarray:
@@ -137,6 +138,7 @@ def recommend(ranker: Ranker, task: RankingTask, k: int, name: str = "ranker") -
     batch_size = max(1, min(MAX_BATCH_USERS, BATCH_CELLS // max(n_events, 1)))
     recommended = np.full((len(task.users), k), -1, dtype=np.int64)
     outside = ~task.catalogue
+    reported = time.perf_counter()
     for start in range(0, len(task.users), batch_size):
         batch = task.users[start : start + batch_size]
         scores = np.array(ranker.score(batch), dtype=np.float64)
@@ -144,7 +146,10 @@ def recommend(ranker: Ranker, task: RankingTask, k: int, name: str = "ranker") -
             raise ValueError(f"{name} scored shape {scores.shape}, not {(len(batch), n_events)}")
         scores[:, outside] = -np.inf
         recommended[start : start + len(batch)] = top_k(scores, k, exclude=task.train_pairs[batch])
-        logger.info("%s: scored %d of %d users", name, start + len(batch), len(task.users))
+        done = start + len(batch)
+        if done == len(task.users) or time.perf_counter() - reported >= PROGRESS_SECONDS:
+            logger.info("%s: scored %d of %d users", name, done, len(task.users))
+            reported = time.perf_counter()
     return recommended
 
 
