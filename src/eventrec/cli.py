@@ -45,6 +45,12 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _consumer(args: argparse.Namespace, settings: Settings) -> int:
+    from eventrec.consumer.loop import run_consumer
+
+    return run_consumer(settings)
+
+
 def _settings(args: argparse.Namespace, settings: Settings) -> int:
     for variable, default, description in describe_settings():
         print(f"{variable}={default}\n    {description}")
@@ -67,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     topics = commands.add_parser("topics", help="create or check the Kafka topics")
     topics.add_argument("action", choices=["create", "check"])
     topics.set_defaults(handler=_topics, json_logs=False)
+
+    consumer = commands.add_parser(
+        "consumer", help="consume interactions, catalog and profiles from Kafka into Redis"
+    )
+    consumer.set_defaults(handler=_consumer, json_logs=True)
 
     settings = commands.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(handler=_settings, json_logs=False)

@@ -77,6 +77,27 @@ class Settings(BaseSettings):
     train_interval_seconds: float = Field(
         3600.0, gt=0, description="Seconds between scheduled refits of the trainer."
     )
+    dedup_window_seconds: float = Field(
+        86_400.0,
+        gt=0,
+        description="A re-sent interaction_id is counted once within this many seconds.",
+    )
+    consumer_max_batch: int = Field(
+        5000, ge=1, le=100_000, description="Most messages the consumer applies in one poll."
+    )
+    consumer_offset_reset: Literal["earliest", "latest", "fail"] = Field(
+        "earliest",
+        description="What the consumer does when its stored offset is out of range "
+        "(topic recreated or truncated): resume from earliest, latest, or stop.",
+    )
+    search_history: int = Field(
+        20, ge=0, le=1000, description="Recent search queries kept per user."
+    )
+    row_compact_bytes: int = Field(
+        4096,
+        ge=256,
+        description="A user's row is compacted each time it grows past this size doubled.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every eventrec process."
     )

@@ -1,0 +1,158 @@
+"""The message handlers: plain functions from one partition's messages to a store batch.
+
+They validate, resolve ids and pack records; they do not talk to Kafka, so they are
+unit-tested without a broker. Invalid messages come back as dead letters, never raised.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from eventrec.errors import InvalidMessageError
+from eventrec.model.records import MAX_VALUE, TYPE_CODES, booking_hash
+from eventrec.schemas import DeadLetter, Event, Interaction, InteractionType, decode_interaction
+from eventrec.schemas.decode import decode_event, decode_profile
+from eventrec.store.store import InteractionBatch, interaction_hash
+
+_RECORD = struct.Struct("<IIBBH")
+_MAX_TIME = 2**32 - 1
+
+
+class Message(Protocol):
+    """What the handlers need of a Kafka message (kafka-python's ConsumerRecord fits)."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+UserResolver = Callable[[Sequence[str], int], list[tuple[int, int]]]
+EventResolver = Callable[[Sequence[str]], list[int]]
+
+
+@dataclass
+class PreparedInteractions:
+    batch: InteractionBatch
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass
+class PreparedEntities:
+    changes: list[tuple[str, bytes | None]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+def _dead(topic: str, partition: int, message: Message, reason: str) -> DeadLetter:
+    return DeadLetter.of(
+        reason=reason,
+        topic=topic,
+        partition=partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+    )
+
+
+def record_value(interaction: Interaction) -> int:
+    """The record's ``value`` byte: rating, booking quantity, or 1."""
+    if interaction.type == InteractionType.RATING:
+        return int(interaction.rating or 0)
+    if interaction.type == InteractionType.BOOKING:
+        return min(interaction.quantity or 1, MAX_VALUE)
+    return 1
+
+
+def pack_interaction(interaction: Interaction, event_index: int) -> bytes:
+    """One interaction as a 12-byte matrix record (see ``model.records``)."""
+    seconds = min(max(int(interaction.occurred_at.timestamp()), 0), _MAX_TIME)
+    return _RECORD.pack(
+        event_index,
+        seconds,
+        TYPE_CODES[interaction.type.value],
+        record_value(interaction),
+        booking_hash(interaction.booking_id),
+    )
+
+
+def prepare_interactions(
+    topic: str,
+    partition: int,
+    expected_offset: int,
+    messages: Sequence[Message],
+    resolve_users: UserResolver,
+    resolve_events: EventResolver,
+) -> PreparedInteractions:
+    """Validate one partition's messages and build its atomic store batch."""
+    dead: list[DeadLetter] = []
+    valid: list[tuple[Message, Interaction]] = []
+    for message in messages:
+        try:
+            valid.append((message, decode_interaction(message.key, message.value)))
+        except InvalidMessageError as exc:
+            dead.append(_dead(topic, partition, message, exc.reason))
+
+    users = resolve_users([i.user_id for _, i in valid], partition)
+    event_ids = [i.event_id for _, i in valid if i.event_id is not None and i.type != "search"]
+    events = iter(resolve_events(event_ids))
+    batch = InteractionBatch(
+        topic=topic,
+        partition=partition,
+        expected_offset=expected_offset,
+        next_offset=messages[-1].offset + 1,
+    )
+    for (message, interaction), (user, row_partition) in zip(valid, users, strict=True):
+        event = (
+            next(events)
+            if interaction.event_id is not None and interaction.type != "search"
+            else None
+        )
+        if row_partition != partition:
+            dead.append(
+                _dead(
+                    topic,
+                    partition,
+                    message,
+                    f"key: user_id {interaction.user_id!r} has its row on partition "
+                    f"{row_partition}, not {partition}; producers must key interactions "
+                    f"by user_id with the default partitioner",
+                )
+            )
+            continue
+        id_hash = interaction_hash(interaction.interaction_id)
+        if interaction.type == InteractionType.SEARCH:
+            batch.add_search(user, interaction.query or "", id_hash)
+        else:
+            assert event is not None
+            batch.add_record(user, pack_interaction(interaction, event), id_hash)
+    batch.dead_lettered = len(dead)
+    return PreparedInteractions(batch=batch, dead_letters=dead)
+
+
+def prepare_entities(
+    kind: str, topic: str, partition: int, messages: Sequence[Message]
+) -> PreparedEntities:
+    """Validate catalog (``kind="events"``) or profile (``"users"``) messages.
+
+    A valid message becomes an upsert of its canonical JSON; a tombstone a deletion.
+    """
+    decode = decode_event if kind == "events" else decode_profile
+    prepared = PreparedEntities()
+    for message in messages:
+        try:
+            entity = decode(message.key, message.value)
+        except InvalidMessageError as exc:
+            prepared.dead_letters.append(_dead(topic, partition, message, exc.reason))
+            continue
+        if entity is None:
+            assert message.key is not None
+            prepared.changes.append((message.key.decode("utf-8", errors="replace"), None))
+        else:
+            entity_id = entity.event_id if isinstance(entity, Event) else entity.user_id
+            prepared.changes.append((entity_id, entity.model_dump_json().encode("utf-8")))
+    return prepared

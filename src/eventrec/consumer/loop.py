@@ -1,0 +1,444 @@
+"""`eventrec consumer`: Kafka → Redis, exactly once in effect.
+
+Per partition, a batch's records, de-duplication keys and next offset are written in one
+atomic Redis step that first checks the stored offset (a fence). Positions come from
+Redis, not from Kafka's committed offsets, which are kept only for lag monitoring.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import redis
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, OffsetOutOfRangeError
+from kafka.structs import OffsetAndMetadata
+
+from eventrec.config import Settings
+from eventrec.consumer.handler import (
+    Message,
+    prepare_entities,
+    prepare_interactions,
+)
+from eventrec.errors import ConfigError, FencedBatchError
+from eventrec.model.aggregate import compact_row
+from eventrec.schemas import DeadLetter
+from eventrec.store.store import Store, connect
+from eventrec.topics import missing_topics
+
+log = logging.getLogger("eventrec.consumer")
+
+BACKOFF_START = 0.5
+BACKOFF_CAP = 15.0
+
+
+@dataclass
+class Counters:
+    processed: int = 0
+    dead_lettered: int = 0
+    deduplicated: int = 0
+    batches: int = 0
+    fenced: int = 0
+    compacted: int = 0
+    lag: dict[str, int] = field(default_factory=dict)
+
+
+class _StoppedError(Exception):
+    """Raised out of a retry loop when the process was asked to stop."""
+
+
+class _Outage:
+    """One log line when a dependency goes away, one when it is back."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.since: float | None = None
+        self.delay = BACKOFF_START
+
+    def failed(self, exc: BaseException) -> float:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning(
+                "%s unavailable, retrying with backoff: %s",
+                self.name,
+                exc,
+                extra={"outage": self.name},
+            )
+        delay, self.delay = self.delay, min(self.delay * 2, BACKOFF_CAP)
+        return delay
+
+    def ok(self) -> None:
+        if self.since is not None:
+            log.info(
+                "%s is back after %.1fs",
+                self.name,
+                time.monotonic() - self.since,
+                extra={"recovered": self.name},
+            )
+        self.since = None
+        self.delay = BACKOFF_START
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: InteractionConsumer) -> None:
+        self.owner = consumer
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            self.owner.positions.pop(tp, None)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.owner.seek_to_stored(list(assigned))
+
+
+class InteractionConsumer:
+    """The consumer process: one kafka-python consumer in the group over three topics."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.counters = Counters()
+        self.positions: dict[TopicPartition, int | None] = {}
+        self.stopping = threading.Event()
+        self._kafka_outage = _Outage("kafka")
+        self._redis_outage = _Outage("redis")
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        self._last_lag_check = 0.0
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def _connect_kafka(self) -> None:
+        settings = self.settings
+        while not self.stopping.is_set():
+            try:
+                missing = missing_topics(
+                    settings,
+                    [settings.topic_interactions, settings.topic_events, settings.topic_users,
+                     settings.topic_dlq],
+                )  # fmt: skip
+                if missing:
+                    raise ConfigError(
+                        "missing Kafka topics: "
+                        + ", ".join(missing)
+                        + " (create them with `eventrec topics create`)"
+                    )
+                self._producer = KafkaProducer(
+                    bootstrap_servers=settings.bootstrap_servers,
+                    client_id="eventrec-consumer-dlq",
+                    acks="all",
+                    retries=2**31 - 1,
+                    max_in_flight_requests_per_connection=1,
+                    linger_ms=5,
+                )
+                self._consumer = KafkaConsumer(
+                    bootstrap_servers=settings.bootstrap_servers,
+                    group_id=settings.consumer_group,
+                    client_id="eventrec-consumer",
+                    enable_auto_commit=False,
+                    auto_offset_reset="none",
+                    max_poll_records=settings.consumer_max_batch,
+                    max_partition_fetch_bytes=8 * 1024 * 1024,
+                    fetch_max_bytes=64 * 1024 * 1024,
+                    session_timeout_ms=10_000,
+                    heartbeat_interval_ms=3_000,
+                    max_poll_interval_ms=300_000,
+                )
+                self._consumer.subscribe(
+                    [settings.topic_interactions, settings.topic_events, settings.topic_users],
+                    listener=_Rebalance(self),
+                )
+                self._kafka_outage.ok()
+                return
+            except KafkaError as exc:
+                self.stopping.wait(self._kafka_outage.failed(exc))
+
+    def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
+        """Seek each assigned partition to the offset stored in Redis (earliest if none)."""
+        assert self._consumer is not None
+        by_topic: dict[str, list[TopicPartition]] = {}
+        for tp in assigned:
+            by_topic.setdefault(tp.topic, []).append(tp)
+        for topic, partitions in by_topic.items():
+            stored = self._with_redis(
+                lambda t=topic, ps=partitions: self.store.stored_offsets(
+                    t, [tp.partition for tp in ps]
+                )
+            )
+            for tp in partitions:
+                offset = stored[tp.partition]
+                if offset is None:
+                    self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, offset)
+                self.positions[tp] = offset
+        log.info(
+            "assigned %d partitions",
+            len(assigned),
+            extra={"partitions": sorted(map(str, assigned))},
+        )
+
+    # -- redis with backoff --------------------------------------------------------------
+
+    def _with_redis(self, call: Any) -> Any:
+        while True:
+            try:
+                result = call()
+                self._redis_outage.ok()
+                return result
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if self.stopping.is_set():
+                    raise _StoppedError from exc
+                self.stopping.wait(self._redis_outage.failed(exc))
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self._with_redis(self.store.check_eviction_policy)
+        self._connect_kafka()
+        assert self._consumer is not None
+        log.info(
+            "consumer started",
+            extra={"group": self.settings.consumer_group, "topics": self.settings.topics[:3]},
+        )
+        try:
+            while not self.stopping.is_set():
+                try:
+                    polled = self._consumer.poll(
+                        timeout_ms=500, max_records=self.settings.consumer_max_batch
+                    )
+                    self._kafka_outage.ok()
+                except OffsetOutOfRangeError as exc:
+                    self._reset_out_of_range(exc)
+                    continue
+                except KafkaError as exc:
+                    self.stopping.wait(self._kafka_outage.failed(exc))
+                    continue
+                for tp, messages in polled.items():
+                    if self.stopping.is_set():
+                        break  # abandon the rest: nothing of them was written
+                    if tp in self.positions and messages:
+                        self._apply(tp, messages)
+                self._commit_for_monitoring()
+        except _StoppedError:
+            log.info("stopped during an outage; the unfinished batch was not applied")
+        finally:
+            self.close()
+
+    def _apply(self, tp: TopicPartition, messages: Sequence[Message]) -> None:
+        settings = self.settings
+        expected = self.positions.get(tp)
+        if expected is None:
+            expected = messages[0].offset
+        next_offset = messages[-1].offset + 1
+        try:
+            if tp.topic == settings.topic_interactions:
+                prepared = self._with_redis(
+                    lambda: prepare_interactions(
+                        tp.topic,
+                        tp.partition,
+                        expected,
+                        messages,
+                        self.store.user_indices,
+                        self.store.event_indices,
+                    )
+                )
+                self._send_dead_letters(prepared.dead_letters)
+                result = self._with_redis(
+                    lambda: self.store.apply_interactions(
+                        prepared.batch, time.time(), compact=_compact
+                    )
+                )
+                dead = len(prepared.dead_letters)
+            else:
+                kind = "events" if tp.topic == settings.topic_events else "users"
+                entities = prepare_entities(kind, tp.topic, tp.partition, messages)
+                self._send_dead_letters(entities.dead_letters)
+                result = self._with_redis(
+                    lambda: self.store.apply_entities(
+                        kind,
+                        tp.topic,
+                        tp.partition,
+                        expected,
+                        next_offset,
+                        entities.changes,
+                        len(entities.dead_letters),
+                    )
+                )
+                dead = len(entities.dead_letters)
+        except FencedBatchError as exc:
+            self._refence(tp, next_offset, exc)
+            return
+        self.positions[tp] = next_offset
+        counters = self.counters
+        counters.processed += result.applied
+        counters.deduplicated += result.duplicates
+        counters.dead_lettered += dead
+        counters.batches += 1
+        counters.compacted += result.compacted
+        log.debug(
+            "batch committed",
+            extra={
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "offsets": [expected, next_offset],
+                "applied": result.applied,
+                "duplicates": result.duplicates,
+                "dead_lettered": dead,
+            },
+        )
+
+    def _refence(self, tp: TopicPartition, next_offset: int, exc: FencedBatchError) -> None:
+        """After a fenced step, resume from whatever Redis holds now."""
+        assert self._consumer is not None
+        stored = self._with_redis(lambda: self.store.stored_offset(tp.topic, tp.partition))
+        if stored == next_offset:
+            # Our own step went through but its reply was lost (Redis outage mid-call).
+            self.positions[tp] = next_offset
+            return
+        self.counters.fenced += 1
+        log.warning("batch fenced, re-seeking: %s", exc, extra={"partition": str(tp)})
+        if stored is None:
+            self._consumer.seek_to_beginning(tp)
+        else:
+            self._consumer.seek(tp, stored)
+        self.positions[tp] = stored
+
+    def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        assert self._producer is not None
+        while True:
+            try:
+                for letter in letters:
+                    self._producer.send(
+                        self.settings.topic_dlq,
+                        key=letter.key,
+                        value=letter.value,
+                        headers=letter.headers(),
+                    )
+                self._producer.flush(timeout=30)
+                self._kafka_outage.ok()
+                return
+            except KafkaError as exc:
+                # Re-sending after a failed flush can duplicate a dead letter; never lose one.
+                if self.stopping.is_set():
+                    raise _StoppedError from exc
+                self.stopping.wait(self._kafka_outage.failed(exc))
+
+    def _reset_out_of_range(self, exc: OffsetOutOfRangeError) -> None:
+        assert self._consumer is not None
+        policy = self.settings.consumer_offset_reset
+        partitions = list(exc.args[0]) if exc.args and isinstance(exc.args[0], dict) else []
+        log.error(
+            "stored offsets are out of range (topic recreated or truncated?): %s; policy %s",
+            {str(tp): offset for tp, offset in (exc.args[0] if partitions else {}).items()},
+            policy,
+        )
+        if policy == "fail":
+            raise ConfigError(
+                "stored offset out of range and EVENTREC_CONSUMER_OFFSET_RESET=fail"
+            ) from exc
+        targets = (
+            self._consumer.beginning_offsets(partitions)
+            if policy == "earliest"
+            else self._consumer.end_offsets(partitions)
+        )
+        for tp in partitions:
+            old = self.positions.get(tp)
+            new = int(targets[tp])
+            self._with_redis(
+                lambda t=tp, o=old, n=new: self.store.reset_offset(t.topic, t.partition, o, n)
+            )
+            self._consumer.seek(tp, new)
+            self.positions[tp] = new
+            log.error("offset of %s reset from %s to %d", tp, old, new)
+
+    def _commit_for_monitoring(self) -> None:
+        assert self._consumer is not None
+        offsets = {
+            tp: OffsetAndMetadata(offset, "", -1)
+            for tp, offset in self.positions.items()
+            if offset is not None
+        }
+        if not offsets:
+            return
+        try:
+            self._consumer.commit_async(offsets=offsets)
+        except KafkaError as exc:  # lag monitoring only: never worth stopping for
+            log.debug("commit for lag monitoring failed: %s", exc)
+        now = time.monotonic()
+        if now - self._last_lag_check > 30:
+            self._last_lag_check = now
+            self._log_progress()
+
+    def _log_progress(self) -> None:
+        assert self._consumer is not None
+        try:
+            ends = self._consumer.end_offsets(list(self.positions))
+        except KafkaError:
+            return
+        lag = sum(
+            max(0, int(ends[tp]) - (position or 0))
+            for tp, position in self.positions.items()
+            if tp in ends
+        )
+        c = self.counters
+        log.info(
+            "progress",
+            extra={
+                "processed": c.processed,
+                "dead_lettered": c.dead_lettered,
+                "deduplicated": c.deduplicated,
+                "batches": c.batches,
+                "fenced": c.fenced,
+                "lag": lag,
+            },
+        )
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)  # leaves the group at once
+            except KafkaError as exc:
+                log.warning("leaving the group failed: %s", exc)
+            self._consumer = None
+        if self._producer is not None:
+            self._producer.close(timeout=10)
+            self._producer = None
+        log.info("consumer stopped", extra={"processed": self.counters.processed})
+
+
+def _compact(records: np.ndarray) -> np.ndarray:
+    compacted: np.ndarray = compact_row(records)
+    return compacted
+
+
+def run_consumer(settings: Settings) -> int:
+    """Entry point of `eventrec consumer`: runs until SIGTERM or SIGINT, then exits 0."""
+    store = Store(
+        connect(settings.redis_url),
+        settings.key_prefix,
+        dedup_window_seconds=settings.dedup_window_seconds,
+        search_cap=settings.search_history,
+        compact_threshold_bytes=settings.row_compact_bytes,
+    )
+    consumer = InteractionConsumer(settings, store)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: finishing the current batch and leaving the group", signum)
+        consumer.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    consumer.run()
+    return 0

@@ -1,0 +1,97 @@
+"""Every Redis key name eventrec uses. No other module spells a key.
+
+Keys that one atomic consumer step touches carry the hash tag of the step's Kafka
+partition (``{interactions.3}``), so a step stays in one slot on Redis Cluster. The id
+maps carry tags of their own (``{users}``, ``{events}``): their scripts touch only them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    # -- id maps (each map: a hash id -> value, and a list index -> id) ------------------
+
+    @property
+    def user_index(self) -> str:
+        """Hash user_id -> "index:partition" (the partition that holds the user's row)."""
+        return f"{self.prefix}:{{users}}:index"
+
+    @property
+    def user_ids(self) -> str:
+        """List: position = user index, value = user_id."""
+        return f"{self.prefix}:{{users}}:ids"
+
+    @property
+    def user_partitions(self) -> str:
+        """Set of the interactions partitions that hold user rows."""
+        return f"{self.prefix}:{{users}}:partitions"
+
+    @property
+    def event_index(self) -> str:
+        """Hash event_id -> index."""
+        return f"{self.prefix}:{{events}}:index"
+
+    @property
+    def event_ids(self) -> str:
+        """List: position = event index, value = event_id."""
+        return f"{self.prefix}:{{events}}:ids"
+
+    # -- per partition -------------------------------------------------------------------
+
+    def _tagged(self, topic: str, partition: int, name: str) -> str:
+        return f"{self.prefix}:{{{topic}.{partition}}}:{name}"
+
+    def offset(self, topic: str, partition: int) -> str:
+        """The partition's next offset to apply: the consumer's fence and resume point."""
+        return self._tagged(topic, partition, "offset")
+
+    def stats(self, topic: str, partition: int) -> str:
+        """Hash of counters: processed, deduplicated, dead_lettered, batches."""
+        return self._tagged(topic, partition, "stats")
+
+    def row(self, topic: str, partition: int, user: int) -> str:
+        """A user's interaction records, appended (see ``model.records``)."""
+        return self._tagged(topic, partition, f"row:{user}")
+
+    def row_users(self, topic: str, partition: int) -> str:
+        """List of the user indices that have a row in this partition."""
+        return self._tagged(topic, partition, "users")
+
+    def searches(self, topic: str, partition: int, user: int) -> str:
+        """A user's recent search queries, newest first, capped."""
+        return self._tagged(topic, partition, f"searches:{user}")
+
+    def dedup(self, topic: str, partition: int, bucket: int) -> str:
+        """Set of interaction-id hashes seen in one de-duplication time bucket."""
+        return self._tagged(topic, partition, f"dedup:{bucket}")
+
+    def catalog(self, topic: str, partition: int) -> str:
+        """Hash event_id -> event JSON, for the events of one partition of the catalog topic."""
+        return self._tagged(topic, partition, "catalog")
+
+    def profiles(self, topic: str, partition: int) -> str:
+        """Hash user_id -> profile JSON, for one partition of the users topic."""
+        return self._tagged(topic, partition, "profiles")
+
+    def version(self, topic: str, partition: int) -> str:
+        """Counter bumped on every change applied from this partition (catalog, profiles)."""
+        return self._tagged(topic, partition, "version")
+
+    def entity_partitions(self, topic: str) -> str:
+        """Set of the partitions of a catalog/profile topic that hold entities."""
+        return f"{self.prefix}:{{{topic}}}:partitions"
+
+    # -- announcements -------------------------------------------------------------------
+
+    def channel(self, topic: str) -> str:
+        """Pub/sub channel announcing changes applied from ``topic``."""
+        return f"{self.prefix}:changes:{topic}"
+
+    def pattern(self) -> str:
+        """Glob of every key of this deployment."""
+        return f"{self.prefix}:*"

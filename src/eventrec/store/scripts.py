@@ -1,0 +1,164 @@
+"""Lua scripts: each is one atomic Redis step over keys of one hash slot."""
+
+from __future__ import annotations
+
+# Get-or-create ids. KEYS: index hash, ids list, [partitions set].
+# ARGV: partition ("" for maps without one), id...
+# Returns one value per id: "index" or "index:partition" (the partition recorded first).
+ASSIGN_IDS = """
+local partition = ARGV[1]
+local out = {}
+for i = 2, #ARGV do
+  local value = redis.call('HGET', KEYS[1], ARGV[i])
+  if not value then
+    local index = redis.call('RPUSH', KEYS[2], ARGV[i]) - 1
+    if partition == '' then
+      value = tostring(index)
+    else
+      value = index .. ':' .. partition
+    end
+    redis.call('HSET', KEYS[1], ARGV[i], value)
+  end
+  out[#out + 1] = value
+end
+if KEYS[3] and partition ~= '' then
+  redis.call('SADD', KEYS[3], partition)
+end
+return out
+"""
+
+# One batch of one interactions partition, exactly once.
+# KEYS: offset, stats, row-users list, dedup bucket (current), dedup bucket (previous),
+#       then n_rows row keys, then n_search search keys.
+# ARGV: expected offset, next offset, dedup ttl, n_rows, n_search keys, search cap,
+#       compaction threshold (bytes), dead-lettered count,
+#       record payloads (12 bytes each), record slots (2 bytes each, big endian,
+#       1-based row slot), record id hashes (8 bytes each, all "\0" = no de-dup),
+#       row user indices (n_rows values), then per search: slot, id hash, query.
+# Returns {status, applied, duplicates, compaction slots...}; status 0 = fenced.
+APPLY_INTERACTIONS = """
+local stored = redis.call('GET', KEYS[1])
+if stored and stored ~= ARGV[1] then
+  return {0, stored}
+end
+local ttl = tonumber(ARGV[3])
+local n_rows = tonumber(ARGV[4])
+local search_cap = tonumber(ARGV[6])
+local threshold = tonumber(ARGV[7])
+local dead = tonumber(ARGV[8])
+local payloads, slots, hashes = ARGV[9], ARGV[10], ARGV[11]
+local n_records = #slots / 2
+local no_hash = string.rep('\\0', 8)
+local pieces = {}
+local applied, duplicates = 0, 0
+
+local function fresh(hash)
+  if hash == no_hash then return true end
+  if redis.call('SISMEMBER', KEYS[5], hash) == 1 then return false end
+  return redis.call('SADD', KEYS[4], hash) == 1
+end
+
+for i = 0, n_records - 1 do
+  local hash = string.sub(hashes, i * 8 + 1, i * 8 + 8)
+  if fresh(hash) then
+    local slot = string.byte(slots, i * 2 + 1) * 256 + string.byte(slots, i * 2 + 2)
+    local list = pieces[slot]
+    if not list then list = {}; pieces[slot] = list end
+    list[#list + 1] = string.sub(payloads, i * 12 + 1, i * 12 + 12)
+    applied = applied + 1
+  else
+    duplicates = duplicates + 1
+  end
+end
+
+local compact = {}
+for slot, list in pairs(pieces) do
+  local chunk = table.concat(list)
+  local key = KEYS[5 + slot]
+  local length = redis.call('APPEND', key, chunk)
+  local before = length - #chunk
+  if before == 0 then
+    redis.call('RPUSH', KEYS[3], ARGV[11 + slot])
+  end
+  if length >= threshold then
+    local step = threshold
+    while step * 2 <= length do step = step * 2 end
+    if before < step then compact[#compact + 1] = slot end
+  end
+end
+
+local base = 11 + n_rows
+for j = 0, (#ARGV - base) / 3 - 1 do
+  local slot = tonumber(ARGV[base + j * 3 + 1])
+  local hash = ARGV[base + j * 3 + 2]
+  if fresh(hash) then
+    local key = KEYS[5 + n_rows + slot]
+    redis.call('LPUSH', key, ARGV[base + j * 3 + 3])
+    redis.call('LTRIM', key, 0, search_cap - 1)
+    applied = applied + 1
+  else
+    duplicates = duplicates + 1
+  end
+end
+
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('EXPIRE', KEYS[4], ttl)
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], 'processed', applied)
+redis.call('HINCRBY', KEYS[2], 'deduplicated', duplicates)
+redis.call('HINCRBY', KEYS[2], 'dead_lettered', dead)
+redis.call('HINCRBY', KEYS[2], 'batches', 1)
+local out = {1, applied, duplicates}
+for _, slot in ipairs(compact) do out[#out + 1] = slot end
+return out
+"""
+
+# One batch of one catalog or profile partition, exactly once.
+# KEYS: offset, stats, entity hash, version counter.
+# ARGV: expected offset, next offset, channel, dead-lettered count, then pairs of
+#       (entity id, JSON) where an empty JSON deletes the entity.
+APPLY_ENTITIES = """
+local stored = redis.call('GET', KEYS[1])
+if stored and stored ~= ARGV[1] then
+  return {0, stored}
+end
+local upserts, deletes = 0, 0
+for i = 5, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    deletes = deletes + redis.call('HDEL', KEYS[3], ARGV[i])
+  else
+    redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+    upserts = upserts + 1
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], 'processed', upserts + deletes)
+redis.call('HINCRBY', KEYS[2], 'dead_lettered', tonumber(ARGV[4]))
+redis.call('HINCRBY', KEYS[2], 'batches', 1)
+local version = redis.call('INCR', KEYS[4])
+if upserts + deletes > 0 then
+  redis.call('PUBLISH', ARGV[3], version)
+end
+return {1, upserts, deletes}
+"""
+
+# Replace a row only if nobody appended since it was read. KEYS: row. ARGV: old, new.
+REPLACE_ROW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# Move a partition's stored offset only if it still holds what the caller saw.
+# KEYS: offset. ARGV: old ("" = none stored), new.
+RESET_OFFSET = """
+local stored = redis.call('GET', KEYS[1]) or ''
+if stored == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
