@@ -65,7 +65,7 @@ def _city_reach() -> Float:
     for i, home in enumerate(CITIES):
         for j, there in enumerate(CITIES):
             km = _distance_km((home.latitude, home.longitude), (there.latitude, there.longitude))
-            reach[i, j] = 1.0 if i == j else 0.3 if km < 60 else 0.12 if km < 130 else 0.02
+            reach[i, j] = 1.0 if i == j else 0.2 if km < 60 else 0.06 if km < 130 else 0.015
     return reach
 
 
