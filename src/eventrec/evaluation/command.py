@@ -1,0 +1,170 @@
+"""`eventrec evaluate`: offline evaluation of eventrec against its baselines on a CSV file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eventrec.config import Settings
+from eventrec.evaluation.loader import (
+    EvaluationInputError,
+    RatedLog,
+    load_interactions,
+    load_train_test,
+)
+from eventrec.evaluation.protocol import evaluate_log
+from eventrec.evaluation.report import format_table
+from eventrec.evaluation.splits import SPLITS, split_test_mask
+
+__all__ = ["register", "run_evaluate"]
+
+logger = logging.getLogger("eventrec.evaluation")
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def _bad_fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def register(commands: Any) -> None:
+    """Add the ``evaluate`` subcommand to ``eventrec``'s sub-parsers object."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "evaluate",
+        help="compare eventrec with popularity and the guide's SVD on an interaction CSV",
+        description=(
+            "Offline evaluation: full ranking over every event seen in training (the user's "
+            "training events excluded); relevant = test bookings, saves and ratings >= "
+            "--relevant-min-rating. CSV columns by name: user_id|userId|user, "
+            "event_id|item_id|itemId|movieId|event|item, rating, timestamp (epoch seconds "
+            "or ISO 8601), type (optional, default rating)."
+        ),
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--interactions", type=Path, metavar="FILE.csv", help="split this file")
+    source.add_argument("--train", type=Path, metavar="FILE.csv", help="a given training file")
+    parser.add_argument("--test", type=Path, metavar="FILE.csv", help="the given test file")
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="random",
+        help="how --interactions is split; each (user, event) pair stays whole (default random)",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=_fraction,
+        default=0.2,
+        help="fraction of (user, event) pairs held out by random and temporal (default 0.2)",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="split and model seed (default 42)")
+    parser.add_argument("--k", type=_positive, default=10, help="ranking cut-off (default 10)")
+    parser.add_argument(
+        "--relevant-min-rating",
+        type=float,
+        default=4.0,
+        help="lowest test rating, on the file's scale, that counts as relevant (default 4)",
+    )
+    parser.add_argument(
+        "--max-bad-fraction",
+        type=_bad_fraction,
+        default=0.01,
+        help="stop when more than this fraction of a file's rows is malformed (default 0.01)",
+    )
+    parser.add_argument(
+        "--n-jobs", type=_positive, default=2, help="parallel jobs of eventrec's search"
+    )
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the result as JSON")
+    parser.set_defaults(handler=run_evaluate, json_logs=False)
+
+
+def _load(args: argparse.Namespace) -> tuple[RatedLog, RatedLog, str, float | None]:
+    """Train and test logs, the split's name and its test fraction."""
+    started = time.perf_counter()
+    if args.interactions is not None:
+        if args.test is not None:
+            raise EvaluationInputError("--test goes with --train, not with --interactions")
+        logger.info("loading %s", args.interactions)
+        rated, warning = load_interactions(
+            args.interactions, max_bad_fraction=args.max_bad_fraction
+        )
+        warnings = [warning] if warning else []
+        test_mask = split_test_mask(rated.log, args.split, args.test_fraction, args.seed)
+        train, test = rated.subset(~test_mask), rated.subset(test_mask)
+        split, test_fraction = (
+            args.split,
+            (None if args.split == "leave-last" else args.test_fraction),
+        )
+    else:
+        if args.test is None:
+            raise EvaluationInputError("--train needs --test")
+        logger.info("loading %s and %s", args.train, args.test)
+        train, test, warnings = load_train_test(
+            args.train, args.test, max_bad_fraction=args.max_bad_fraction
+        )
+        split, test_fraction = "given", None
+    for warning in warnings:
+        print(f"eventrec evaluate: {warning}", file=sys.stderr)
+    if not len(train.log) or not len(test.log):
+        raise EvaluationInputError(
+            f"{len(train.log)} training and {len(test.log)} test interactions: need both"
+        )
+    logger.info(
+        "loaded %d users, %d events: %d training and %d test interactions in %.2f s",
+        train.log.n_users,
+        train.log.n_events,
+        len(train.log),
+        len(test.log),
+        time.perf_counter() - started,
+    )
+    return train, test, split, test_fraction
+
+
+def _json_value(value: Any) -> Any:
+    """numpy scalars and arrays in a model's params, as JSON values."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Handler of ``eventrec evaluate``: print the table, write ``--json`` if asked."""
+    train, test, split, test_fraction = _load(args)
+    result = evaluate_log(
+        train.log,
+        test.log,
+        k=args.k,
+        relevant_min_rating=args.relevant_min_rating,
+        seed=args.seed,
+        split=split,
+        test_fraction=test_fraction,
+        train_raw_rating=train.raw_rating,
+        test_raw_rating=test.raw_rating,
+        n_jobs=args.n_jobs,
+    )
+    print(format_table(result))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2, default=_json_value) + "\n")
+        logger.info("wrote %s", args.json)
+    return 0
