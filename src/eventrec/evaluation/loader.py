@@ -16,9 +16,10 @@ type       ``type`` (optional; missing or empty means ``rating``): view, save, b
 Rating scales. A record holds a rating as an integer 1..5, so other scales are mapped
 linearly: the scale is ``[min(lowest rating, 1), max(highest rating, 5)]`` over every file
 of the run, mapped onto ``[1, 5]`` and rounded half up. Integer 1..5 data is unchanged;
-MovieLens half stars (0.5..5) become 0.5, 1 -> 1; 1.5 -> 2; 3.5, 4 -> 4; 4.5, 5 -> 5; a
-1..10 scale becomes 1, 2 -> 1; 3, 4 -> 2; ... The raw value is kept alongside the log, so
-relevance thresholds and RMSE use the original scale.
+MovieLens half stars (0.5..5) map in pairs: 0.5, 1 -> 1; 1.5, 2 -> 2; ... 4.5, 5 -> 5;
+a 1..10 scale likewise: 1, 2 -> 1; 3, 4 -> 2; ... 9, 10 -> 5. The raw value is kept beside
+the log, so the relevance threshold and RMSE use the original scale. A rating on a row of
+another type is ignored.
 
 This reader does not go through the Kafka wire schemas: it is for files, and it reports
 malformed rows by line number instead of dead-lettering them.

@@ -75,7 +75,7 @@ def test_types_default_rating_and_search_rows_are_skipped(tmp_path: Path) -> Non
     path = write(
         tmp_path / "a.csv",
         "user_id,event_id,type,rating,timestamp\n"
-        "u,e1,view,,1\n"
+        "u,e1,view,4,1\n"  # a rating on a view is ignored
         "u,e1,save,,2\n"
         "u,e2,search,,3\n"
         "u,e1,booking,,4\n"
