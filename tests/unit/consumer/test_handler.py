@@ -1,0 +1,154 @@
+"""The message handlers, without Kafka or Redis: validation, ids, records, dead letters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from eventrec.consumer.handler import pack_interaction, prepare_entities, prepare_interactions
+from eventrec.model.records import (
+    RECORD_DTYPE,
+    TYPE_BOOKING,
+    TYPE_RATING,
+    TYPE_VIEW,
+    booking_hash,
+)
+from eventrec.schemas import Interaction
+from eventrec.store import interaction_hash
+
+
+@dataclass
+class FakeMessage:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Ids:
+    """Append-only id maps in memory, as the store keeps them in Redis."""
+
+    def __init__(self, home: dict[str, int] | None = None) -> None:
+        self.users: dict[str, tuple[int, int]] = {}
+        self.events: dict[str, int] = {}
+        self.home = home or {}
+
+    def resolve_users(self, user_ids: list[str], partition: int) -> list[tuple[int, int]]:
+        for user_id in user_ids:
+            self.users.setdefault(user_id, (len(self.users), self.home.get(user_id, partition)))
+        return [self.users[u] for u in user_ids]
+
+    def resolve_events(self, event_ids: list[str]) -> list[int]:
+        for event_id in event_ids:
+            self.events.setdefault(event_id, len(self.events))
+        return [self.events[e] for e in event_ids]
+
+
+def message(offset: int, **fields: Any) -> FakeMessage:
+    body = {
+        "schema_version": 1,
+        "interaction_id": f"i-{offset}",
+        "user_id": "u-1",
+        "event_id": "e-1",
+        "type": "view",
+        "occurred_at": "2026-11-26T10:00:00+00:00",
+        **fields,
+    }
+    body = {k: v for k, v in body.items() if v is not None}
+    return FakeMessage(offset, str(body["user_id"]).encode(), json.dumps(body).encode())
+
+
+def test_valid_messages_become_records_grouped_by_user() -> None:
+    ids = Ids()
+    messages = [
+        message(100),
+        message(101, user_id="u-2", event_id="e-2", type="rating", rating=4),
+        message(102, type="booking", booking_id="b-7", quantity=3),
+        message(103, type="search", event_id=None, query="jazz"),
+    ]
+    prepared = prepare_interactions(
+        "interactions", 1, 100, messages, ids.resolve_users, ids.resolve_events
+    )
+    batch = prepared.batch
+    assert prepared.dead_letters == []
+    assert (batch.expected_offset, batch.next_offset) == (100, 104)
+    assert batch.row_users == [0, 1]
+    assert batch.slots == [1, 2, 1]
+    records = np.frombuffer(b"".join(batch.payloads), dtype=RECORD_DTYPE)
+    assert records["type"].tolist() == [TYPE_VIEW, TYPE_RATING, TYPE_BOOKING]
+    assert records["value"].tolist() == [1, 4, 3]
+    assert records["event"].tolist() == [0, 1, 0]
+    assert records["aux"].tolist() == [0, 0, booking_hash("b-7")]
+    assert batch.hashes[0] == interaction_hash("i-100")
+    assert batch.searches == [(1, interaction_hash("i-103"), "jazz")]
+    assert batch.search_users == [0]
+
+
+def test_invalid_messages_become_dead_letters_and_the_batch_goes_on() -> None:
+    ids = Ids()
+    messages = [
+        message(7, type="rating"),
+        FakeMessage(8, b"u-1", b"{broken"),
+        message(9),
+        FakeMessage(10, b"u-1", None),
+    ]
+    prepared = prepare_interactions(
+        "interactions", 0, 7, messages, ids.resolve_users, ids.resolve_events
+    )
+    reasons = {d.offset: d.reason for d in prepared.dead_letters}
+    assert set(reasons) == {7, 8, 10}
+    assert "rating: required for type 'rating'" in reasons[7]
+    assert "Invalid JSON" in reasons[8]
+    assert prepared.batch.dead_lettered == 3
+    assert len(prepared.batch.payloads) == 1
+    assert prepared.batch.next_offset == 11
+    letter = prepared.dead_letters[1]
+    assert (letter.topic, letter.partition, letter.value) == ("interactions", 0, b"{broken")
+
+
+def test_user_arriving_on_another_partition_is_dead_lettered_with_the_reason() -> None:
+    ids = Ids(home={"u-1": 4})
+    prepared = prepare_interactions(
+        "interactions", 2, 0, [message(0)], ids.resolve_users, ids.resolve_events
+    )
+    assert len(prepared.dead_letters) == 1
+    assert "has its row on partition 4, not 2" in prepared.dead_letters[0].reason
+    assert prepared.batch.payloads == []
+
+
+def test_record_time_is_whole_seconds_utc() -> None:
+    interaction = Interaction.model_validate_json(
+        message(0, occurred_at="2026-11-26T15:30:59.900+05:30").value or b""
+    )
+    record = np.frombuffer(pack_interaction(interaction, 9), dtype=RECORD_DTYPE)[0]
+    assert int(record["time"]) == 1795687259  # 2026-11-26T10:00:59Z
+    assert int(record["event"]) == 9
+
+
+def test_catalog_upserts_and_tombstones() -> None:
+    event = {
+        "schema_version": 1,
+        "event_id": "e-1",
+        "title": "Galle Literary Evening",
+        "category": "art",
+        "city": "Galle",
+        "price": {"amount": 1500},
+        "starts_at": "2027-01-20T18:00:00+05:30",
+    }
+    prepared = prepare_entities(
+        "events",
+        "events",
+        0,
+        [
+            FakeMessage(0, b"e-1", json.dumps(event).encode()),
+            FakeMessage(1, b"e-2", None),
+            FakeMessage(2, b"e-3", b'{"schema_version": 1}'),
+        ],
+    )
+    assert [c[0] for c in prepared.changes] == ["e-1", "e-2"]
+    assert json.loads(prepared.changes[0][1] or b"")["city"] == "Galle"
+    assert prepared.changes[1][1] is None
+    assert len(prepared.dead_letters) == 1
+    assert "event_id: Field required" in prepared.dead_letters[0].reason
