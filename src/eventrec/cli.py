@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     consumer.set_defaults(handler=_consumer, json_logs=True)
 
+    from eventrec.evaluation.command import register as register_evaluate
+    from eventrec.synth.command import register as register_synth
+
+    register_synth(commands)
+    register_evaluate(commands)
+
     settings = commands.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(handler=_settings, json_logs=False)
     return parser
