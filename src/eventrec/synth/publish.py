@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -10,9 +11,13 @@ from typing import Any, Protocol, TextIO
 
 from kafka import KafkaProducer
 from kafka.partitioner import Partitioner, murmur2
+from kafka.record.util import crc32c_c
 
 from eventrec.config import Settings
+from eventrec.errors import ServiceUnavailableError
 from eventrec.synth.platform import Message, SyntheticPlatform
+
+log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_SECONDS = 0.5
 BAR_WIDTH = 30
@@ -83,8 +88,9 @@ def create_producer(settings: Settings) -> KafkaProducer:
         bootstrap_servers=settings.bootstrap_servers,
         client_id="eventrec-synth",
         acks="all",
-        linger_ms=20,
-        batch_size=512 * 1024,
+        # Measured on 2 cores with a local broker: small, frequent batches beat big ones.
+        linger_ms=5,
+        batch_size=128 * 1024,
         metrics_enabled=False,
         max_request_size=4 * 1024 * 1024,
         # Compression costs more CPU in Python than it saves on a local network.
@@ -172,13 +178,16 @@ def publish(
     started = time.monotonic()
     sent = 0
     counts: dict[str, int] = {}
+    failures: list[Exception] = []
+    if crc32c_c is None:
+        log.warning("the crc32c package is not installed: kafka-python checksums in pure Python")
     try:
         for label, topic, _, messages in streams:
             counts[label] = 0
             for chunk in _chunks(messages, 1000 if rate is None else max(1, int(rate // 20))):
                 send = kafka.send
                 for key, value in chunk:
-                    send(topic, value=value, key=key)
+                    send(topic, value=value, key=key).add_errback(failures.append)
                 counts[label] += len(chunk)
                 sent += len(chunk)
                 limit.wait(sent)
@@ -192,6 +201,10 @@ def publish(
     finally:
         if owned:
             kafka.close()
+    if failures:
+        raise ServiceUnavailableError(
+            f"{len(failures):,} of {sent:,} messages were not delivered; first: {failures[0]!r}"
+        )
     return PublishCounts(
         events=counts.get("events", 0),
         users=counts.get("users", 0),
