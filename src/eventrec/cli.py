@@ -81,9 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from eventrec.evaluation.command import register as register_evaluate
     from eventrec.synth.command import register as register_synth
+    from eventrec.trainer.command import register as register_trainer
 
     register_synth(commands)
     register_evaluate(commands)
+    register_trainer(commands)
 
     settings = commands.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(handler=_settings, json_logs=False)

@@ -77,6 +77,44 @@ class Settings(BaseSettings):
     train_interval_seconds: float = Field(
         3600.0, gt=0, description="Seconds between scheduled refits of the trainer."
     )
+    train_min_interactions: int = Field(
+        1000,
+        ge=1,
+        description="The trainer fits no model below this many stored interactions "
+        "(it still writes the trending list).",
+    )
+    train_lock_seconds: float = Field(
+        60.0,
+        ge=1,
+        description="Expiry of the training lock; the holder renews it every third of this.",
+    )
+    train_n_jobs: int = Field(
+        2, ge=1, le=64, description="Grid points of the trainer's search fitted in parallel."
+    )
+    train_search_users: int = Field(
+        20_000,
+        ge=100,
+        description="The search's SVDs are fitted on at most this many users (validation "
+        "users plus a random sample); the final refit uses every user.",
+    )
+    train_validation_users: int = Field(
+        5000,
+        ge=50,
+        description="Validation users of the search and the publish gate, at most "
+        "(fewer on catalogues over 20,000 events).",
+    )
+    train_max_factor_cells: int = Field(
+        640_000_000,
+        ge=1_000_000,
+        description="Caps factors so that factors x stored interactions stays below this "
+        "(bounds the refit's time on big data).",
+    )
+    model_keep_versions: int = Field(
+        5, ge=1, le=1000, description="Model versions kept in Redis for rollback (newest)."
+    )
+    trending_half_life_days: float = Field(
+        7.0, gt=0, description="Half-life of bookings, saves and views in the trending list."
+    )
     dedup_window_seconds: float = Field(
         86_400.0,
         gt=0,

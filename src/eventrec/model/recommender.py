@@ -31,9 +31,10 @@ from eventrec.model.search import (
     column_scale,
     event_popularity,
     interacted_pairs,
-    popularity_ndcg,
-    prefix_ndcg,
+    popularity_metrics,
+    prefix_metrics,
     score_rows,
+    sorted_unique,
     validation_split,
 )
 from eventrec.model.svd import PureSVD
@@ -78,13 +79,31 @@ class EventrecModel:
         Grid points fitted in parallel (threads; numpy releases the GIL).
     max_validation_users : int
         Validation users sampled at most.
+    search_users : int or None
+        The search's SVDs are fitted on at most this many training users (the validation
+        users and a random sample of the others); None fits them on every user. Item
+        factors from a user sample estimate the same VᵀV, at a fraction of the cost.
+    search_n_iter : int or None
+        Power iterations of the search's SVDs (None: as the final fit).
+    n_iter : int
+        Power iterations of the final fit's randomized SVD.
+    max_factor_cells : int or None
+        Caps factors so that ``factors * stored values`` stays below this (the cost of
+        one sparse product); None: no cap. The grid's smallest count is always kept.
 
     Attributes
     ----------
     params_ : dict
         The winner: ``n_factors``, ``beta``, ``weights_name`` and ``weights`` (plain dict).
     search_results_ : list of dict
-        Every grid point with its ``ndcg@10``, best first.
+        Every grid point with its ``ndcg@10``, ``precision@10`` and ``recall@10``, best
+        first.
+    search_ : dict
+        How the search ran: the grid, the users its SVDs saw, power iterations.
+    validation_metrics_ : dict
+        ``ndcg@10``, ``precision@10``, ``recall@10`` of the winner on the validation split.
+    popularity_validation_metrics_ : dict
+        The same for popularity.
     validation_ndcg_ : float
         NDCG@10 of the winner on the validation split (NaN without validation users).
     popularity_validation_ndcg_ : float
@@ -114,6 +133,10 @@ class EventrecModel:
         random_state: int = 0,
         n_jobs: int = 2,
         max_validation_users: int = 5000,
+        search_users: int | None = None,
+        search_n_iter: int | None = None,
+        n_iter: int = 4,
+        max_factor_cells: int | None = None,
     ) -> None:
         self.weights = weights
         self.n_factors = n_factors
@@ -121,11 +144,20 @@ class EventrecModel:
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.max_validation_users = max_validation_users
+        self.search_users = search_users
+        self.search_n_iter = search_n_iter
+        self.n_iter = n_iter
+        self.max_factor_cells = max_factor_cells
 
-    def _grid(self, n_users: int, n_events: int) -> tuple[list[int], list[float], dict[str, Any]]:
+    def _grid(
+        self, n_users: int, n_events: int, n_stored: int = 0
+    ) -> tuple[list[int], list[float], dict[str, Any]]:
         max_factors = _max_factors(n_users, n_events)
         if max_factors < 1:
             raise ModelFitError(f"a {n_users} x {n_events} log is too small for one factor")
+        if self.max_factor_cells is not None and n_stored > 0:
+            affordable = max(self.max_factor_cells // n_stored, min(FACTOR_GRID))
+            max_factors = min(max_factors, affordable)
         if self.n_factors == "auto" and self.search:
             factors = sorted({min(k, max_factors) for k in FACTOR_GRID})
         elif self.n_factors == "auto":
@@ -159,15 +191,17 @@ class EventrecModel:
         """
         if now is None:
             now = float(log.records["time"].max()) if len(log) else 0.0
-        factors, betas, variants = self._grid(log.n_users, log.n_events)
+        factors, betas, variants = self._grid(log.n_users, log.n_events, len(log))
         split = validation_split(log, self.max_validation_users, self.random_state)
         results: list[dict[str, Any]] = []
-        popularity_score = float("nan")
+        popularity_metrics_: dict[str, float] = {}
+        search_rows = np.zeros(0, dtype=np.int64)
         if len(split.users):
             train_popularity = event_popularity(split.train)
-            exclude = interacted_pairs(split.train)
+            search_rows, search_log = self._search_sample(split)
+            exclude = interacted_pairs(search_log)
             confidences = {
-                name: aggregate(split.train, weights, now).confidence
+                name: aggregate(search_log, weights, now).confidence
                 for name, weights in variants.items()
             }
             tasks = [(name, beta) for name in variants for beta in betas]
@@ -176,16 +210,22 @@ class EventrecModel:
             with threadpool_limits(limits=blas_threads):
                 outcomes = Parallel(n_jobs=n_jobs, prefer="threads")(
                     delayed(self._validate)(
-                        confidences[name], beta, factors, train_popularity, split, exclude
+                        confidences[name],
+                        search_rows,
+                        beta,
+                        factors,
+                        train_popularity,
+                        split,
+                        exclude,
                     )
                     for name, beta in tasks
                 )
-            for (name, beta), ndcg_by_factors in zip(tasks, outcomes, strict=True):
+            for (name, beta), metrics_by_factors in zip(tasks, outcomes, strict=True):
                 results.extend(
-                    {"weights_name": name, "beta": beta, "n_factors": k, "ndcg@10": ndcg}
-                    for k, ndcg in ndcg_by_factors.items()
+                    {"weights_name": name, "beta": beta, "n_factors": k, **metrics}
+                    for k, metrics in metrics_by_factors.items()
                 )
-            popularity_score = popularity_ndcg(train_popularity, split, exclude)
+            popularity_metrics_ = popularity_metrics(train_popularity, split, exclude)
             names = list(variants)
             # Best NDCG first; among equals, fewer factors, smaller beta, the given weights.
             results.sort(
@@ -210,15 +250,31 @@ class EventrecModel:
         self.now_ = now
         self.search_results_ = results
         self.validation_ndcg_ = float(winner["ndcg@10"])
-        self.popularity_validation_ndcg_ = popularity_score
+        self.popularity_validation_ndcg_ = float(popularity_metrics_.get("ndcg@10", float("nan")))
+        self.validation_metrics_ = {
+            name: float(winner.get(name, float("nan")))
+            for name in ("ndcg@10", "precision@10", "recall@10")
+        }
+        self.popularity_validation_metrics_ = dict(popularity_metrics_)
         self.n_validation_users_ = len(split.users)
+        self.search_ = {
+            "factors": factors,
+            "betas": betas,
+            "weights": list(variants),
+            "validation_users": len(split.users),
+            "search_users": len(search_rows),
+            "search_n_iter": self._search_n_iter(),
+            "n_iter": self.n_iter,
+        }
 
         full = aggregate(log, self.weights_, now)
         self.popularity_ = event_popularity(log)
         self.column_scale_ = column_scale(self.popularity_, self.beta_)
         self.confidence_ = full.confidence
         self.hidden_ = full.hidden
-        self.svd_ = PureSVD(n_factors=int(winner["n_factors"]), random_state=self.random_state)
+        self.svd_ = PureSVD(
+            n_factors=int(winner["n_factors"]), n_iter=self.n_iter, random_state=self.random_state
+        )
         self.svd_.fit(self._scaled(full.confidence))
         self.n_factors_ = self.svd_.n_factors_
         self.params_: dict[str, Any] = {
@@ -229,19 +285,39 @@ class EventrecModel:
         }
         return self
 
+    def _search_n_iter(self) -> int:
+        return self.n_iter if self.search_n_iter is None else self.search_n_iter
+
+    def _search_sample(self, split: ValidationSplit) -> tuple[np.ndarray, InteractionLog]:
+        """Rows the search's SVDs are fitted on, and the training log of just those users."""
+        with_rows = sorted_unique(split.train.user.astype(np.int64))
+        if self.search_users is None or len(with_rows) <= self.search_users:
+            return with_rows, split.train
+        rng = np.random.default_rng(self.random_state)
+        others = np.setdiff1d(with_rows, split.users, assume_unique=True)
+        wanted = max(self.search_users - len(split.users), 0)
+        sampled = rng.choice(others, size=min(wanted, len(others)), replace=False)
+        rows = np.union1d(split.users.astype(np.int64), sampled)
+        chosen = np.zeros(split.train.n_users, dtype=bool)
+        chosen[rows] = True
+        return rows, split.train.subset(chosen[split.train.user])
+
     def _validate(
         self,
         confidence: sp.csr_matrix,
+        rows: np.ndarray,
         beta: float,
         factors: list[int],
         popularity: np.ndarray,
         split: ValidationSplit,
         exclude: sp.csr_matrix,
-    ) -> dict[int, float]:
+    ) -> dict[int, dict[str, float]]:
         scale = column_scale(popularity, beta)
-        scaled = sp.csr_matrix(confidence.multiply(scale[None, :]), dtype=np.float32)
-        svd = PureSVD(n_factors=max(factors), random_state=self.random_state).fit(scaled)
-        return prefix_ndcg(confidence, svd, scale, popularity, split, exclude, factors)
+        scaled = sp.csr_matrix(confidence[rows].multiply(scale[None, :]), dtype=np.float32)
+        svd = PureSVD(
+            n_factors=max(factors), n_iter=self._search_n_iter(), random_state=self.random_state
+        ).fit(scaled)
+        return prefix_metrics(confidence, svd, scale, popularity, split, exclude, factors)
 
     def _scaled(self, confidence: sp.csr_matrix) -> sp.csr_matrix:
         return sp.csr_matrix(confidence.multiply(self.column_scale_[None, :]), dtype=np.float32)

@@ -95,3 +95,61 @@ class Keys:
     def pattern(self) -> str:
         """Glob of every key of this deployment."""
         return f"{self.prefix}:*"
+
+    # -- model versions and the trainer (one hash tag: a switch touches them together) --
+
+    def _models(self, name: str) -> str:
+        return f"{self.prefix}:{{models}}:{name}"
+
+    @property
+    def model_sequence(self) -> str:
+        """Counter whose INCR numbers each new model version."""
+        return self._models("sequence")
+
+    @property
+    def model_versions(self) -> str:
+        """Sorted set of stored versions, scored by their sequence number."""
+        return self._models("versions")
+
+    @property
+    def model_current(self) -> str:
+        """The version serving uses; switched with one SET."""
+        return self._models("current")
+
+    @property
+    def model_switches(self) -> str:
+        """Counter bumped on every switch of the current version."""
+        return self._models("switches")
+
+    @property
+    def model_channel(self) -> str:
+        """Pub/sub channel announcing each switch (the message is the new version)."""
+        return self._models("switched")
+
+    def model_metadata(self, version: str) -> str:
+        """JSON metadata of one version."""
+        return self._models(f"version:{version}:meta")
+
+    def model_arrays(self, version: str) -> str:
+        """Hash array name -> raw bytes of one version (dtype and shape in the metadata)."""
+        return self._models(f"version:{version}:arrays")
+
+    @property
+    def model_trending(self) -> str:
+        """JSON of every event's trending score, rewritten on every trainer cycle."""
+        return self._models("trending")
+
+    @property
+    def train_requests(self) -> str:
+        """List of queued on-demand training requests."""
+        return self._models("train-requests")
+
+    @property
+    def train_lock(self) -> str:
+        """The trainer lock: a token with an expiry, held while one trainer fits."""
+        return self._models("train-lock")
+
+    @property
+    def trainer_status(self) -> str:
+        """JSON of the trainer's last cycle: outcome, reason, version, times."""
+        return self._models("trainer-status")
