@@ -11,13 +11,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from eventrec.errors import InvalidMessageError
-from eventrec.model.records import MAX_VALUE, TYPE_CODES, booking_hash
+from eventrec.model.records import MAX_VALUE, RECORD_DTYPE, TYPE_CODES, booking_hash
 from eventrec.schemas import DeadLetter, Event, Interaction, InteractionType, decode_interaction
 from eventrec.schemas.decode import decode_event, decode_profile
 from eventrec.store.store import InteractionBatch, interaction_hash
 
 _RECORD = struct.Struct("<IIBBH")
+_TYPE_CODE = {InteractionType(name): code for name, code in TYPE_CODES.items()}
 _MAX_TIME = 2**32 - 1
 
 
@@ -98,20 +101,28 @@ def prepare_interactions(
             dead.append(_dead(topic, partition, message, exc.reason))
 
     users = resolve_users([i.user_id for _, i in valid], partition)
-    event_ids = [i.event_id for _, i in valid if i.event_id is not None and i.type != "search"]
-    events = iter(resolve_events(event_ids))
+    search, rating, booking = (
+        InteractionType.SEARCH,
+        InteractionType.RATING,
+        InteractionType.BOOKING,
+    )
+    events = iter(resolve_events([i.event_id for _, i in valid if i.type is not search]))  # type: ignore[misc]
     batch = InteractionBatch(
         topic=topic,
         partition=partition,
         expected_offset=expected_offset,
         next_offset=messages[-1].offset + 1,
     )
+    record_users: list[int] = []
+    record_events: list[int] = []
+    record_times: list[float] = []
+    record_types: list[int] = []
+    record_values: list[int] = []
+    record_aux: list[int] = []
+    record_hashes: list[bytes] = []
     for (message, interaction), (user, row_partition) in zip(valid, users, strict=True):
-        event = (
-            next(events)
-            if interaction.event_id is not None and interaction.type != "search"
-            else None
-        )
+        kind = interaction.type
+        event = next(events) if kind is not search else -1
         if row_partition != partition:
             dead.append(
                 _dead(
@@ -125,11 +136,29 @@ def prepare_interactions(
             )
             continue
         id_hash = interaction_hash(interaction.interaction_id)
-        if interaction.type == InteractionType.SEARCH:
+        if kind is search:
             batch.add_search(user, interaction.query or "", id_hash)
+            continue
+        record_users.append(user)
+        record_events.append(event)
+        record_times.append(interaction.occurred_at.timestamp())
+        record_types.append(_TYPE_CODE[kind])
+        if kind is rating:
+            record_values.append(interaction.rating or 0)
+        elif kind is booking:
+            record_values.append(min(interaction.quantity or 1, MAX_VALUE))
         else:
-            assert event is not None
-            batch.add_record(user, pack_interaction(interaction, event), id_hash)
+            record_values.append(1)
+        record_aux.append(booking_hash(interaction.booking_id) if interaction.booking_id else 0)
+        record_hashes.append(id_hash)
+    if record_users:
+        records = np.empty(len(record_users), dtype=RECORD_DTYPE)
+        records["event"] = record_events
+        records["time"] = np.clip(np.floor(record_times), 0, _MAX_TIME)
+        records["type"] = record_types
+        records["value"] = record_values
+        records["aux"] = record_aux
+        batch.add_records(record_users, records.tobytes(), record_hashes)
     batch.dead_lettered = len(dead)
     return PreparedInteractions(batch=batch, dead_letters=dead)
 

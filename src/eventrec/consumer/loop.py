@@ -8,10 +8,11 @@ Redis, not from Kafka's committed offsets, which are kept only for lag monitorin
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -32,7 +33,7 @@ from eventrec.consumer.handler import (
 from eventrec.errors import ConfigError, FencedBatchError
 from eventrec.model.aggregate import compact_row
 from eventrec.schemas import DeadLetter
-from eventrec.store.store import Store, connect
+from eventrec.store.store import StepResult, Store, connect
 from eventrec.topics import missing_topics
 
 log = logging.getLogger("eventrec.consumer")
@@ -88,11 +89,112 @@ class _Outage:
         self.delay = BACKOFF_START
 
 
+@dataclass
+class _Step:
+    tp: TopicPartition
+    expected: int
+    next_offset: int
+    dead_lettered: int
+    apply: Callable[[], StepResult]
+
+
+@dataclass
+class _Done:
+    step: _Step
+    result: StepResult | None = None
+    fenced: FencedBatchError | None = None
+
+
+class _Writer:
+    """Runs the atomic Redis steps in order on one thread, so fetching and validating the
+    next batches overlaps with Redis applying this one. Bounded: the poll loop waits when
+    Redis falls behind (or is down)."""
+
+    def __init__(self, owner: InteractionConsumer, depth: int = 4) -> None:
+        self.owner = owner
+        self._queue: queue.Queue[_Step | None] = queue.Queue(maxsize=depth)
+        self._done: queue.Queue[_Done] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="redis-writer", daemon=True)
+        self._failure: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, step: _Step) -> None:
+        while True:
+            self._raise_failure()
+            try:
+                self._queue.put(step, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def drain(self) -> None:
+        """Wait until every submitted step is applied (or fenced)."""
+        while self._queue.unfinished_tasks:
+            self._raise_failure()
+            time.sleep(0.005)
+
+    def results(self, raise_failure: bool = True) -> list[_Done]:
+        if raise_failure:
+            self._raise_failure()
+        found = []
+        while True:
+            try:
+                found.append(self._done.get_nowait())
+            except queue.Empty:
+                return found
+
+    def stop(self) -> BaseException | None:
+        """Apply what is queued (each step atomic), then end; returns the thread's failure."""
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=0.5)
+                break
+            except queue.Full:
+                continue
+        if self._thread.ident is not None:
+            self._thread.join()
+        return self._failure
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _run(self) -> None:
+        while True:
+            step = self._queue.get()
+            try:
+                if step is None:
+                    return
+                self._done.put(self._apply(step))
+            except BaseException as exc:  # handed to the poll loop, which stops
+                self._failure = exc
+                return
+            finally:
+                self._queue.task_done()
+
+    def _apply(self, step: _Step) -> _Done:
+        owner = self.owner
+        try:
+            return _Done(step, result=owner._with_redis(step.apply))
+        except FencedBatchError as exc:
+            stored = owner._with_redis(
+                lambda: owner.store.stored_offset(step.tp.topic, step.tp.partition)
+            )
+            if stored == step.next_offset:
+                # Our own step went through but its reply was lost (Redis outage mid-call).
+                return _Done(step, result=StepResult(applied=0, duplicates=0))
+            return _Done(step, fenced=exc)
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, consumer: InteractionConsumer) -> None:
         self.owner = consumer
 
     def on_partitions_revoked(self, revoked: Any) -> None:
+        # Let queued steps land first, so the next owner resumes from current offsets.
+        self.owner._writer.drain()
         for tp in revoked:
             self.owner.positions.pop(tp, None)
 
@@ -114,6 +216,7 @@ class InteractionConsumer:
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._last_lag_check = 0.0
+        self._writer = _Writer(self)
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -206,6 +309,7 @@ class InteractionConsumer:
         self._with_redis(self.store.check_eviction_policy)
         self._connect_kafka()
         assert self._consumer is not None
+        self._writer.start()
         log.info(
             "consumer started",
             extra={"group": self.settings.consumer_group, "topics": self.settings.topics[:3]},
@@ -218,6 +322,7 @@ class InteractionConsumer:
                     )
                     self._kafka_outage.ok()
                 except OffsetOutOfRangeError as exc:
+                    self._writer.drain()
                     self._reset_out_of_range(exc)
                     continue
                 except KafkaError as exc:
@@ -228,85 +333,97 @@ class InteractionConsumer:
                         break  # abandon the rest: nothing of them was written
                     if tp in self.positions and messages:
                         self._apply(tp, messages)
+                self._collect_results()
                 self._commit_for_monitoring()
         except _StoppedError:
             log.info("stopped during an outage; the unfinished batch was not applied")
         finally:
+            failure = self._writer.stop()
+            self._collect_results(refence=False)
             self.close()
+        if failure is not None and not isinstance(failure, _StoppedError):
+            raise failure
 
     def _apply(self, tp: TopicPartition, messages: Sequence[Message]) -> None:
+        """Validate and dead-letter here; the atomic step runs on the writer thread.
+
+        The next batch of the partition is prepared while Redis applies this one; its
+        expected offset is this batch's next offset, so the fence keeps them in order.
+        """
         settings = self.settings
         expected = self.positions.get(tp)
         if expected is None:
             expected = messages[0].offset
         next_offset = messages[-1].offset + 1
-        try:
-            if tp.topic == settings.topic_interactions:
-                prepared = self._with_redis(
-                    lambda: prepare_interactions(
-                        tp.topic,
-                        tp.partition,
-                        expected,
-                        messages,
-                        self.store.user_indices,
-                        self.store.event_indices,
-                    )
+        step: Callable[[], StepResult]
+        if tp.topic == settings.topic_interactions:
+            prepared = self._with_redis(
+                lambda: prepare_interactions(
+                    tp.topic,
+                    tp.partition,
+                    expected,
+                    messages,
+                    self.store.user_indices,
+                    self.store.event_indices,
                 )
-                self._send_dead_letters(prepared.dead_letters)
-                result = self._with_redis(
-                    lambda: self.store.apply_interactions(
-                        prepared.batch, time.time(), compact=_compact
-                    )
-                )
-                dead = len(prepared.dead_letters)
-            else:
-                kind = "events" if tp.topic == settings.topic_events else "users"
-                entities = prepare_entities(kind, tp.topic, tp.partition, messages)
-                self._send_dead_letters(entities.dead_letters)
-                result = self._with_redis(
-                    lambda: self.store.apply_entities(
-                        kind,
-                        tp.topic,
-                        tp.partition,
-                        expected,
-                        next_offset,
-                        entities.changes,
-                        len(entities.dead_letters),
-                    )
-                )
-                dead = len(entities.dead_letters)
-        except FencedBatchError as exc:
-            self._refence(tp, next_offset, exc)
-            return
-        self.positions[tp] = next_offset
-        counters = self.counters
-        counters.processed += result.applied
-        counters.deduplicated += result.duplicates
-        counters.dead_lettered += dead
-        counters.batches += 1
-        counters.compacted += result.compacted
-        log.debug(
-            "batch committed",
-            extra={
-                "topic": tp.topic,
-                "partition": tp.partition,
-                "offsets": [expected, next_offset],
-                "applied": result.applied,
-                "duplicates": result.duplicates,
-                "dead_lettered": dead,
-            },
-        )
+            )
+            self._send_dead_letters(prepared.dead_letters)
+            batch = prepared.batch
 
-    def _refence(self, tp: TopicPartition, next_offset: int, exc: FencedBatchError) -> None:
+            def step() -> StepResult:
+                return self.store.apply_interactions(batch, time.time(), compact=_compact)
+
+            dead = len(prepared.dead_letters)
+        else:
+            kind = "events" if tp.topic == settings.topic_events else "users"
+            entities = prepare_entities(kind, tp.topic, tp.partition, messages)
+            self._send_dead_letters(entities.dead_letters)
+            dead = len(entities.dead_letters)
+
+            def step() -> StepResult:
+                return self.store.apply_entities(
+                    kind, tp.topic, tp.partition, expected, next_offset, entities.changes, dead
+                )
+
+        self.positions[tp] = next_offset
+        self._writer.submit(_Step(tp, expected, next_offset, dead, step))
+
+    def _collect_results(self, refence: bool = True) -> None:
+        for done in self._writer.results(raise_failure=refence):
+            step = done.step
+            if done.fenced is not None:
+                if refence:
+                    self._refence(step.tp, done.fenced)
+                continue
+            result = done.result
+            assert result is not None
+            counters = self.counters
+            counters.processed += result.applied
+            counters.deduplicated += result.duplicates
+            counters.dead_lettered += step.dead_lettered
+            counters.batches += 1
+            counters.compacted += result.compacted
+            log.debug(
+                "batch committed",
+                extra={
+                    "topic": step.tp.topic,
+                    "partition": step.tp.partition,
+                    "offsets": [step.expected, step.next_offset],
+                    "applied": result.applied,
+                    "duplicates": result.duplicates,
+                    "dead_lettered": step.dead_lettered,
+                },
+            )
+
+    def _refence(self, tp: TopicPartition, exc: FencedBatchError) -> None:
         """After a fenced step, resume from whatever Redis holds now."""
         assert self._consumer is not None
+        if tp not in self.positions:
+            return  # revoked meanwhile: the new owner resumes from Redis
+        self._writer.drain()
         stored = self._with_redis(lambda: self.store.stored_offset(tp.topic, tp.partition))
-        if stored == next_offset:
-            # Our own step went through but its reply was lost (Redis outage mid-call).
-            self.positions[tp] = next_offset
-            return
         self.counters.fenced += 1
-        log.warning("batch fenced, re-seeking: %s", exc, extra={"partition": str(tp)})
+        log.warning("batch fenced, re-seeking to %s: %s", stored, exc, extra={"partition": str(tp)})
         if stored is None:
             self._consumer.seek_to_beginning(tp)
         else:

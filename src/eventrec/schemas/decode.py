@@ -18,11 +18,14 @@ def format_validation_error(exc: ValidationError) -> str:
     """``field: message`` for each problem, joined by ``; ``."""
     parts = []
     for error in exc.errors(include_url=False, include_input=False):
-        location = ".".join(str(part) for part in error["loc"]) or "value"
+        location = ".".join(str(part) for part in error["loc"])
         message = error["msg"]
         if message.startswith("Value error, "):
+            # Model-level checks name their field in the message itself.
             message = message[len("Value error, ") :]
-        parts.append(f"{location}: {message}")
+            parts.append(f"{location}: {message}" if location else message)
+        else:
+            parts.append(f"{location or 'value'}: {message}")
     return "; ".join(parts)[:MAX_REASON]
 
 

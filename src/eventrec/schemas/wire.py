@@ -19,6 +19,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 SCHEMA_VERSION = 1
@@ -52,53 +53,37 @@ class Interaction(_Strict):
     interaction_id: EntityId = Field(description="Producer-chosen id, used for de-duplication.")
     user_id: EntityId
     type: InteractionType
-    event_id: EntityId | None = Field(None, validate_default=True)
-    rating: StrictInt | None = Field(None, ge=1, le=5, validate_default=True)
-    query: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
-        None, validate_default=True
-    )
-    booking_id: EntityId | None = Field(None, validate_default=True)
-    quantity: StrictInt | None = Field(None, ge=1, le=1000, validate_default=True)
+    event_id: EntityId | None = None
+    rating: StrictInt | None = Field(None, ge=1, le=5)
+    query: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    booking_id: EntityId | None = None
+    quantity: StrictInt | None = Field(None, ge=1, le=1000)
     recommendation_id: EntityId | None = Field(
         None, description="request_id of the served recommendations this came from."
     )
     occurred_at: AwareDatetime
 
-    @field_validator("event_id")
-    @classmethod
-    def _event_id(cls, value: str | None, info: ValidationInfo) -> str | None:
-        kind = info.data.get("type")
-        if value is None and kind is not None and kind != InteractionType.SEARCH:
-            raise ValueError(f"required for type '{kind}'")
-        return value
-
-    @field_validator("rating")
-    @classmethod
-    def _rating(cls, value: int | None, info: ValidationInfo) -> int | None:
-        kind = info.data.get("type")
-        if kind == InteractionType.RATING and value is None:
-            raise ValueError("required for type 'rating'")
-        if kind is not None and kind != InteractionType.RATING and value is not None:
-            raise ValueError(f"only allowed for type 'rating', not '{kind}'")
-        return value
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, value: str | None, info: ValidationInfo) -> str | None:
-        kind = info.data.get("type")
-        if kind == InteractionType.SEARCH and value is None:
-            raise ValueError("required for type 'search'")
-        if kind is not None and kind != InteractionType.SEARCH and value is not None:
-            raise ValueError(f"only allowed for type 'search', not '{kind}'")
-        return value
-
-    @field_validator("booking_id", "quantity")
-    @classmethod
-    def _booking_fields(cls, value: Any, info: ValidationInfo) -> Any:
-        kind = info.data.get("type")
-        if value is not None and kind is not None and kind not in BOOKING_TYPES:
-            raise ValueError(f"only allowed for booking types, not '{kind}'")
-        return value
+    @model_validator(mode="after")
+    def _fields_of_the_type(self) -> Interaction:
+        # One Python call per message checks every type-dependent field (the hot path).
+        kind = self.type
+        if self.event_id is None and kind != InteractionType.SEARCH:
+            raise ValueError(f"event_id: required for type '{kind}'")
+        if kind == InteractionType.RATING:
+            if self.rating is None:
+                raise ValueError("rating: required for type 'rating'")
+        elif self.rating is not None:
+            raise ValueError(f"rating: only allowed for type 'rating', not '{kind}'")
+        if kind == InteractionType.SEARCH:
+            if self.query is None:
+                raise ValueError("query: required for type 'search'")
+        elif self.query is not None:
+            raise ValueError(f"query: only allowed for type 'search', not '{kind}'")
+        if kind not in BOOKING_TYPES:
+            for name in ("booking_id", "quantity"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: only allowed for booking types, not '{kind}'")
+        return self
 
 
 class EventStatus(StrEnum):

@@ -72,6 +72,16 @@ class InteractionBatch:
         self.slots.append(slot)
         self.hashes.append(id_hash)
 
+    def add_records(self, users: Sequence[int], records: bytes, id_hashes: Sequence[bytes]) -> None:
+        """Add many packed records at once; ``users[i]`` owns the i-th record."""
+        for user in users:
+            if user not in self._row_slot:
+                self.row_users.append(user)
+                self._row_slot[user] = len(self.row_users)
+        self.payloads.append(records)
+        self.slots.extend(self._row_slot[user] for user in users)
+        self.hashes.extend(id_hashes)
+
     def add_search(self, user: int, query: str, id_hash: bytes) -> None:
         slot = self._search_slot.get(user)
         if slot is None:

@@ -1,0 +1,219 @@
+"""Ingestion benchmark: `eventrec consumer` against the client's ceiling and a naive consumer.
+
+Pre-produces N synthetic interactions (realistic JSON, keyed by user, 6 partitions) to a
+broker and Redis of its own, then measures in the same run:
+
+- raw_client_rate: kafka-python consuming and JSON-decoding the topic, nothing else;
+- consumer_rate: `eventrec consumer` from offset 0 until every interaction is in Redis;
+- naive_rate: on the first 50,000, one Redis round trip per interaction and a Kafka
+  commit per message.
+
+Prints one JSON line. Usage: python benchmarks/ingest.py [--interactions 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import redis
+from kafka import KafkaConsumer, TopicPartition
+
+from eventrec.config import Settings
+from eventrec.local_services import LocalServices
+from eventrec.schemas import decode_interaction
+from eventrec.store import Store, connect
+from eventrec.synth.config import SynthConfig
+from eventrec.synth.platform import generate
+from eventrec.synth.publish import publish
+from eventrec.topics import create_topics
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bench_settings(services: LocalServices, tag: str) -> Settings:
+    return Settings(
+        kafka_bootstrap_servers=services.kafka_address,
+        redis_url=services.redis_url,
+        key_prefix=f"bench-{tag}",
+        consumer_group=f"bench-{tag}",
+        topic_interactions=f"bench-{tag}.interactions",
+        topic_events=f"bench-{tag}.events",
+        topic_users=f"bench-{tag}.users",
+        topic_dlq=f"bench-{tag}.dlq",
+        topic_partitions=6,
+    )
+
+
+def raw_client_rate(settings: Settings, total: int) -> float:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    topic = settings.topic_interactions
+    partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    seen = 0
+    started = time.perf_counter()
+    while seen < total:
+        for batch in consumer.poll(timeout_ms=500, max_records=5000).values():
+            for message in batch:
+                json.loads(message.value)
+            seen += len(batch)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return seen / elapsed
+
+
+def consumer_rate(settings: Settings, total: int) -> float:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **{f"EVENTREC_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v},
+    }
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    topic = settings.topic_interactions
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eventrec.cli", "consumer"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            offsets = store.stored_offsets(topic, range(settings.topic_partitions))
+            if sum(o or 0 for o in offsets.values()) >= total:
+                break
+            if process.poll() is not None:
+                raise RuntimeError(f"the consumer exited with {process.returncode}")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    return total / elapsed
+
+
+def naive_rate(settings: Settings, count: int) -> float:
+    """One interaction per Redis round trip, one Kafka commit per message."""
+    client = redis.Redis.from_url(settings.redis_url)
+    consumer = KafkaConsumer(
+        settings.topic_interactions,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=f"{settings.consumer_group}-naive",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    seen = 0
+    started = time.perf_counter()
+    while seen < count:
+        for tp, batch in consumer.poll(timeout_ms=500, max_records=500).items():
+            for message in batch:
+                interaction = decode_interaction(message.key, message.value)
+                client.rpush(
+                    f"naive-{settings.key_prefix}:{interaction.user_id}",
+                    message.value or b"",
+                )
+                consumer.commit({tp: _offset(message.offset + 1)})
+                seen += 1
+                if seen >= count:
+                    break
+            if seen >= count:
+                break
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    for key in client.scan_iter(match=f"naive-{settings.key_prefix}:*", count=5000):
+        client.delete(key)
+    return seen / elapsed
+
+
+def _offset(offset: int) -> object:
+    from kafka.structs import OffsetAndMetadata
+
+    return OffsetAndMetadata(offset, "", -1)
+
+
+def redis_bytes(settings: Settings, total: int) -> tuple[float, float]:
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    keys = store.keys
+    matrix_keys = [keys.user_index, keys.user_ids, keys.event_index, keys.event_ids]
+    dedup_keys = []
+    for partition in range(settings.topic_partitions):
+        topic = settings.topic_interactions
+        users = store.client.lrange(keys.row_users(topic, partition), 0, -1)
+        matrix_keys.append(keys.row_users(topic, partition))
+        matrix_keys.extend(keys.row(topic, partition, int(u)) for u in users)
+        dedup_keys.extend(
+            k.decode()
+            for k in store.client.scan_iter(match=keys.dedup(topic, partition, 0)[:-1] + "*")
+        )
+    return store.memory_usage(matrix_keys) / total, store.memory_usage(dedup_keys) / total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--interactions", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=50_000)
+    parser.add_argument("--events", type=int, default=5_000)
+    parser.add_argument("--naive", type=int, default=50_000, help="messages for the naive rate")
+    parser.add_argument("--keep-services", action="store_true")
+    args = parser.parse_args()
+
+    services = LocalServices(
+        Settings(
+            state_dir=REPO / ".local" / "bench-ingest",
+            cache_dir=REPO / ".cache",
+            local_kafka_port=38092,
+            local_kafka_controller_port=38093,
+            local_redis_port=36380,
+        )
+    )
+    services.up()
+    try:
+        settings = bench_settings(services, uuid.uuid4().hex[:8])
+        create_topics(settings)
+        platform = generate(
+            SynthConfig(
+                n_users=args.users,
+                n_events=args.events,
+                n_interactions=args.interactions,
+                seed=1,
+            )
+        )
+        total = len(platform.interactions)
+        publish(platform, settings, progress=True)
+        print(f"published {total} interactions", file=sys.stderr)
+
+        raw = raw_client_rate(settings, total)
+        print(f"raw client: {raw:,.0f}/s", file=sys.stderr)
+        rate = consumer_rate(settings, total)
+        print(f"eventrec consumer: {rate:,.0f}/s", file=sys.stderr)
+        naive = naive_rate(settings, min(args.naive, total))
+        print(f"naive: {naive:,.0f}/s", file=sys.stderr)
+        matrix_bytes, dedup_bytes = redis_bytes(settings, total)
+        result = {
+            "interactions": total,
+            "raw_client_rate": round(raw),
+            "consumer_rate": round(rate),
+            "naive_rate": round(naive),
+            "ratio_to_raw": round(rate / raw, 3),
+            "speedup_vs_naive": round(rate / naive, 1),
+            "redis_bytes_per_interaction": round(matrix_bytes, 1),
+            "dedup_bytes_per_interaction": round(dedup_bytes, 1),
+        }
+        print(json.dumps(result))
+    finally:
+        if not args.keep_services:
+            services.down()
+
+
+if __name__ == "__main__":
+    main()
