@@ -38,6 +38,7 @@ __all__ = [
     "FitOptions",
     "FittedVersion",
     "fit_version",
+    "publish_gate",
     "trending_scores",
 ]
 
@@ -80,6 +81,36 @@ class FittedVersion:
     publish: bool
     reason: str
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def publish_gate(
+    n_validation_users: int, model_ndcg: float, popularity_ndcg: float
+) -> tuple[bool, bool, str]:
+    """(publish, gated, reason): publish only a model that beats popularity on validation.
+
+    With fewer than :data:`MIN_GATE_USERS` validation users the comparison means nothing:
+    publish, marked ``gated: false``.
+    """
+    if n_validation_users < MIN_GATE_USERS:
+        return (
+            True,
+            False,
+            f"{n_validation_users} validation users (< {MIN_GATE_USERS}): too few to compare "
+            f"with popularity, published ungated",
+        )
+    if model_ndcg > popularity_ndcg:
+        return (
+            True,
+            True,
+            f"validation NDCG@10 {model_ndcg:.4f} beats popularity's {popularity_ndcg:.4f} "
+            f"over {n_validation_users} users",
+        )
+    return (
+        False,
+        True,
+        f"validation NDCG@10 {model_ndcg:.4f} does not beat popularity's "
+        f"{popularity_ndcg:.4f} over {n_validation_users} users: keeping the current version",
+    )
 
 
 def trending_scores(
@@ -209,24 +240,7 @@ def fit_version(
     n_validation = model.n_validation_users_
     model_ndcg = model.validation_ndcg_
     popularity_ndcg = model.popularity_validation_ndcg_
-    if n_validation < MIN_GATE_USERS:
-        gated, publish = False, True
-        reason = (
-            f"{n_validation} validation users (< {MIN_GATE_USERS}): too few to compare "
-            f"with popularity, published ungated"
-        )
-    elif model_ndcg > popularity_ndcg:
-        gated, publish = True, True
-        reason = (
-            f"validation NDCG@10 {model_ndcg:.4f} beats popularity's {popularity_ndcg:.4f} "
-            f"over {n_validation} users"
-        )
-    else:
-        gated, publish = True, False
-        reason = (
-            f"validation NDCG@10 {model_ndcg:.4f} does not beat popularity's "
-            f"{popularity_ndcg:.4f} over {n_validation} users: keeping the current version"
-        )
+    publish, gated, reason = publish_gate(n_validation, model_ndcg, popularity_ndcg)
     timings["fit_total"] = time.perf_counter() - started
     popularity_metrics = model.popularity_validation_metrics_
     metadata: dict[str, Any] = {
