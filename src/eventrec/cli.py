@@ -51,6 +51,29 @@ def _consumer(args: argparse.Namespace, settings: Settings) -> int:
     return run_consumer(settings)
 
 
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    import uvicorn
+
+    # Each worker process builds its own settings from the environment: pass flags on.
+    for name in ("host", "port", "workers"):
+        value = getattr(args, name)
+        if value is not None:
+            os.environ[f"EVENTREC_HTTP_{name.upper()}"] = str(value)
+    settings = load_settings()
+    uvicorn.run(
+        "eventrec.serving.app:create_app",
+        factory=True,
+        host=settings.http_host,
+        port=settings.http_port,
+        workers=settings.http_workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
 def _settings(args: argparse.Namespace, settings: Settings) -> int:
     for variable, default, description in describe_settings():
         print(f"{variable}={default}\n    {description}")
@@ -78,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         "consumer", help="consume interactions, catalog and profiles from Kafka into Redis"
     )
     consumer.set_defaults(handler=_consumer, json_logs=True)
+
+    serve = commands.add_parser("serve", help="run the recommendation HTTP API")
+    serve.add_argument("--host", help="listen address (EVENTREC_HTTP_HOST)")
+    serve.add_argument("--port", type=int, help="port (EVENTREC_HTTP_PORT)")
+    serve.add_argument("--workers", type=int, help="worker processes (EVENTREC_HTTP_WORKERS)")
+    serve.set_defaults(handler=_serve, json_logs=True)
 
     from eventrec.evaluation.command import register as register_evaluate
     from eventrec.synth.command import register as register_synth

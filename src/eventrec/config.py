@@ -136,6 +136,23 @@ class Settings(BaseSettings):
         ge=256,
         description="A user's row is compacted each time it grows past this size doubled.",
     )
+    http_host: str = Field("127.0.0.1", description="Address `eventrec serve` listens on.")
+    http_port: int = Field(8000, ge=1, le=65535, description="Port of `eventrec serve`.")
+    http_workers: int = Field(
+        1, ge=1, le=64, description="Worker processes of `eventrec serve` (one core each)."
+    )
+    min_interactions_personal: int = Field(
+        1, ge=1, description="Interactions a user needs before recommendations are personal."
+    )
+    hide_viewed: bool = Field(
+        False, description="Also hide events the user viewed or saved (default: keep them)."
+    )
+    serving_reload_seconds: float = Field(
+        0.25,
+        gt=0,
+        le=10,
+        description="How often serving checks for a new model version or catalog change.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every eventrec process."
     )

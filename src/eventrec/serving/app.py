@@ -1,0 +1,475 @@
+"""`eventrec serve`: the recommendation API.
+
+Handlers are async and never block on a thread pool: a user's row comes from Redis over
+an async connection, scoring is one float32 mat-vec (BLAS limited to one thread), and the
+model and catalog are reloaded on a background thread and swapped in whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+import numpy as np
+import redis
+import redis.asyncio as aioredis
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from threadpoolctl import threadpool_limits
+
+from eventrec.config import Settings, load_settings
+from eventrec.logs import configure_logging
+from eventrec.model.records import RECORD_DTYPE, TYPE_NAMES
+from eventrec.serving.catalog import Filters, top_positions
+from eventrec.serving.state import VERBS, ServingState, UserProfileHint, build_state
+from eventrec.store.keys import Keys
+from eventrec.store.store import Store, connect
+from eventrec.store.versions import (
+    ModelVersionError,
+    activate_version,
+    list_versions,
+    request_training,
+)
+
+log = logging.getLogger("eventrec.serving")
+
+RETRY_AFTER_SECONDS = "2"
+
+
+class Unavailable(Exception):  # noqa: N818 - an HTTP outcome, not an error class of the domain
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Runtime:
+    """Resources of one serving process: settings, clients, and the current state."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.store = Store(connect(settings.redis_url, retries=1), settings.key_prefix)
+        # redis-py types replies as bytes | str by connection options; ours are bytes.
+        self.redis: Any = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=2, socket_connect_timeout=2
+        )
+        self.state: ServingState | None = None
+        self.load_error: str | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.reload)
+        self._watch = asyncio.create_task(self._watch_changes())
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        await self.redis.aclose()
+        self.store.client.close()
+
+    def reload(self) -> bool:
+        """Build a new state if the model version or the catalog changed; keep the old on error."""
+        try:
+            state = build_state(self.store, self.settings.topic_events, self.state)
+        except ModelVersionError as exc:
+            if self.load_error != str(exc):
+                log.error("model version refused, serving the previous one: %s", exc)
+            self.load_error = str(exc)
+            return False
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if self.load_error != "redis":
+                log.warning("redis unavailable while reloading: %s", exc)
+            self.load_error = "redis"
+            return False
+        previous = self.state
+        self.state = state
+        self.load_error = None
+        if previous is None or previous.model_version != state.model_version:
+            log.info(
+                "model version loaded",
+                extra={"model_version": state.model_version, "catalog_events": len(state.catalog)},
+            )
+        return True
+
+    async def _watch_changes(self) -> None:
+        """Poll the version and catalog counters; reload within a second of a change."""
+        seen: tuple[Any, ...] | None = None
+        last_trending = time.monotonic()
+        while True:
+            await asyncio.sleep(self.settings.serving_reload_seconds)
+            try:
+                current, switches = await self.redis.mget(
+                    self.keys.model_current, self.keys.model_switches
+                )
+                catalog_version = await asyncio.to_thread(
+                    self.store.entity_version, self.settings.topic_events
+                )
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue
+            marker = (current, switches, catalog_version)
+            stale_trending = time.monotonic() - last_trending > 30
+            changed = marker != seen or stale_trending or self.load_error is not None
+            if changed and await asyncio.to_thread(self.reload):
+                seen = marker
+                last_trending = time.monotonic()
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+UserIdQuery = Annotated[str, Query(min_length=1, max_length=128)]
+LimitQuery = Annotated[int, Query(ge=1, le=50)]
+
+
+def _require_admin(
+    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """Bearer token of EVENTREC_ADMIN_TOKEN, compared in constant time."""
+    token = runtime.settings.admin_token
+    if not token:
+        raise HTTPException(403, detail="admin disabled: EVENTREC_ADMIN_TOKEN is not set")
+    if authorization is None or not authorization.startswith("Bearer "):
+        raise HTTPException(
+            401,
+            detail="admin endpoint: send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    given = authorization.removeprefix("Bearer ").encode()
+    if not hmac.compare_digest(given, token.encode()):
+        raise HTTPException(403, detail="wrong admin token")
+
+
+AdminDep = Annotated[None, Depends(_require_admin)]
+
+
+def _state(runtime: Runtime) -> ServingState:
+    if runtime.state is None:
+        raise Unavailable(f"not loaded yet: {runtime.load_error or 'starting'}")
+    return runtime.state
+
+
+def _epoch(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise HTTPException(422, detail="starts_after/starts_before need a time zone")
+    return value.timestamp()
+
+
+async def _user_row(runtime: Runtime, user_id: str) -> np.ndarray | None:
+    keys = runtime.keys
+    try:
+        found = await runtime.redis.hget(keys.user_index, user_id)
+        if found is None:
+            return None
+        index, partition = found.split(b":")
+        row = await runtime.redis.get(
+            keys.row(runtime.settings.topic_interactions, int(partition), int(index))
+        )
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise Unavailable(f"redis unavailable: {exc}") from None
+    if not row:
+        return None
+    return np.frombuffer(row, dtype=RECORD_DTYPE)
+
+
+async def _profile(runtime: Runtime, user_id: str) -> UserProfileHint | None:
+    keys = runtime.keys
+    settings = runtime.settings
+    try:
+        pipe = runtime.redis.pipeline(transaction=False)
+        for partition in range(settings.topic_partitions):
+            pipe.hget(keys.profiles(settings.topic_users, partition), user_id)
+        found = next((doc for doc in await pipe.execute() if doc is not None), None)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise Unavailable(f"redis unavailable: {exc}") from None
+    if found is None:
+        return None
+    profile = json.loads(found)
+    return UserProfileHint(
+        city=profile.get("city"), categories=frozenset(profile.get("preferred_categories") or [])
+    )
+
+
+def _trending_items(
+    state: ServingState,
+    mask: np.ndarray,
+    limit: int,
+    profile: UserProfileHint | None,
+) -> tuple[str, list[dict[str, Any]]]:
+    catalog = state.catalog
+    scores = state.trending.astype(np.float64)
+    strategy = "trending"
+    if profile is not None and (profile.city or profile.categories):
+        strategy = "trending_profile"
+        boost = np.ones(len(catalog))
+        if profile.city:
+            boost += catalog.city == catalog.city_code.get(profile.city.casefold(), -1)
+        if profile.categories:
+            codes = catalog.codes(profile.categories, catalog.category_code)
+            boost += np.isin(catalog.category, codes)
+        # Profile matches first, then by trend; +1 keeps never-booked events orderable.
+        scores = boost * 1e6 + scores
+    if state.model is None:
+        strategy += "_no_model"
+    positions = top_positions(scores, mask, limit)
+    items = []
+    for position in positions.tolist():
+        doc = catalog.documents[position]
+        if profile is not None and profile.city and doc["city"] == profile.city:
+            reason = f"trending in {doc['city']}, your city"
+        elif profile is not None and doc["category"] in profile.categories:
+            reason = f"popular {doc['category']}, a category you like"
+        else:
+            reason = f"trending in {doc['city']}"
+        items.append(catalog.item(position, float(state.trending[position]), reason))
+    return strategy, items
+
+
+def _reason(
+    state: ServingState,
+    position: int,
+    vector_of_item: np.ndarray,
+    strongest: dict[int, tuple[int, int]],
+) -> str:
+    """Name the user's interaction that contributed most to an item's score."""
+    model = state.model
+    catalog = state.catalog
+    if model is None:
+        return "recommended for you"
+    n_model = model.item_factors.shape[0]
+    events = np.array([e for e in strongest if e < n_model], dtype=np.int64)
+    if not len(events):
+        return "recommended for you"
+    contributions = model.item_factors[events] @ vector_of_item
+    best = int(events[int(np.argmax(contributions))])
+    kind, _ = strongest[best]
+    name = state.store_event_ids[best] if best < len(state.store_event_ids) else None
+    position_of_best = catalog.position.get(name) if name is not None else None
+    title = catalog.documents[position_of_best]["title"] if position_of_best is not None else name
+    if state.catalog_model_index[position] < 0:
+        doc = catalog.documents[position]
+        return f"new in {doc['city']}, like events you {VERBS.get(kind, 'liked')}"
+    return f"because you {VERBS.get(kind, TYPE_NAMES.get(kind, 'liked'))} {title}"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI app; ``settings`` default to the environment (one worker = one entry point)."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        # One BLAS thread per worker: concurrent requests must not oversubscribe the cores.
+        with threadpool_limits(limits=1):
+            runtime = Runtime(settings)
+            app.state.runtime = runtime
+            await runtime.start()
+            yield
+            await runtime.stop()
+
+    app = FastAPI(
+        title="eventrec",
+        version="0.1.0",
+        summary="Recommendations of upcoming events for each user of a ticketing platform.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.reason}, status_code=503, headers={"Retry-After": RETRY_AFTER_SECONDS}
+        )
+
+    @app.get("/recommendations", summary="Upcoming events for one user, best first")
+    async def recommendations(
+        runtime: RuntimeDep,
+        user_id: UserIdQuery,
+        limit: LimitQuery = 10,
+        city: Annotated[list[str] | None, Query(max_length=20)] = None,
+        category: Annotated[list[str] | None, Query(max_length=20)] = None,
+        min_price: Annotated[float | None, Query(ge=0)] = None,
+        max_price: Annotated[float | None, Query(ge=0)] = None,
+        starts_after: datetime | None = None,
+        starts_before: datetime | None = None,
+        exclude: Annotated[list[str] | None, Query(max_length=200)] = None,
+    ) -> dict[str, Any]:
+        if min_price is not None and max_price is not None and min_price > max_price:
+            raise HTTPException(422, detail="min_price must not exceed max_price")
+        filters = Filters(
+            cities=frozenset(city) if city else None,
+            categories=frozenset(category) if category else None,
+            min_price=min_price,
+            max_price=max_price,
+            starts_after=_epoch(starts_after),
+            starts_before=_epoch(starts_before),
+            exclude=frozenset(exclude or ()),
+        )
+        state = _state(runtime)
+        records = await _user_row(runtime, user_id)
+        mask = state.catalog.eligible(filters, time.time())
+        strategy = "trending"
+        items: list[dict[str, Any]] = []
+        vector = None
+        strongest: dict[int, tuple[int, int]] = {}
+        if records is not None and len(records) >= settings.min_interactions_personal:
+            vector, hidden, strongest = state.user_vector(records)
+            mask[hidden] = False
+            if settings.hide_viewed:
+                mask[_touched_positions(state, records)] = False
+        if vector is not None and state.catalog_factors is not None:
+            scores = state.catalog_factors @ vector
+            positions = top_positions(scores, mask, limit)
+            strategy = "personalised"
+            items = [
+                state.catalog.item(
+                    p,
+                    float(scores[p]),
+                    _reason(state, p, state.catalog_factors[p], strongest),
+                )
+                for p in positions.tolist()
+            ]
+        else:
+            profile = await _profile(runtime, user_id)
+            strategy, items = _trending_items(state, mask, limit, profile)
+        return {
+            "request_id": uuid.uuid4().hex,
+            "user_id": user_id,
+            "model_version": state.model_version,
+            "strategy": strategy,
+            "items": items,
+        }
+
+    @app.get("/events/{event_id}/similar", summary="Events like this one")
+    async def similar(
+        runtime: RuntimeDep,
+        event_id: Annotated[str, Path(min_length=1, max_length=128)],
+        limit: LimitQuery = 10,
+    ) -> dict[str, Any]:
+        state = _state(runtime)
+        position = state.catalog.position.get(event_id)
+        if position is None:
+            raise HTTPException(404, detail=f"unknown event {event_id!r}")
+        mask = state.catalog.eligible(Filters(), time.time())
+        mask[position] = False
+        if state.catalog_factors is None:
+            same = state.catalog.category == state.catalog.category[position]
+            strategy, items = _trending_items(state, mask & same, limit, None)
+            return {
+                "event_id": event_id,
+                "model_version": None,
+                "strategy": strategy,
+                "items": items,
+            }
+        factors = state.catalog_factors
+        norms = np.linalg.norm(factors, axis=1) + 1e-9
+        scores = (factors @ factors[position]) / (norms * norms[position])
+        positions = top_positions(scores, mask, limit)
+        title = state.catalog.documents[position]["title"]
+        items = [
+            state.catalog.item(p, float(scores[p]), f"similar to {title}")
+            for p in positions.tolist()
+        ]
+        return {
+            "event_id": event_id,
+            "model_version": state.model_version,
+            "strategy": "item_vectors",
+            "items": items,
+        }
+
+    @app.get("/popular", summary="What is trending among upcoming events")
+    async def popular(
+        runtime: RuntimeDep,
+        limit: LimitQuery = 10,
+        city: Annotated[list[str] | None, Query(max_length=20)] = None,
+        category: Annotated[list[str] | None, Query(max_length=20)] = None,
+    ) -> dict[str, Any]:
+        state = _state(runtime)
+        filters = Filters(
+            cities=frozenset(city) if city else None,
+            categories=frozenset(category) if category else None,
+        )
+        mask = state.catalog.eligible(filters, time.time())
+        strategy, items = _trending_items(state, mask, limit, None)
+        return {"model_version": state.model_version, "strategy": strategy, "items": items}
+
+    @app.get("/models", summary="Stored model versions with their metrics")
+    async def models(runtime: RuntimeDep) -> dict[str, Any]:
+        try:
+            versions = await asyncio.to_thread(
+                list_versions, runtime.store.client, settings.key_prefix
+            )
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise Unavailable(f"redis unavailable: {exc}") from None
+        serving = runtime.state.model_version if runtime.state else None
+        return {"serving": serving, "versions": versions}
+
+    @app.post("/models/{version}/activate", summary="Make a stored version current (rollback)")
+    async def activate(
+        runtime: RuntimeDep,
+        _admin: AdminDep,
+        version: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")],
+    ) -> dict[str, Any]:
+        try:
+            await asyncio.to_thread(
+                activate_version, runtime.store.client, version, settings.key_prefix
+            )
+        except ModelVersionError as exc:
+            raise HTTPException(404, detail=str(exc)) from None
+        log.info("model version activated by admin", extra={"model_version": version})
+        return {"activated": version}
+
+    @app.post("/train", status_code=202, summary="Ask the trainer for a fit now")
+    async def train(runtime: RuntimeDep, _admin: AdminDep) -> dict[str, Any]:
+        queued = await asyncio.to_thread(
+            request_training, runtime.store.client, settings.key_prefix, "POST /train"
+        )
+        return {"queued": queued}
+
+    @app.get("/health", summary="The process is alive")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Redis reachable and the current model version loaded")
+    async def ready(runtime: RuntimeDep) -> JSONResponse:
+        try:
+            await runtime.redis.ping()
+            current = await runtime.redis.get(runtime.keys.model_current)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            return JSONResponse({"ready": False, "reason": f"redis unavailable: {exc}"}, 503)
+        state = runtime.state
+        if state is None:
+            return JSONResponse({"ready": False, "reason": runtime.load_error or "loading"}, 503)
+        wanted = current.decode() if current else None
+        if wanted is not None and state.model_version != wanted:
+            reason = runtime.load_error or f"loading model version {wanted}"
+            return JSONResponse({"ready": False, "reason": reason}, 503)
+        return JSONResponse(
+            {
+                "ready": True,
+                "model_version": state.model_version,
+                "catalog_events": len(state.catalog),
+            }
+        )
+
+    return app
+
+
+def _touched_positions(state: ServingState, records: np.ndarray) -> list[int]:
+    names = state.store_event_ids
+    positions = []
+    for event in np.unique(records["event"]).tolist():
+        if event < len(names) and names[event] in state.catalog.position:
+            positions.append(state.catalog.position[names[event]])
+    return positions

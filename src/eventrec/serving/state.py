@@ -1,0 +1,172 @@
+"""What serving holds in memory: the current model version and the catalog, as one value.
+
+A :class:`ServingState` is built off the request path and swapped in whole, so a request
+sees either the old state or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from eventrec.model.aggregate import InteractionWeights, aggregate
+from eventrec.model.content import blend
+from eventrec.model.records import (
+    TYPE_BOOKING,
+    TYPE_RATING,
+    TYPE_SAVE,
+    TYPE_VIEW,
+    InteractionLog,
+)
+from eventrec.serving.catalog import Catalog
+from eventrec.store.store import Store
+from eventrec.store.versions import LoadedModel, current_version, load_version, read_trending
+
+log = logging.getLogger("eventrec.serving")
+
+# Interactions at which an event's collaborative vector weighs as much as its content one.
+CONTENT_BLEND_K0 = 10.0
+VERBS = {TYPE_BOOKING: "booked", TYPE_RATING: "rated", TYPE_SAVE: "saved", TYPE_VIEW: "viewed"}
+# Which of a user's interactions with an event to name in a reason: the strongest.
+STRENGTH = {TYPE_VIEW: 1, TYPE_SAVE: 2, TYPE_RATING: 3, TYPE_BOOKING: 4}
+
+
+@dataclass
+class UserProfileHint:
+    city: str | None
+    categories: frozenset[str]
+
+
+@dataclass
+class ServingState:
+    """The model version and catalog one request is answered from."""
+
+    catalog: Catalog
+    model: LoadedModel | None
+    catalog_factors: npt.NDArray[np.float32] | None
+    catalog_model_index: npt.NDArray[np.int64]
+    trending: npt.NDArray[np.float32]
+    store_event_ids: list[str]
+    catalog_version: int
+    model_version: str | None
+    built_at: float
+
+    @property
+    def weights(self) -> InteractionWeights:
+        if self.model is None:
+            return InteractionWeights()
+        weights: InteractionWeights = self.model.model.weights_
+        return weights
+
+    def user_vector(
+        self, records: np.ndarray
+    ) -> tuple[npt.NDArray[np.float32] | None, npt.NDArray[np.int64], dict[int, tuple[int, int]]]:
+        """The user's folded-in vector, hidden catalog positions, and strongest interactions.
+
+        Returns ``(vector or None, hidden positions, {store event index: (type, time)})``.
+        """
+        n_store_events = max(int(records["event"].max()) + 1, 1) if len(records) else 1
+        log_ = InteractionLog(
+            np.zeros(len(records), dtype=np.int32), np.asarray(records), 1, n_store_events
+        )
+        result = aggregate(log_, self.weights, now=time.time())
+        hidden_events = result.hidden.indices
+        hidden_positions = np.array(
+            [
+                self.catalog.position[self.store_event_ids[e]]
+                for e in hidden_events.tolist()
+                if e < len(self.store_event_ids)
+                and self.store_event_ids[e] in self.catalog.position
+            ],
+            dtype=np.int64,
+        )
+        strongest: dict[int, tuple[int, int]] = {}
+        for event, kind, moment in zip(
+            records["event"].tolist(), records["type"].tolist(), records["time"].tolist(),
+            strict=True,
+        ):  # fmt: skip
+            if kind in STRENGTH:
+                best = strongest.get(event)
+                if best is None or STRENGTH[kind] >= STRENGTH[best[0]]:
+                    strongest[event] = (kind, moment)
+        if self.model is None:
+            return None, hidden_positions, strongest
+        model = self.model
+        n_model = model.item_factors.shape[0]
+        confidence = result.confidence.tocsr()
+        events, values = confidence.indices, confidence.data
+        known = events < n_model
+        events, values = events[known], values[known]
+        if not len(events):
+            return None, hidden_positions, strongest
+        weighted = values * model.column_scale[events]
+        vector = (weighted[None, :] @ model.item_factors[events]).astype(np.float32)[0]
+        if not np.any(vector):
+            return None, hidden_positions, strongest
+        return vector, hidden_positions, strongest
+
+
+def build_state(store: Store, topic_events: str, previous: ServingState | None) -> ServingState:
+    """Load the current version and catalog; reuse what has not changed."""
+    catalog_version = store.entity_version(topic_events)
+    version = current_version(store.client, store.keys.prefix)
+    model: LoadedModel | None
+    if previous is not None and previous.model_version == version:
+        model = previous.model
+    else:
+        model = load_version(store.client, store.keys.prefix, version) if version else None
+    if previous is not None and previous.catalog_version == catalog_version:
+        catalog = previous.catalog
+    else:
+        catalog = Catalog.from_documents(store.entity_documents("events", topic_events))
+    store_event_ids = store.event_ids()
+
+    model_index = np.full(len(catalog), -1, dtype=np.int64)
+    factors: npt.NDArray[np.float32] | None = None
+    if model is not None and len(catalog):
+        index_of = {event_id: i for i, event_id in enumerate(model.event_ids)}
+        model_index = np.array(
+            [index_of.get(event_id, -1) for event_id in catalog.event_ids], dtype=np.int64
+        )
+        content = model.content_vectors(catalog.documents)
+        known = model_index >= 0
+        collaborative = np.zeros_like(content)
+        collaborative[known] = model.item_factors[model_index[known]]
+        interactions = np.zeros(len(catalog), dtype=np.float64)
+        interactions[known] = model.popularity[model_index[known]]
+        factors = blend(collaborative, content, interactions, k0=CONTENT_BLEND_K0)
+
+    trending = _trending(store, catalog, model)
+    state = ServingState(
+        catalog=catalog,
+        model=model,
+        catalog_factors=factors,
+        catalog_model_index=model_index,
+        trending=trending,
+        store_event_ids=store_event_ids,
+        catalog_version=catalog_version,
+        model_version=version if model is not None else None,
+        built_at=time.time(),
+    )
+    return state
+
+
+def _trending(store: Store, catalog: Catalog, model: LoadedModel | None) -> npt.NDArray[np.float32]:
+    """Per catalog event: the trainer's trending score, else the catalog's own counts."""
+    scores = np.zeros(len(catalog), dtype=np.float32)
+    document: dict[str, Any] | None = read_trending(store.client, store.keys.prefix)
+    if document and document.get("event_ids"):
+        for event_id, score in zip(document["event_ids"], document["scores"], strict=True):
+            position = catalog.position.get(event_id)
+            if position is not None:
+                scores[position] = float(score)
+        return scores
+    # No trainer output yet (a fresh install): the catalog's bookings and ratings.
+    for position, doc in enumerate(catalog.documents):
+        scores[position] = float(doc.get("total_bookings") or 0) + float(doc.get("avg_rating") or 0)
+    return scores
