@@ -27,6 +27,7 @@ from eventrec.errors import EventrecError
 from eventrec.model.content import ContentMap, EventFeaturizer
 from eventrec.model.recommender import EventrecModel
 from eventrec.store.keys import Keys
+from eventrec.store.store import Store
 
 __all__ = [
     "ARRAY_DTYPES",
@@ -79,13 +80,12 @@ class ModelVersionError(EventrecError):
 
 
 def _client(store_or_client: Any) -> Any:
-    return getattr(store_or_client, "client", store_or_client)
+    return store_or_client.client if isinstance(store_or_client, Store) else store_or_client
 
 
 def _keys(store_or_client: Any, prefix: str | None) -> Keys:
-    keys = getattr(store_or_client, "keys", None)
-    if isinstance(keys, Keys) and prefix in (None, keys.prefix):
-        return keys
+    if isinstance(store_or_client, Store) and prefix in (None, store_or_client.keys.prefix):
+        return store_or_client.keys
     if prefix is None:
         raise ValueError("a plain Redis client needs the key prefix")
     return Keys(prefix)

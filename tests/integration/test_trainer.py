@@ -1,0 +1,294 @@
+"""The trainer end to end: Kafka → consumer → Redis → `eventrec trainer` → model versions."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+from eventrec.config import Settings
+from eventrec.local_services import LocalServices
+from eventrec.store import Store, connect
+from eventrec.store.versions import (
+    ModelVersionError,
+    current_version,
+    list_versions,
+    load_version,
+    read_trending,
+    request_training,
+    write_version,
+)
+from eventrec.synth.config import SynthConfig
+from eventrec.synth.platform import generate
+from eventrec.synth.publish import publish
+from eventrec.topics import create_topics
+from tests.integration.conftest import unique_settings
+from tests.integration.ingest_helpers import (
+    ConsumerProcess,
+    Stream,
+    applied_offsets,
+    produce,
+    settings_env,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def eventrec(
+    settings: Settings, *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eventrec.cli", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_trainer(settings: Settings, log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "eventrec.cli", "trainer", *args],
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def clean(settings: Settings) -> None:
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def ingested(
+    services: LocalServices, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """A synthetic platform published to Kafka and applied to Redis by the real consumer."""
+    settings = unique_settings(services)
+    create_topics(settings)
+    platform = generate(SynthConfig(n_users=600, n_events=150, n_interactions=20_000, seed=5))
+    counts = publish(platform, settings, progress=False)
+    consumer = ConsumerProcess(settings, tmp_path_factory.mktemp("consumer") / "consumer.log")
+    consumer.start()
+    try:
+        wait_until(
+            lambda: applied_offsets(settings) == counts.interactions, 180, "every interaction"
+        )
+        store = Store(connect(settings.redis_url), settings.key_prefix)
+        wait_until(
+            lambda: len(store.entity_documents("events", settings.topic_events)) == counts.events,
+            60,
+            "the catalog",
+        )
+    finally:
+        assert consumer.stop() == 0, consumer.log()[-3000:]
+    yield settings
+    clean(settings)
+
+
+@pytest.fixture
+def store(ingested: Settings) -> Iterator[Store]:
+    client = connect(ingested.redis_url)
+    yield Store(client, ingested.key_prefix)
+    client.close()
+
+
+def fit_once(settings: Settings) -> str:
+    """Run `eventrec trainer --once`; the version it made current."""
+    before = current_version(connect(settings.redis_url), settings.key_prefix)
+    done = eventrec(settings, "trainer", "--once")
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = current_version(connect(settings.redis_url), settings.key_prefix)
+    assert after is not None, done.stderr[-3000:]
+    assert after != before, done.stderr[-3000:]
+    return after
+
+
+def test_fit_refit_and_roll_back(ingested: Settings, store: Store) -> None:
+    first = fit_once(ingested)
+    metadata = load_version(store).metadata
+    assert metadata["version"] == first
+    metrics = metadata["metrics"]
+    assert metrics["validation_ndcg@10"] > metrics["popularity_validation_ndcg@10"] > 0
+    assert metrics["precision@10"] > 0
+    assert metrics["recall@10"] > 0
+    assert metrics["rmse"] is not None
+    assert metadata["gated"] is True
+    assert metadata["data"]["interactions"] > 15_000
+    assert metadata["data"]["events"] == len(store.event_ids()) > 100
+    assert metadata["checksum"].startswith("sha256:")
+    assert {"factors", "grid", "winner"} <= set(metadata["search"])
+    trending = read_trending(store)
+    assert trending is not None
+    assert len(trending["event_ids"]) > 50
+
+    second = fit_once(ingested)
+    assert [v["version"] for v in list_versions(store)][-2:] == [first, second]
+
+    pubsub = store.client.pubsub()
+    pubsub.subscribe(store.keys.model_channel)
+    assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+    switches = int(store.client.get(store.keys.model_switches))
+    done = eventrec(ingested, "model", "activate", first)
+    assert done.returncode == 0, done.stderr
+    assert current_version(store) == first
+    assert load_version(store).version == first
+    announced = pubsub.get_message(timeout=1)
+    assert announced is not None
+    assert announced["data"] == first.encode()
+    assert int(store.client.get(store.keys.model_switches)) == switches + 1
+    pubsub.close()
+
+    listing = eventrec(ingested, "model", "list")
+    assert f"* {first}" in listing.stdout
+    shown = eventrec(ingested, "model", "show", second)
+    assert json.loads(shown.stdout)["version"] == second
+
+
+@pytest.mark.parametrize("damage", ["wrong byte length", "NaN"])
+def test_a_corrupted_version_is_refused_at_load(
+    ingested: Settings, store: Store, damage: str
+) -> None:
+    if current_version(store) is None:
+        fit_once(ingested)
+    good = current_version(store)
+    loaded = load_version(store)
+    metadata = {k: v for k, v in loaded.metadata.items() if k not in ("arrays", "checksum")}
+    broken = write_version(store, loaded.arrays(), metadata)
+    assert load_version(store, version=broken).version == broken
+    factors = loaded.item_factors.copy()
+    if damage == "NaN":
+        factors[3, 1] = np.nan
+        data = factors.tobytes()
+        expected = "non-finite"
+    else:
+        data = factors.tobytes()[:-4]
+        expected = "bytes"
+    store.client.hset(store.keys.model_arrays(broken), "item_factors", data)
+
+    with pytest.raises(ModelVersionError, match=f"model version {broken}: array item_factors"):
+        load_version(store, version=broken)
+    with pytest.raises(ModelVersionError, match=expected):
+        load_version(store, version=broken)
+    refused = eventrec(ingested, "model", "activate", broken)
+    assert refused.returncode == 1
+    assert broken in refused.stderr
+    assert current_version(store) == good
+
+
+def test_two_trainers_started_together_fit_one_at_a_time(
+    ingested: Settings, store: Store, tmp_path: Path
+) -> None:
+    before = {v["version"] for v in list_versions(store)}
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    trainers = [start_trainer(ingested, log, "--once") for log in logs]
+    for trainer in trainers:
+        assert trainer.wait(timeout=240) == 0, [log.read_text()[-2000:] for log in logs]
+    made = [v for v in list_versions(store) if v["version"] not in before]
+    assert len(made) == 2
+    spans = sorted(
+        (
+            datetime.fromisoformat(v["timings"]["fit_started_at"]),
+            datetime.fromisoformat(v["timings"]["fit_finished_at"]),
+        )
+        for v in made
+    )
+    assert spans[0][1] <= spans[1][0], spans
+    busy = [log for log in logs if "training lock busy" in log.read_text()]
+    assert len(busy) == 1
+
+
+def test_export_then_import_round_trips_a_version_exactly(
+    ingested: Settings, store: Store, tmp_path: Path
+) -> None:
+    if current_version(store) is None:
+        fit_once(ingested)
+    original = load_version(store)
+    exported = eventrec(ingested, "model", "export", original.version, str(tmp_path / "backup"))
+    assert exported.returncode == 0, exported.stderr
+    assert {p.name for p in (tmp_path / "backup").iterdir()} == {"arrays.npz", "metadata.json"}
+
+    imported = eventrec(ingested, "model", "import", str(tmp_path / "backup"))
+    assert imported.returncode == 0, imported.stderr
+    copy_version = imported.stdout.split(" as ")[1].split()[0]
+    assert copy_version != original.version
+    assert current_version(store) == original.version  # not activated without --activate
+    copy = load_version(store, version=copy_version)
+    assert copy.metadata["checksum"] == original.metadata["checksum"]
+    assert copy.metadata["imported_from"] == original.version
+    assert copy.metadata["params"] == original.metadata["params"]
+    for name, array in original.arrays().items():
+        np.testing.assert_array_equal(np.asarray(copy.arrays()[name]), np.asarray(array))
+    assert copy.event_ids == original.event_ids
+
+
+def test_too_little_data_writes_trending_but_no_version(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    messages = Stream(n_users=20, n_events=10, seed=3, invalid_fraction=0.0).take(200)
+    produce(settings, settings.topic_interactions, messages)
+    consumer = ConsumerProcess(settings, tmp_path / "consumer.log").start()
+    try:
+        wait_until(lambda: applied_offsets(settings) == len(messages), 120, "every interaction")
+    finally:
+        assert consumer.stop() == 0
+    done = eventrec(settings, "trainer", "--once")
+    assert done.returncode == 0, done.stderr
+    assert "fewer than EVENTREC_TRAIN_MIN_INTERACTIONS=1000" in done.stderr
+    store = Store(redis_client, settings.key_prefix)
+    assert list_versions(store) == []
+    trending = read_trending(store)
+    assert trending is not None
+    assert 0 < len(trending["event_ids"]) <= 10
+    assert trending["scores"] == sorted(trending["scores"], reverse=True)
+    with pytest.raises(ModelVersionError, match="no model version is current"):
+        load_version(store)
+
+
+def test_the_trainer_fits_on_request_and_stops_cleanly_on_sigterm(
+    ingested: Settings, store: Store, tmp_path: Path
+) -> None:
+    settings = ingested.model_copy(update={"train_interval_seconds": 3600.0})
+    sequence = int(store.client.get(store.keys.model_sequence) or 0)
+    log = tmp_path / "trainer.log"
+    trainer = start_trainer(settings, log)
+    try:
+        wait_until(
+            lambda: int(store.client.get(store.keys.model_sequence) or 0) == sequence + 1,
+            120,
+            "the fit at start",
+        )
+        request_training(store, reason="test")
+        wait_until(
+            lambda: int(store.client.get(store.keys.model_sequence) or 0) == sequence + 2,
+            120,
+            "the requested fit",
+        )
+        time.sleep(0.5)
+    finally:
+        trainer.send_signal(signal.SIGTERM)
+        code = trainer.wait(timeout=60)
+    assert code == 0, log.read_text()[-3000:]
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    triggers = [e.get("trigger") for e in events if e.get("event") == "cycle_started"]
+    assert triggers == ["start", "request"]
+    published = [e for e in events if e.get("event") == "version_published"]
+    assert len(published) == 2
+    assert published[-1]["metrics"]["validation_ndcg@10"] > 0
+    assert store.client.llen(store.keys.train_requests) == 0
