@@ -1,0 +1,446 @@
+"""Serving end to end: Kafka → consumer → trainer → HTTP, on the real broker and server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from eventrec.config import Settings
+from eventrec.local_services import LocalServices
+from eventrec.schemas import EventStatus, encode
+from eventrec.synth.config import SynthConfig
+from eventrec.synth.platform import SyntheticPlatform, generate
+from eventrec.synth.publish import publish
+from eventrec.topics import create_topics
+from tests.integration.conftest import unique_settings
+from tests.integration.ingest_helpers import (
+    ConsumerProcess,
+    Message,
+    applied_offsets,
+    produce,
+    settings_env,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServeProcess:
+    def __init__(self, settings: Settings, log_path: Path, admin_token: str | None) -> None:
+        self.port = free_port()
+        env = settings_env(settings)
+        env["EVENTREC_HTTP_PORT"] = str(self.port)
+        env.pop("EVENTREC_ADMIN_TOKEN", None)
+        if admin_token:
+            env["EVENTREC_ADMIN_TOKEN"] = admin_token
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "eventrec.cli", "serve"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        def ready() -> bool:
+            try:
+                return self.client.get("/ready").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ready, timeout, "serving ready")
+
+    def recommend(self, user_id: str, **params: Any) -> dict[str, Any]:
+        response = self.client.get("/recommendations", params={"user_id": user_id, **params})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+class Stack:
+    def __init__(self, settings: Settings, platform: SyntheticPlatform, serve: ServeProcess):
+        self.settings = settings
+        self.platform = platform
+        self.serve = serve
+
+
+def trainer_once(settings: Settings) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "eventrec.cli", "trainer", "--once"],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def stack(services: LocalServices, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    settings = unique_settings(services)
+    create_topics(settings)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    platform = generate(
+        SynthConfig(n_users=2000, n_events=400, n_interactions=80_000, seed=3, now=now)
+    )
+    publish(platform, settings, progress=False)
+    logs = tmp_path_factory.mktemp("serving")
+    consumer = ConsumerProcess(settings, logs / "consumer.log").start()
+    serve = ServeProcess(settings, logs / "serve.log", ADMIN_TOKEN)
+    try:
+        wait_until(
+            lambda: applied_offsets(settings) == len(platform.interactions),
+            180,
+            "every interaction applied",
+        )
+        trainer_once(settings)
+        serve.wait_ready()
+        yield Stack(settings, platform, serve)
+    finally:
+        serve.stop()
+        consumer.stop()
+
+
+def history(platform: SyntheticPlatform) -> dict[str, dict[str, set[str]]]:
+    """Per user: events booked (not cancelled), dismissed and rated, from the messages."""
+    seen: dict[str, dict[str, Any]] = {}
+    for interaction in platform.interaction_models():
+        if interaction.event_id is None:
+            continue
+        user = seen.setdefault(
+            interaction.user_id, {"bookings": {}, "dismissed": set(), "rated": set()}
+        )
+        kind = interaction.type.value
+        if kind == "booking":
+            user["bookings"].setdefault(interaction.event_id, []).append(interaction.booking_id)
+        elif kind == "booking_cancelled":
+            live = user["bookings"].get(interaction.event_id, [])
+            if interaction.booking_id in live:
+                live.remove(interaction.booking_id)
+            elif live:
+                live.pop()
+        elif kind == "dismiss":
+            user["dismissed"].add(interaction.event_id)
+        elif kind == "rating":
+            user["rated"].add(interaction.event_id)
+    return {
+        user_id: {
+            "booked": {e for e, live in user["bookings"].items() if live},
+            "dismissed": user["dismissed"],
+            "rated": user["rated"],
+        }
+        for user_id, user in seen.items()
+    }
+
+
+def active_users(platform: SyntheticPlatform, n: int) -> list[str]:
+    counts: dict[str, int] = {}
+    for interaction in platform.interaction_models():
+        counts[interaction.user_id] = counts.get(interaction.user_id, 0) + 1
+    return sorted(counts, key=lambda u: (-counts[u], u))[:n]
+
+
+def test_recommendations_recover_planted_tastes(stack: Stack) -> None:
+    truth = stack.platform.truth
+    users = active_users(stack.platform, 120)
+    popular = [item["event_id"] for item in stack.serve.client.get(
+        "/popular", params={"limit": 10}).json()["items"]]  # fmt: skip
+    category_of = {event.event_id: event.category for event in stack.platform.events}
+    ours_category, popular_category, ours_hits, popular_hits = 0.0, 0.0, 0, 0
+    for user_id in users:
+        body = stack.serve.recommend(user_id, limit=10)
+        assert body["strategy"] == "personalised"
+        assert body["model_version"] is not None
+        recommended = [item["event_id"] for item in body["items"]]
+        assert len(recommended) == 10
+        liked = set(truth.user(user_id).preferred_categories)
+        favourites = set(truth.favourite_events(user_id, 30))
+        if liked:
+            ours_category += sum(category_of[e] in liked for e in recommended) / 10
+            popular_category += sum(category_of[e] in liked for e in popular) / 10
+        ours_hits += len(favourites & set(recommended))
+        popular_hits += len(favourites & set(popular))
+    assert ours_category / len(users) >= 0.6
+    assert ours_category >= 1.5 * popular_category
+    assert ours_hits >= 2 * popular_hits
+
+
+def test_never_shows_started_cancelled_booked_dismissed_or_rated(stack: Stack) -> None:
+    now = time.time()
+    blocked = {
+        event.event_id
+        for event in stack.platform.events
+        if event.status != "scheduled" or event.starts_at.timestamp() <= now
+    }
+    past = history(stack.platform)
+    for user_id in active_users(stack.platform, 300)[::2]:
+        for item in stack.serve.recommend(user_id, limit=50)["items"]:
+            event_id = item["event_id"]
+            assert event_id not in blocked, (user_id, event_id)
+            for kind in ("booked", "dismissed", "rated"):
+                assert event_id not in past[user_id][kind], (user_id, kind, event_id)
+
+
+def test_every_filter_is_applied(stack: Stack) -> None:
+    user_id = active_users(stack.platform, 1)[0]
+    after = datetime.now(UTC) + timedelta(days=10)
+    before = after + timedelta(days=40)
+    body = stack.serve.recommend(
+        user_id,
+        limit=50,
+        city=["Colombo", "Kandy"],
+        category=["music", "food"],
+        min_price=500,
+        max_price=6000,
+        starts_after=after.isoformat(),
+        starts_before=before.isoformat(),
+    )
+    assert body["items"]
+    for item in body["items"]:
+        assert item["city"] in {"Colombo", "Kandy"}
+        assert item["category"] in {"music", "food"}
+        assert 500 <= item["price"]["amount"] <= 6000
+        assert after <= datetime.fromisoformat(item["starts_at"]) <= before
+    excluded = body["items"][0]["event_id"]
+    again = stack.serve.recommend(user_id, limit=50, exclude=[excluded])
+    assert excluded not in {item["event_id"] for item in again["items"]}
+
+
+def test_cold_start_uses_the_profile_and_unknown_users_are_fine(stack: Stack) -> None:
+    profile = {
+        "schema_version": 1,
+        "user_id": "newcomer-1",
+        "city": "Galle",
+        "preferred_categories": ["sports"],
+    }
+    produce(
+        stack.settings,
+        stack.settings.topic_users,
+        [Message(b"newcomer-1", json.dumps(profile).encode(), True)],
+    )
+
+    def profiled() -> bool:
+        body = stack.serve.recommend("newcomer-1", limit=5)
+        return body["strategy"].startswith("trending_profile")
+
+    wait_until(profiled, 10, "the newcomer's profile")
+    items = stack.serve.recommend("newcomer-1", limit=5)["items"]
+    assert all(item["city"] == "Galle" or item["category"] == "sports" for item in items)
+    stranger = stack.serve.recommend("never-seen-before", limit=5)
+    assert stranger["strategy"] == "trending"
+    assert len(stranger["items"]) == 5
+
+
+def test_an_event_cancelled_on_the_events_topic_disappears_within_2s(stack: Stack) -> None:
+    user_id = active_users(stack.platform, 3)[2]
+    first = stack.serve.recommend(user_id, limit=5)["items"][0]["event_id"]
+    event = next(e for e in stack.platform.events if e.event_id == first)
+    cancelled = event.model_copy(update={"status": EventStatus.CANCELLED})
+    started = time.monotonic()
+    produce(
+        stack.settings,
+        stack.settings.topic_events,
+        [Message(first.encode(), encode(cancelled), True)],
+    )
+
+    def gone() -> bool:
+        items = stack.serve.recommend(user_id, limit=50)["items"]
+        popular = stack.serve.client.get("/popular", params={"limit": 50}).json()["items"]
+        return first not in {i["event_id"] for i in items + popular}
+
+    wait_until(gone, 2.0, f"{first} to disappear")
+    assert time.monotonic() - started < 2.5
+
+
+def booking(user_id: str, event_id: str, n: int) -> Message:
+    body = {
+        "schema_version": 1,
+        "interaction_id": f"fresh-{user_id}-{n}",
+        "user_id": user_id,
+        "event_id": event_id,
+        "type": "booking",
+        "booking_id": f"fresh-booking-{n}",
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    return Message(user_id.encode(), json.dumps(body).encode(), True, body=body)
+
+
+@pytest.mark.parametrize("user_kind", ["existing", "brand-new"])
+def test_a_new_booking_changes_the_next_response_within_2s(stack: Stack, user_kind: str) -> None:
+    if user_kind == "existing":
+        # A user with a short history and no taste for theatre: one booking must tell.
+        truth = stack.platform.truth
+        counts: dict[str, int] = {}
+        for interaction in stack.platform.interaction_models():
+            counts[interaction.user_id] = counts.get(interaction.user_id, 0) + 1
+        user_id = next(
+            u
+            for u in sorted(counts, key=lambda u: (counts[u], u))
+            if counts[u] >= 4 and "theatre" not in truth.user(u).preferred_categories
+        )
+    else:
+        user_id = f"brand-new-{time.time_ns()}"
+    before = stack.serve.recommend(user_id, limit=20)
+    category_of = {event.event_id: event.category for event in stack.platform.events}
+    target_category = "theatre"
+    candidates = [
+        item["event_id"]
+        for item in stack.serve.client.get(
+            "/popular", params={"limit": 50, "category": target_category}
+        ).json()["items"]
+    ]
+    target = candidates[0]
+    share_before = sum(category_of[i["event_id"]] == target_category for i in before["items"])
+    started = time.monotonic()
+    produce(stack.settings, stack.settings.topic_interactions, [booking(user_id, target, 1)])
+    after: dict[str, Any] = {}
+
+    def reflected() -> bool:
+        nonlocal after
+        after = stack.serve.recommend(user_id, limit=20)
+        return target not in {i["event_id"] for i in after["items"]} and (
+            after["strategy"] == "personalised"
+        )
+
+    wait_until(reflected, 2.0, "the booking to show")
+    assert time.monotonic() - started < 2.5
+    share_after = sum(category_of[i["event_id"]] == target_category for i in after["items"])
+    assert share_after > share_before
+    assert share_after >= 3
+
+
+def test_admin_endpoints_need_the_token(stack: Stack, tmp_path: Path) -> None:
+    client = stack.serve.client
+    assert client.post("/train").status_code == 401
+    assert client.post("/train", headers={"Authorization": "Bearer nope"}).status_code == 403
+    assert client.post("/models/v000001/activate").status_code == 401
+    good = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert client.post("/train", headers=good).status_code == 202
+    assert client.post("/models/v999999/activate", headers=good).status_code == 404
+    versions = client.get("/models").json()
+    assert versions["serving"] == versions["versions"][-1]["version"]
+
+    closed = ServeProcess(stack.settings, tmp_path / "closed.log", admin_token=None)
+    try:
+        closed.wait_ready()
+        for path in ("/train", "/models/v000001/activate"):
+            response = closed.client.post(path, headers=good)
+            assert response.status_code == 403
+            assert "admin disabled" in response.json()["detail"]
+    finally:
+        closed.stop()
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"user_id": "u", "limit": 0}, "limit"),
+        ({"user_id": "u", "limit": 51}, "limit"),
+        ({"limit": 5}, "user_id"),
+        ({"user_id": ""}, "user_id"),
+        ({"user_id": "u", "min_price": -1}, "min_price"),
+        ({"user_id": "u", "min_price": 10, "max_price": 5}, "min_price must not exceed"),
+        ({"user_id": "u", "starts_after": "2027-01-01T00:00:00"}, "time zone"),
+        ({"user_id": "u", "starts_before": "soon"}, "starts_before"),
+    ],
+)
+def test_bad_parameters_get_a_4xx_with_a_reason(
+    stack: Stack, params: dict[str, Any], words: str
+) -> None:
+    response = stack.serve.client.get("/recommendations", params=params)
+    assert response.status_code == 422
+    assert words in response.text
+
+
+def test_similar_events(stack: Stack) -> None:
+    client = stack.serve.client
+    assert client.get("/events/no-such-event/similar").status_code == 404
+    event_id = client.get("/popular", params={"limit": 1}).json()["items"][0]["event_id"]
+    body = client.get(f"/events/{event_id}/similar", params={"limit": 5}).json()
+    assert len(body["items"]) == 5
+    assert event_id not in {item["event_id"] for item in body["items"]}
+
+
+def test_version_switch_under_load(stack: Stack) -> None:
+    client = stack.serve.client
+    old = client.get("/models").json()["serving"]
+    trainer_once(stack.settings)
+    versions = [v["version"] for v in client.get("/models").json()["versions"]]
+    new = versions[-1]
+    assert new != old
+    good = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert client.post(f"/models/{old}/activate", headers=good).status_code == 200
+    wait_until(lambda: client.get("/models").json()["serving"] == old, 5, "rollback loaded")
+
+    failures: list[str] = []
+    seen_versions: list[str | None] = []
+    stop = threading.Event()
+    user_id = active_users(stack.platform, 1)[0]
+
+    def load() -> None:
+        with httpx.Client(base_url=str(client.base_url), timeout=10) as own:
+            while not stop.is_set():
+                response = own.get("/recommendations", params={"user_id": user_id})
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text}")
+                else:
+                    seen_versions.append(response.json()["model_version"])
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.5)
+    assert client.post(f"/models/{new}/activate", headers=good).status_code == 200
+    time.sleep(2.0)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    assert not failures
+    assert old in seen_versions
+    assert seen_versions[-1] == new
+    assert stack.serve.recommend(user_id)["model_version"] == new
+
+
+def test_redis_outage_gives_503_and_serving_recovers(stack: Stack, services: LocalServices) -> None:
+    client = stack.serve.client
+    user_id = active_users(stack.platform, 1)[0]
+    services._stop(services.redis_dir, "redis")
+    try:
+        response = client.get("/recommendations", params={"user_id": user_id})
+        assert response.status_code == 503
+        assert "redis unavailable" in response.json()["detail"]
+        assert response.headers["Retry-After"]
+        assert client.get("/ready").status_code == 503
+        assert client.get("/health").status_code == 200
+    finally:
+        services.up()
+    wait_until(lambda: client.get("/ready").status_code == 200, 30, "ready again")
+    assert stack.serve.recommend(user_id)["strategy"] == "personalised"
