@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from tests.unit.serving.test_catalog import event
 
 from eventrec.model.records import (
     TYPE_BOOKING,
@@ -15,7 +16,6 @@ from eventrec.model.records import (
 )
 from eventrec.serving.catalog import Catalog
 from eventrec.serving.state import ServingState
-from tests.unit.serving.test_catalog import event
 
 
 def test_hidden_events_and_strongest_interactions() -> None:
@@ -35,7 +35,7 @@ def test_hidden_events_and_strongest_interactions() -> None:
                 TYPE_RATING,
                 TYPE_VIEW,
             ]
-        ),  # fmt: skip
+        ),
         value=np.array([1, 1, 1, 1, 1, 1, 4, 1]),
         time=np.arange(8) + 1_800_000_000,
         aux=np.array([0, 0, 7, 9, 9, 0, 0, 0]),
