@@ -249,7 +249,12 @@ def _reason(
     if model is None:
         return "recommended for you"
     n_model = model.item_factors.shape[0]
-    events = np.array([e for e in strongest if e < n_model], dtype=np.int64)
+    own = state.catalog_model_index[position]
+    # Name another event when there is one: "because you viewed X" for X itself says little.
+    events = np.array([e for e in strongest if e < n_model and e != own], dtype=np.int64)
+    if not len(events) and own in strongest:
+        kind, _ = strongest[int(own)]
+        return f"you {VERBS.get(kind, 'liked')} this event"
     if not len(events):
         return "recommended for you"
     contributions = model.item_factors[events] @ vector_of_item
