@@ -73,7 +73,16 @@ def raw_client_rate(settings: Settings, total: int) -> float:
     return seen / elapsed
 
 
-def consumer_rate(settings: Settings, total: int) -> float:
+def consumer_rate(settings: Settings, total: int, processes: int) -> tuple[float, Settings]:
+    """`eventrec consumer` (with ``processes`` group members) from offset 0 to the last."""
+    tag = uuid.uuid4().hex[:6]
+    settings = settings.model_copy(
+        update={
+            "key_prefix": f"{settings.key_prefix}-{tag}",
+            "consumer_group": f"{settings.consumer_group}-{tag}",
+            "consumer_processes": processes,
+        }
+    )
     env = {
         "PATH": "/usr/bin:/bin",
         **{f"EVENTREC_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v},
@@ -99,7 +108,7 @@ def consumer_rate(settings: Settings, total: int) -> float:
     finally:
         process.terminate()
         process.wait(timeout=60)
-    return total / elapsed
+    return total / elapsed, settings
 
 
 def naive_rate(settings: Settings, count: int) -> float:
@@ -164,6 +173,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--naive", type=int, default=50_000, help="messages for the naive rate")
+    parser.add_argument(
+        "--consumer-processes", type=int, default=2, help="EVENTREC_CONSUMER_PROCESSES"
+    )
     parser.add_argument("--keep-services", action="store_true")
     args = parser.parse_args()
 
@@ -194,15 +206,20 @@ def main() -> None:
 
         raw = raw_client_rate(settings, total)
         print(f"raw client: {raw:,.0f}/s", file=sys.stderr)
-        rate = consumer_rate(settings, total)
-        print(f"eventrec consumer: {rate:,.0f}/s", file=sys.stderr)
+        rate, measured = consumer_rate(settings, total, args.consumer_processes)
+        print(f"eventrec consumer ({args.consumer_processes} processes): {rate:,.0f}/s",
+              file=sys.stderr)  # fmt: skip
+        single = rate if args.consumer_processes == 1 else consumer_rate(settings, total, 1)[0]
+        print(f"eventrec consumer (1 process): {single:,.0f}/s", file=sys.stderr)
         naive = naive_rate(settings, min(args.naive, total))
         print(f"naive: {naive:,.0f}/s", file=sys.stderr)
-        matrix_bytes, dedup_bytes = redis_bytes(settings, total)
+        matrix_bytes, dedup_bytes = redis_bytes(measured, total)
         result = {
             "interactions": total,
             "raw_client_rate": round(raw),
             "consumer_rate": round(rate),
+            "consumer_processes": args.consumer_processes,
+            "consumer_rate_1_process": round(single),
             "naive_rate": round(naive),
             "ratio_to_raw": round(rate / raw, 3),
             "speedup_vs_naive": round(rate / naive, 1),

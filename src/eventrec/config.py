@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     consumer_max_batch: int = Field(
         5000, ge=1, le=100_000, description="Most messages the consumer applies in one poll."
     )
+    consumer_processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Group members `eventrec consumer` runs as processes (about one per core).",
+    )
     consumer_offset_reset: Literal["earliest", "latest", "fail"] = Field(
         "earliest",
         description="What the consumer does when its stored offset is out of range "

@@ -8,8 +8,11 @@ Redis, not from Kafka's committed offsets, which are kept only for lag monitorin
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -541,7 +544,18 @@ def _compact(records: np.ndarray) -> np.ndarray:
 
 
 def run_consumer(settings: Settings) -> int:
-    """Entry point of `eventrec consumer`: runs until SIGTERM or SIGINT, then exits 0."""
+    """Entry point of `eventrec consumer`: runs until SIGTERM or SIGINT, then exits 0.
+
+    With ``EVENTREC_CONSUMER_PROCESSES`` above 1, the extra members of the group run as
+    child processes (Python validates on one core per process); signals are passed on.
+    """
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "eventrec.cli", "consumer"],
+            env={**os.environ, "EVENTREC_CONSUMER_PROCESSES": "1"},
+        )
+        for _ in range(settings.consumer_processes - 1)
+    ]
     store = Store(
         connect(settings.redis_url),
         settings.key_prefix,
@@ -554,8 +568,16 @@ def run_consumer(settings: Settings) -> int:
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: finishing the current batch and leaving the group", signum)
         consumer.stopping.set()
+        for child in children:
+            child.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    consumer.run()
-    return 0
+    try:
+        consumer.run()
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        codes = [child.wait() for child in children]
+    return 0 if all(code == 0 for code in codes) else 1
