@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes (EVENTREC_HTTP_WORKERS)")
     serve.set_defaults(handler=_serve, json_logs=True)
 
+    from eventrec.demo import register as register_demo
     from eventrec.evaluation.command import register as register_evaluate
     from eventrec.synth.command import register as register_synth
     from eventrec.trainer.command import register as register_trainer
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_synth(commands)
     register_evaluate(commands)
     register_trainer(commands)
+    register_demo(commands)
 
     settings = commands.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(handler=_settings, json_logs=False)
