@@ -64,3 +64,19 @@ def test_services_wait_for_healthy_dependencies() -> None:
     assert "--appendonly yes" in redis_command
     assert "--maxmemory-policy noeviction" in redis_command
     assert services["topics"]["command"] == ["topics", "create"]
+
+
+def test_every_command_in_the_compose_file_is_a_valid_eventrec_command() -> None:
+    from eventrec.cli import build_parser
+
+    parser = build_parser()
+    services = resolved()["services"]
+    commands = {
+        name: s["command"] for name, s in services.items() if name not in ("kafka", "redis")
+    }
+    assert set(commands) == {"topics", "consumer", "trainer", "serving", "demo-producer"}
+    for name, command in commands.items():
+        args = parser.parse_args(command)
+        assert callable(args.handler), name
+    assert services["demo-producer"]["profiles"] == ["demo"]
+    assert "--publish" in commands["demo-producer"]
