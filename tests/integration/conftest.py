@@ -7,6 +7,7 @@ its own topic names and Redis key prefix.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +20,11 @@ from eventrec.local_services import LocalServices
 from eventrec.topics import create_topics
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_KAFKA_PORT = 29092
-TEST_CONTROLLER_PORT = 29093
-TEST_REDIS_PORT = 26379
+# Two checkouts can run their suites side by side with different offsets.
+PORT_OFFSET = int(os.environ.get("TEST_PORT_OFFSET", "0"))
+TEST_KAFKA_PORT = 29092 + PORT_OFFSET
+TEST_CONTROLLER_PORT = 29093 + PORT_OFFSET
+TEST_REDIS_PORT = 26379 + PORT_OFFSET
 
 
 def service_settings() -> Settings:

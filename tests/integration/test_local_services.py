@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from eventrec.local_services import LocalServices
-from tests.integration.conftest import REPO
+from tests.integration.conftest import PORT_OFFSET, REPO
 
 pytestmark = pytest.mark.integration
 
@@ -39,9 +39,9 @@ def test_up_twice_status_down(tmp_path: Path, services: LocalServices) -> None:
         **os.environ,
         "EVENTREC_STATE_DIR": str(tmp_path / "state"),
         "EVENTREC_CACHE_DIR": str(REPO / ".cache"),
-        "EVENTREC_LOCAL_KAFKA_PORT": "29192",
-        "EVENTREC_LOCAL_KAFKA_CONTROLLER_PORT": "29193",
-        "EVENTREC_LOCAL_REDIS_PORT": "26479",
+        "EVENTREC_LOCAL_KAFKA_PORT": str(29192 + PORT_OFFSET),
+        "EVENTREC_LOCAL_KAFKA_CONTROLLER_PORT": str(29193 + PORT_OFFSET),
+        "EVENTREC_LOCAL_REDIS_PORT": str(26479 + PORT_OFFSET),
     }
     first = eventrec(["services", "up"], env)
     assert first.returncode == 0, first.stderr
