@@ -75,8 +75,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _settings(args: argparse.Namespace, settings: Settings) -> int:
+    if args.markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
     for variable, default, description in describe_settings():
-        print(f"{variable}={default}\n    {description}")
+        if args.markdown:
+            shown = f"`{default}`" if default else "(unset)"
+            print(f"| `{variable}` | {shown} | {description} |")
+        else:
+            print(f"{variable}={default}\n    {description}")
     return 0
 
 
@@ -119,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_demo(commands)
 
     settings = commands.add_parser("settings", help="list every setting with its default")
+    settings.add_argument(
+        "--markdown", action="store_true", help="as the README's table of settings"
+    )
     settings.set_defaults(handler=_settings, json_logs=False)
     return parser
 
