@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -100,6 +101,8 @@ class EventrecModel:
         first.
     search_ : dict
         How the search ran: the grid, the users its SVDs saw, power iterations.
+    timings_ : dict
+        Seconds spent on the validation split, the search and the refit.
     validation_metrics_ : dict
         ``ndcg@10``, ``precision@10``, ``recall@10`` of the winner on the validation split.
     popularity_validation_metrics_ : dict
@@ -192,7 +195,10 @@ class EventrecModel:
         if now is None:
             now = float(log.records["time"].max()) if len(log) else 0.0
         factors, betas, variants = self._grid(log.n_users, log.n_events, len(log))
+        clock = time.perf_counter()
+        timings: dict[str, float] = {}
         split = validation_split(log, self.max_validation_users, self.random_state)
+        timings["validation_split"] = time.perf_counter() - clock
         results: list[dict[str, Any]] = []
         popularity_metrics_: dict[str, float] = {}
         search_rows = np.zeros(0, dtype=np.int64)
@@ -225,6 +231,7 @@ class EventrecModel:
                     {"weights_name": name, "beta": beta, "n_factors": k, **metrics}
                     for k, metrics in metrics_by_factors.items()
                 )
+            timings["search"] = time.perf_counter() - clock - timings["validation_split"]
             popularity_metrics_ = popularity_metrics(train_popularity, split, exclude)
             names = list(variants)
             # Best NDCG first; among equals, fewer factors, smaller beta, the given weights.
@@ -267,6 +274,7 @@ class EventrecModel:
             "n_iter": self.n_iter,
         }
 
+        refit_started = time.perf_counter()
         full = aggregate(log, self.weights_, now)
         self.popularity_ = event_popularity(log)
         self.column_scale_ = column_scale(self.popularity_, self.beta_)
@@ -277,6 +285,8 @@ class EventrecModel:
         )
         self.svd_.fit(self._scaled(full.confidence))
         self.n_factors_ = self.svd_.n_factors_
+        timings["refit"] = time.perf_counter() - refit_started
+        self.timings_ = {name: round(seconds, 3) for name, seconds in timings.items()}
         self.params_: dict[str, Any] = {
             "n_factors": self.n_factors_,
             "beta": self.beta_,

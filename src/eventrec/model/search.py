@@ -162,6 +162,30 @@ def validation_split(
     return ValidationSplit(train, users, relevant)
 
 
+def _top_k_in_place(scores: np.ndarray, k: int, exclude: sp.csr_matrix) -> np.ndarray:
+    """:func:`top_k` for a float32 batch it may overwrite: ~3x faster, same result.
+
+    Skips ``top_k``'s float64 copy and negation; ties are still broken by event index and
+    excluded or -inf events still come back as -1.
+    """
+    excluded = sp.csr_matrix(exclude)
+    excluded.eliminate_zeros()
+    rows, columns = excluded.nonzero()
+    scores[rows, columns] = -np.inf
+    n_events = scores.shape[1]
+    if n_events > k:
+        best = np.argpartition(scores, n_events - k, axis=1)[:, n_events - k :]
+    else:
+        best = np.broadcast_to(np.arange(n_events), scores.shape).copy()
+    best_scores = np.take_along_axis(scores, best, axis=1)
+    order = np.lexsort((best, -best_scores), axis=1)
+    best = np.take_along_axis(best, order, axis=1).astype(np.int64)
+    best[np.isneginf(np.take_along_axis(best_scores, order, axis=1))] = -1
+    if best.shape[1] < k:
+        best = np.hstack([best, np.full((len(best), k - best.shape[1]), -1, dtype=np.int64)])
+    return best
+
+
 def _batch_size(n_events: int) -> int:
     return max(1, min(MAX_BATCH_USERS, BATCH_CELLS // max(n_events, 1)))
 
@@ -230,7 +254,7 @@ def prefix_metrics(
             done = k
             ranked = scores.copy()
             ranked[empty] = popularity.astype(np.float32)
-            recommended = top_k(ranked, VALIDATION_K, exclude=exclude[users])
+            recommended = _top_k_in_place(ranked, VALIDATION_K, exclude[users])
             for name, metric in zip(names, (ndcg_at_k, precision_at_k, recall_at_k), strict=True):
                 totals[k][name] += float(metric(recommended, relevant, VALIDATION_K).sum())
     n = max(len(split.users), 1)
@@ -264,8 +288,8 @@ def popularity_metrics(
     for start in range(0, len(split.users), batch_size):
         users = split.users[start : start + batch_size]
         relevant = split.relevant[start : start + len(users)]
-        scores = np.broadcast_to(popularity.astype(np.float32), (len(users), n_events))
-        recommended = top_k(scores, VALIDATION_K, exclude=exclude[users])
+        scores = np.tile(popularity.astype(np.float32), (len(users), 1))
+        recommended = _top_k_in_place(scores, VALIDATION_K, exclude[users])
         for name, metric in zip(names, (ndcg_at_k, precision_at_k, recall_at_k), strict=True):
             totals[name] += float(metric(recommended, relevant, VALIDATION_K).sum())
     return {name: total / max(len(split.users), 1) for name, total in totals.items()}
