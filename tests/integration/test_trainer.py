@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from eventrec.synth.config import SynthConfig
 from eventrec.synth.platform import generate
 from eventrec.synth.publish import publish
 from eventrec.topics import create_topics
+from eventrec.trainer.lock import TrainingLock
 from tests.integration.conftest import unique_settings
 from tests.integration.ingest_helpers import (
     ConsumerProcess,
@@ -196,8 +198,19 @@ def test_two_trainers_started_together_fit_one_at_a_time(
     ingested: Settings, store: Store, tmp_path: Path
 ) -> None:
     before = {v["version"] for v in list_versions(store)}
+    # Hold the lock until both trainers are waiting for it, so they really race.
+    holder = TrainingLock(store.client, store.keys.train_lock, ttl_seconds=30)
+    assert holder.acquire()
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
     trainers = [start_trainer(ingested, log, "--once") for log in logs]
+    try:
+        wait_until(
+            lambda: all("training lock busy" in log.read_text() for log in logs),
+            60,
+            "both trainers waiting for the lock",
+        )
+    finally:
+        holder.release()
     for trainer in trainers:
         assert trainer.wait(timeout=240) == 0, [log.read_text()[-2000:] for log in logs]
     made = [v for v in list_versions(store) if v["version"] not in before]
@@ -210,8 +223,6 @@ def test_two_trainers_started_together_fit_one_at_a_time(
         for v in made
     )
     assert spans[0][1] <= spans[1][0], spans
-    busy = [log for log in logs if "training lock busy" in log.read_text()]
-    assert len(busy) == 1
 
 
 def test_export_then_import_round_trips_a_version_exactly(
@@ -292,3 +303,35 @@ def test_the_trainer_fits_on_request_and_stops_cleanly_on_sigterm(
     assert len(published) == 2
     assert published[-1]["metrics"]["validation_ndcg@10"] > 0
     assert store.client.llen(store.keys.train_requests) == 0
+
+
+def test_sigterm_during_a_fit_abandons_it_and_keeps_the_current_version(
+    ingested: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventrec.trainer import loop
+
+    if current_version(store) is None:
+        fit_once(ingested)
+    current = current_version(store)
+    sequence = store.client.get(store.keys.model_sequence)
+
+    def fit_interrupted(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler raises long before this ends
+        raise AssertionError("the fit was not interrupted")
+
+    monkeypatch.setattr(loop, "fit_version", fit_interrupted)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    trainer = loop.Trainer(ingested, store)
+    trainer.install_signal_handlers()
+    try:
+        started = time.monotonic()
+        outcome = trainer.cycle("test")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    assert outcome.outcome == "stopped"
+    assert time.monotonic() - started < 20
+    assert current_version(store) == current
+    assert store.client.get(store.keys.model_sequence) == sequence
+    assert store.client.get(store.keys.train_lock) is None
