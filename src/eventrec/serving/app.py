@@ -1,8 +1,9 @@
 """`eventrec serve`: the recommendation API.
 
 Handlers are async and never block on a thread pool: a user's row comes from Redis over
-an async connection, scoring is one float32 mat-vec (BLAS limited to one thread), and the
-model and catalog are reloaded on a background thread and swapped in whole.
+an async connection, the requests that arrive together are scored in one float32 matrix
+product (``serving.scoring``; BLAS limited to one thread), and the model and catalog are
+reloaded on a background thread and swapped in whole.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from eventrec.config import Settings, load_settings
 from eventrec.logs import configure_logging
 from eventrec.model.records import RECORD_DTYPE, TYPE_NAMES
 from eventrec.serving.catalog import Filters, top_positions
+from eventrec.serving.scoring import BatchScorer
 from eventrec.serving.state import VERBS, ServingState, UserProfileHint, build_state
 from eventrec.store.keys import Keys
 from eventrec.store.store import Store, connect
@@ -62,6 +64,7 @@ class Runtime:
             settings.redis_url, socket_timeout=2, socket_connect_timeout=2
         )
         self.state: ServingState | None = None
+        self.scorer = BatchScorer()
         self.load_error: str | None = None
         self._watch: asyncio.Task[None] | None = None
 
@@ -182,6 +185,23 @@ async def _user_row(runtime: Runtime, user_id: str) -> np.ndarray | None:
     if not row:
         return None
     return np.frombuffer(row, dtype=RECORD_DTYPE)
+
+
+async def _known_event_ids(runtime: Runtime, state: ServingState, records: np.ndarray) -> None:
+    """Extend the state's id list when a row names an event indexed since it was built.
+
+    An event's first interaction gives it a new index; without its id, a booking of it
+    could not be hidden until the next reload. The id map is append-only: only the tail.
+    """
+    known = len(state.store_event_ids)
+    if not len(records) or int(records["event"].max()) < known:
+        return
+    try:
+        tail = await runtime.redis.lrange(runtime.keys.event_ids, known, -1)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise Unavailable(f"redis unavailable: {exc}") from None
+    if len(state.store_event_ids) == known:
+        state.store_event_ids.extend(raw.decode() for raw in tail)
 
 
 async def _profile(runtime: Runtime, user_id: str) -> UserProfileHint | None:
@@ -326,15 +346,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mask = state.catalog.eligible(filters, time.time())
         strategy = "trending"
         items: list[dict[str, Any]] = []
-        vector = None
-        strongest: dict[int, tuple[int, int]] = {}
+        scores = None
         if records is not None and len(records) >= settings.min_interactions_personal:
-            vector, hidden, strongest = state.user_vector(records)
-            mask[hidden] = False
+            await _known_event_ids(runtime, state, records)
+            scored = await runtime.scorer.score(state, records)
+            scores, strongest = scored.scores, scored.strongest
+            mask[scored.hidden] = False
             if settings.hide_viewed:
                 mask[_touched_positions(state, records)] = False
-        if vector is not None and state.catalog_factors is not None:
-            scores = state.catalog_factors @ vector
+        if scores is not None and state.catalog_factors is not None:
             positions = top_positions(scores, mask, limit)
             strategy = "personalised"
             items = [

@@ -125,14 +125,15 @@ def top_positions(
     scores: npt.NDArray[np.floating[Any]], mask: npt.NDArray[np.bool_], limit: int
 ) -> npt.NDArray[np.int64]:
     """Positions of the ``limit`` best-scoring eligible events, best first (ties: position)."""
-    candidates = np.flatnonzero(mask)
-    if not len(candidates):
+    limit = min(limit, int(np.count_nonzero(mask)))
+    if limit <= 0:
         return np.zeros(0, dtype=np.int64)
-    candidate_scores = scores[candidates]
-    if len(candidates) > limit:
-        part = np.argpartition(-candidate_scores, limit - 1)[:limit]
-        candidates, candidate_scores = candidates[part], candidate_scores[part]
-    order = np.lexsort((candidates, -candidate_scores))
+    # Ineligible events score -inf, so the best `limit` are all eligible (no gather needed).
+    masked = np.where(mask, scores, -np.inf)
+    candidates = np.arange(len(masked))
+    if len(masked) > limit:
+        candidates = np.argpartition(masked, len(masked) - limit)[len(masked) - limit :]
+    order = np.lexsort((candidates, -masked[candidates]))
     result: npt.NDArray[np.int64] = candidates[order].astype(np.int64)
     return result
 

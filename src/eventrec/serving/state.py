@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy.typing as npt
 from eventrec.model.aggregate import InteractionWeights, aggregate
 from eventrec.model.content import blend
 from eventrec.model.records import (
+    RECORD_DTYPE,
     TYPE_BOOKING,
     TYPE_RATING,
     TYPE_SAVE,
@@ -70,45 +72,64 @@ class ServingState:
 
         Returns ``(vector or None, hidden positions, {store event index: (type, time)})``.
         """
+        return self.user_vectors([records])[0]
+
+    def user_vectors(
+        self, rows: Sequence[np.ndarray]
+    ) -> list[
+        tuple[npt.NDArray[np.float32] | None, npt.NDArray[np.int64], dict[int, tuple[int, int]]]
+    ]:
+        """:meth:`user_vector` of several users' rows, aggregated in one pass."""
+        lengths = [len(records) for records in rows]
+        records = (
+            np.concatenate([np.asarray(r, dtype=RECORD_DTYPE) for r in rows])
+            if rows
+            else np.zeros(0, dtype=RECORD_DTYPE)
+        )
         n_store_events = max(int(records["event"].max()) + 1, 1) if len(records) else 1
         log_ = InteractionLog(
-            np.zeros(len(records), dtype=np.int32), np.asarray(records), 1, n_store_events
+            np.repeat(np.arange(len(rows), dtype=np.int32), lengths),
+            records,
+            len(rows),
+            n_store_events,
         )
         result = aggregate(log_, self.weights, now=time.time())
-        hidden_events = result.hidden.indices
-        hidden_positions = np.array(
-            [
-                self.catalog.position[self.store_event_ids[e]]
-                for e in hidden_events.tolist()
-                if e < len(self.store_event_ids)
-                and self.store_event_ids[e] in self.catalog.position
-            ],
-            dtype=np.int64,
-        )
-        strongest: dict[int, tuple[int, int]] = {}
-        for event, kind, moment in zip(
-            records["event"].tolist(), records["type"].tolist(), records["time"].tolist(),
-            strict=True,
-        ):  # fmt: skip
-            if kind in STRENGTH:
-                best = strongest.get(event)
-                if best is None or STRENGTH[kind] >= STRENGTH[best[0]]:
-                    strongest[event] = (kind, moment)
-        if self.model is None:
-            return None, hidden_positions, strongest
+        hidden, confidence = result.hidden.tocsr(), result.confidence.tocsr()
         model = self.model
-        n_model = model.item_factors.shape[0]
-        confidence = result.confidence.tocsr()
-        events, values = confidence.indices, confidence.data
-        known = events < n_model
-        events, values = events[known], values[known]
-        if not len(events):
-            return None, hidden_positions, strongest
-        weighted = values * model.column_scale[events]
-        vector = (weighted[None, :] @ model.item_factors[events]).astype(np.float32)[0]
-        if not np.any(vector):
-            return None, hidden_positions, strongest
-        return vector, hidden_positions, strongest
+        n_model = model.item_factors.shape[0] if model is not None else 0
+        out = []
+        for user, row in enumerate(rows):
+            hidden_events = hidden.indices[hidden.indptr[user] : hidden.indptr[user + 1]]
+            hidden_positions = np.array(
+                [
+                    self.catalog.position[self.store_event_ids[e]]
+                    for e in hidden_events.tolist()
+                    if e < len(self.store_event_ids)
+                    and self.store_event_ids[e] in self.catalog.position
+                ],
+                dtype=np.int64,
+            )
+            strongest: dict[int, tuple[int, int]] = {}
+            for event, kind, moment in zip(
+                row["event"].tolist(), row["type"].tolist(), row["time"].tolist(), strict=True
+            ):
+                if kind in STRENGTH:
+                    best = strongest.get(event)
+                    if best is None or STRENGTH[kind] >= STRENGTH[best[0]]:
+                        strongest[event] = (kind, moment)
+            vector: npt.NDArray[np.float32] | None = None
+            if model is not None:
+                span = slice(confidence.indptr[user], confidence.indptr[user + 1])
+                events, values = confidence.indices[span], confidence.data[span]
+                known = events < n_model
+                events, values = events[known], values[known]
+                if len(events):
+                    weighted = values * model.column_scale[events]
+                    vector = (weighted[None, :] @ model.item_factors[events]).astype(np.float32)[0]
+                    if not np.any(vector):
+                        vector = None
+            out.append((vector, hidden_positions, strongest))
+        return out
 
 
 def build_state(store: Store, topic_events: str, previous: ServingState | None) -> ServingState:
