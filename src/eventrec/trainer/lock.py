@@ -13,6 +13,8 @@ import threading
 import time
 from typing import Any
 
+from redis.exceptions import RedisError
+
 log = logging.getLogger("eventrec.trainer")
 
 RENEW = """
@@ -102,5 +104,7 @@ class TrainingLock:
         if self.token:
             try:
                 self._release(keys=[self.key], args=[self.token])
+            except RedisError:
+                log.warning("could not release the training lock; it expires by itself")
             finally:
                 self.token = ""

@@ -17,8 +17,11 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from eventrec.config import Settings
 from eventrec.model.errors import ModelFitError
+from eventrec.model.records import InteractionLog
 from eventrec.store import Store, connect
 from eventrec.store.versions import (
     ModelVersionError,
@@ -36,6 +39,9 @@ log = logging.getLogger("eventrec.trainer")
 
 PROGRESS_SECONDS = 10.0
 POLL_SECONDS = 1.0
+SNAPSHOT_ATTEMPTS = 3
+# After Redis errors the loop retries sooner than the schedule, but not in a tight loop.
+RETRY_SECONDS = 30.0
 
 
 class TrainerStopped(BaseException):
@@ -130,6 +136,21 @@ class Trainer:
         }
         self.store.client.set(self.keys.trainer_status, json.dumps(status))
 
+    def _snapshot(self) -> InteractionLog:
+        """The store's snapshot, retried when a row outran the id-map sizes read before it.
+
+        ``Store.snapshot`` reads the map sizes, then the rows: an event or user the consumer
+        assigned in between fails the log's index check; a second read sees both.
+        """
+        for attempt in range(SNAPSHOT_ATTEMPTS):
+            try:
+                return self.store.snapshot(self.settings.topic_interactions)
+            except ValueError as exc:
+                if attempt == SNAPSHOT_ATTEMPTS - 1:
+                    raise
+                log.info("snapshot raced the consumer (%s); reading again", exc)
+        raise AssertionError("unreachable")
+
     def cycle(self, trigger: str = "schedule", wait_for_lock: float = 0.0) -> CycleOutcome:
         """Run one cycle under the lock; ``lock_busy`` when another trainer holds it."""
         if not self.lock.acquire(wait_seconds=0.0):
@@ -160,7 +181,7 @@ class Trainer:
         fit_started_at = _iso_now()
         log.info("training cycle started", extra={"event": "cycle_started", "trigger": trigger})
         snapshot_started = time.perf_counter()
-        interaction_log = store.snapshot(settings.topic_interactions)
+        interaction_log = self._snapshot()
         event_ids = store.event_ids()[: interaction_log.n_events]
         snapshot_seconds = time.perf_counter() - snapshot_started
         log.info(
@@ -267,13 +288,29 @@ class Trainer:
         while not self.stopping.is_set():
             wait = next_fit - time.monotonic()
             if wait > 0:
-                request = self.store.client.blpop(
-                    [self.keys.train_requests], timeout=min(wait, POLL_SECONDS)
-                )
+                try:
+                    request = self.store.client.blpop(
+                        [self.keys.train_requests], timeout=min(wait, POLL_SECONDS)
+                    )
+                except RedisError as exc:
+                    log.warning("cannot read training requests: %s", exc)
+                    time.sleep(POLL_SECONDS)
+                    continue
                 if request is None:
                     continue
                 trigger = "request"
-            self.cycle(trigger)
+            try:
+                self.cycle(trigger)
+            except RedisError as exc:
+                log.error(
+                    "training cycle failed on Redis: %s; retrying in %.0f s",
+                    exc,
+                    min(interval, RETRY_SECONDS),
+                    extra={"event": "cycle_failed"},
+                )
+                trigger = "retry"
+                next_fit = time.monotonic() + min(interval, RETRY_SECONDS)
+                continue
             trigger = "schedule"
             next_fit = time.monotonic() + interval
 
