@@ -368,8 +368,6 @@ class Store:
     def snapshot(self, topic: str) -> InteractionLog:
         """Every user's records as one :class:`InteractionLog`, read in pipelined chunks."""
         partitions = sorted(int(p) for p in self.client.smembers(self.keys.user_partitions))
-        n_users = int(self.client.llen(self.keys.user_ids))
-        n_events = int(self.client.llen(self.keys.event_ids))
         user_chunks: list[np.ndarray] = []
         row_chunks: list[bytes] = []
         for partition in partitions:
@@ -390,6 +388,9 @@ class Store:
                 lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
                 user_chunks.append(np.repeat(chunk_users, lengths // RECORD_SIZE))
                 row_chunks.append(b"".join(rows))
+        # Id maps only grow: read their sizes after the rows, so every index is inside them.
+        n_users = int(self.client.llen(self.keys.user_ids))
+        n_events = int(self.client.llen(self.keys.event_ids))
         records = np.frombuffer(b"".join(row_chunks), dtype=RECORD_DTYPE)
         user = np.concatenate(user_chunks) if user_chunks else np.zeros(0, np.int64)
         return InteractionLog(user.astype(np.int32), records, n_users, n_events)
