@@ -53,6 +53,7 @@ def _consumer(args: argparse.Namespace, settings: Settings) -> int:
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import os
+    import socket
 
     import uvicorn
 
@@ -62,7 +63,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if value is not None:
             os.environ[f"EVENTREC_HTTP_{name.upper()}"] = str(value)
     settings = load_settings()
-    uvicorn.run(
+    config = uvicorn.Config(
         "eventrec.serving.app:create_app",
         factory=True,
         host=settings.http_host,
@@ -71,6 +72,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,
     )
+    server = uvicorn.Server(config)
+    # Bind the socket ourselves: connections accepted from it inherit TCP_NODELAY, which
+    # uvicorn's shared socket of several workers lacks (each reply then waits on a delayed ACK).
+    listener = config.bind_socket()
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if settings.http_workers > 1:
+        from uvicorn.supervisors.multiprocess import Multiprocess
+
+        Multiprocess(config, sockets=[listener]).run()
+    else:
+        server.run(sockets=[listener])
     return 0
 
 

@@ -64,6 +64,7 @@ class Runtime:
             settings.redis_url, socket_timeout=2, socket_connect_timeout=2
         )
         self.state: ServingState | None = None
+        self.user_locations: dict[str, str] = {}
         self.scorer = BatchScorer()
         self.load_error: str | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -170,16 +171,24 @@ def _epoch(value: datetime | None) -> float | None:
     return value.timestamp()
 
 
+USER_CACHE_SIZE = 1_000_000
+
+
 async def _user_row(runtime: Runtime, user_id: str) -> np.ndarray | None:
     keys = runtime.keys
     try:
-        found = await runtime.redis.hget(keys.user_index, user_id)
-        if found is None:
-            return None
-        index, partition = found.split(b":")
-        row = await runtime.redis.get(
-            keys.row(runtime.settings.topic_interactions, int(partition), int(index))
-        )
+        # The id map is append-only: a user's index and row partition never change.
+        location = runtime.user_locations.get(user_id)
+        if location is None:
+            found = await runtime.redis.hget(keys.user_index, user_id)
+            if found is None:
+                return None
+            index, partition = found.split(b":")
+            location = keys.row(runtime.settings.topic_interactions, int(partition), int(index))
+            if len(runtime.user_locations) >= USER_CACHE_SIZE:
+                runtime.user_locations.clear()
+            runtime.user_locations[user_id] = location
+        row = await runtime.redis.get(location)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise Unavailable(f"redis unavailable: {exc}") from None
     if not row:
