@@ -46,6 +46,9 @@ class Catalog:
     city_code: dict[str, int] = field(default_factory=dict)
     category_code: dict[str, int] = field(default_factory=dict)
 
+    _upcoming: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    _upcoming_second: int = -1
+
     def __post_init__(self) -> None:
         self.position = {event_id: i for i, event_id in enumerate(self.event_ids)}
         self.city_code = {name.casefold(): i for i, name in enumerate(self.city_names)}
@@ -84,7 +87,12 @@ class Catalog:
 
     def eligible(self, filters: Filters, now: float) -> npt.NDArray[np.bool_]:
         """Events that may be shown: scheduled, not started, and inside every filter."""
-        mask = self.showable & (self.starts_at > now)
+        second = int(now)
+        if self._upcoming_second != second:
+            # Recomputed once a second: most requests share it (a copy is ~50x cheaper).
+            self._upcoming = self.showable & (self.starts_at > float(second))
+            self._upcoming_second = second
+        mask = self._upcoming.copy()
         if filters.cities is not None:
             mask &= np.isin(self.city, self.codes(filters.cities, self.city_code))
         if filters.categories is not None:
@@ -130,9 +138,10 @@ def top_positions(
         return np.zeros(0, dtype=np.int64)
     # Ineligible events score -inf, so the best `limit` are all eligible (no gather needed).
     masked = np.where(mask, scores, -np.inf)
-    candidates = np.arange(len(masked))
     if len(masked) > limit:
         candidates = np.argpartition(masked, len(masked) - limit)[len(masked) - limit :]
+    else:
+        candidates = np.arange(len(masked))
     order = np.lexsort((candidates, -masked[candidates]))
     result: npt.NDArray[np.int64] = candidates[order].astype(np.int64)
     return result

@@ -149,7 +149,15 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
 
     model_index = np.full(len(catalog), -1, dtype=np.int64)
     factors: npt.NDArray[np.float32] | None = None
-    if model is not None and len(catalog):
+    if (
+        previous is not None
+        and previous.model is model
+        and previous.catalog is catalog
+        and previous.catalog_factors is not None
+    ):
+        # Only the trending list changed: the catalog's vectors are still right.
+        model_index, factors = previous.catalog_model_index, previous.catalog_factors
+    elif model is not None and len(catalog):
         index_of = {event_id: i for i, event_id in enumerate(model.event_ids)}
         model_index = np.array(
             [index_of.get(event_id, -1) for event_id in catalog.event_ids], dtype=np.int64
