@@ -12,7 +12,7 @@ wrk (16 connections, 2 threads, 30 s each, user ids drawn at random per request)
   event vector, a Python loop building a dict per event, a full sort) over the same model,
   as a small FastAPI app of this file under uvicorn with the same number of workers.
 
-Prints one JSON line. Usage: python benchmarks/serve.py [--workers 1] [--seconds 30]
+Prints one JSON line. Usage: python benchmarks/serve.py [--workers 2] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -406,7 +406,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--users", type=int, default=200_000)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of each server")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of each server")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--guide-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
