@@ -19,8 +19,6 @@ from eventrec.evaluation.loader import (
     load_interactions,
     load_train_test,
 )
-from eventrec.evaluation.protocol import evaluate_log
-from eventrec.evaluation.report import format_table
 from eventrec.evaluation.splits import SPLITS, split_test_mask
 
 __all__ = ["register", "run_evaluate"]
@@ -150,6 +148,10 @@ def _json_value(value: Any) -> Any:
 
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     """Handler of ``eventrec evaluate``: print the table, write ``--json`` if asked."""
+    # The models pull in scikit-learn: imported here so other commands start fast.
+    from eventrec.evaluation.protocol import evaluate_log
+    from eventrec.evaluation.report import format_table
+
     train, test, split, test_fraction = _load(args)
     result = evaluate_log(
         train.log,

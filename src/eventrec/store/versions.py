@@ -17,17 +17,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import redis
 
 from eventrec.errors import EventrecError
-from eventrec.model.content import ContentMap, EventFeaturizer
-from eventrec.model.recommender import EventrecModel
 from eventrec.store.keys import Keys
 from eventrec.store.store import Store
+
+if TYPE_CHECKING:  # scikit-learn costs a second at start-up; only loading a model needs it
+    from eventrec.model.content import ContentMap, EventFeaturizer
+    from eventrec.model.recommender import EventrecModel
 
 __all__ = [
     "ARRAY_DTYPES",
@@ -398,6 +400,9 @@ def load_version(
 
 
 def _assemble(version: str, metadata: dict[str, Any], raw: Mapping[str, bytes]) -> LoadedModel:
+    from eventrec.model.content import ContentMap, EventFeaturizer
+    from eventrec.model.recommender import EventrecModel
+
     layout = metadata["arrays"]
     decoded = {name: _decode_array(version, name, raw[name], layout[name]) for name in ARRAY_DTYPES}
     found = checksum(raw, layout)

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from eventrec.evaluation import evaluate_log, split_test_mask
-from eventrec.evaluation.protocol import DEFAULT_RANKERS
+from eventrec.evaluation.protocol import DEFAULT_RANKERS, evaluate_log
+from eventrec.evaluation.splits import split_test_mask
 from eventrec.model.content import ContentMap, EventFeaturizer, blend
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.records import InteractionLog
