@@ -136,10 +136,17 @@ class LocalServices:
 
     def up(self) -> list[ServiceStatus]:
         """Start whatever is not running yet and wait until both answer."""
+        redis_was_running = _pid_alive(self._pid(self.redis_dir))
         if self.manage_redis:
             self._redis_up()
         if self.manage_kafka:
-            self._kafka_up()
+            try:
+                self._kafka_up()
+            except BaseException:
+                # All or nothing: do not leave behind a server this call started.
+                if self.manage_redis and not redis_was_running:
+                    self._stop(self.redis_dir, "redis")
+                raise
         return self.status()
 
     def down(self) -> list[ServiceStatus]:
@@ -309,7 +316,8 @@ class LocalServices:
                 [
                     java, "-cp", classpath, f"-Dlog4j2.configurationFile={log4j}",
                     f"-Dkafka.logs.dir={self.kafka_dir}",
-                    "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                    # "--cluster-id=..." form: a base64 id may start with "-".
+                    "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                     "-c", str(properties), "--ignore-formatted",
                 ],
                 capture_output=True,

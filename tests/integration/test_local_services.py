@@ -43,9 +43,9 @@ def test_up_twice_status_down(tmp_path: Path, services: LocalServices) -> None:
         "EVENTREC_LOCAL_KAFKA_CONTROLLER_PORT": str(29193 + PORT_OFFSET),
         "EVENTREC_LOCAL_REDIS_PORT": str(26479 + PORT_OFFSET),
     }
-    first = eventrec(["services", "up"], env)
-    assert first.returncode == 0, first.stderr
     try:
+        first = eventrec(["services", "up"], env)
+        assert first.returncode == 0, first.stderr
         second = eventrec(["services", "up"], env)
         assert second.returncode == 0, second.stderr
         assert second.stdout == first.stdout  # same PIDs: nothing was started twice
