@@ -74,6 +74,11 @@ class ServingState:
         """
         return self.user_vectors([records])[0]
 
+    def _catalog_position_of_store_event(self, event: int) -> int | None:
+        if event >= len(self.store_event_ids):
+            return None
+        return self.catalog.position.get(self.store_event_ids[event])
+
     def user_vectors(
         self, rows: Sequence[np.ndarray]
     ) -> list[
@@ -122,12 +127,18 @@ class ServingState:
                 span = slice(confidence.indptr[user], confidence.indptr[user + 1])
                 events, values = confidence.indices[span], confidence.data[span]
                 known = events < n_model
-                events, values = events[known], values[known]
-                if len(events):
-                    weighted = values * model.column_scale[events]
-                    vector = (weighted[None, :] @ model.item_factors[events]).astype(np.float32)[0]
-                    if not np.any(vector):
-                        vector = None
+                vector = np.zeros(model.item_factors.shape[1], dtype=np.float32)
+                if known.any():
+                    weighted = values[known] * model.column_scale[events[known]]
+                    vector += (weighted[None, :] @ model.item_factors[events[known]])[0]
+                # Events newer than the model count through their content vectors at once.
+                new_events, new_values = events[~known].tolist(), values[~known].tolist()
+                for event, value in zip(new_events, new_values, strict=True):
+                    position = self._catalog_position_of_store_event(event)
+                    if position is not None and self.catalog_factors is not None:
+                        vector += np.float32(value) * self.catalog_factors[position]
+                if not np.any(vector):
+                    vector = None
             out.append((vector, hidden_positions, strongest))
         return out
 
