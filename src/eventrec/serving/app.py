@@ -486,6 +486,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return {"queued": queued}
 
+    @app.get("/", summary="Where to start")
+    async def index() -> dict[str, str]:
+        return {
+            "service": "eventrec",
+            "docs": "/docs",
+            "try": "/recommendations?user_id=<user_id>&limit=10",
+            "popular": "/popular?limit=10",
+            "ready": "/ready",
+        }
+
     @app.get("/health", summary="The process is alive")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
