@@ -46,7 +46,7 @@ from eventrec.model.records import (
 from eventrec.schemas import Event
 from eventrec.store.store import NO_HASH, InteractionBatch, Store, connect
 from eventrec.store.versions import activate_version, write_trending, write_version
-from eventrec.trainer.fit import _content, trending_scores
+from eventrec.trainer.fit import fit_content, trending_scores, version_arrays
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 6
@@ -220,7 +220,7 @@ def publish_model(store: Store, settings: Settings) -> str:
     event_ids = store.event_ids()[: log_.n_events]
     documents = store.entity_documents("events", settings.topic_events)
     model = EventrecModel(search=False, n_factors=64, random_state=0).fit(log_)
-    featurizer, content_map, content_info = _content(
+    featurizer, content_map, content_info = fit_content(
         event_ids, documents, model.item_factors_, model.popularity_
     )
     trending = trending_scores(log_)
@@ -237,16 +237,9 @@ def publish_model(store: Store, settings: Settings) -> str:
             **content_info,
         },
     }
-    arrays = {
-        "item_factors": model.item_factors_,
-        "singular_values": model.svd_.singular_values_,
-        "column_scale": model.column_scale_,
-        "popularity": model.popularity_,
-        "trending": trending,
-        "content_coef": content_map.coef_,
-        "event_ids": np.array(event_ids, dtype=np.str_),
-    }
-    version = write_version(store, arrays, metadata)
+    version = write_version(
+        store, version_arrays(model, content_map, trending, event_ids), metadata
+    )
     write_trending(store, event_ids, trending, {"computed_at": time.time()})
     activate_version(store, version)
     return version

@@ -34,7 +34,7 @@ from eventrec.serving.catalog import Filters, top_positions
 from eventrec.serving.scoring import BatchScorer
 from eventrec.serving.state import VERBS, ServingState, UserProfileHint, build_state
 from eventrec.store.keys import Keys
-from eventrec.store.store import Store, connect
+from eventrec.store.store import Store, connect, user_location
 from eventrec.store.versions import (
     ModelVersionError,
     activate_version,
@@ -198,8 +198,8 @@ async def _user_row(runtime: Runtime, user_id: str) -> np.ndarray | None:
             found = await runtime.redis.hget(keys.user_index, user_id)
             if found is None:
                 return None
-            index, partition = found.split(b":")
-            location = keys.row(runtime.settings.topic_interactions, int(partition), int(index))
+            index, partition = user_location(found)
+            location = keys.row(runtime.settings.topic_interactions, partition, index)
             if len(runtime.user_locations) >= USER_CACHE_SIZE:
                 runtime.user_locations.clear()
             runtime.user_locations[user_id] = location
@@ -526,9 +526,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _touched_positions(state: ServingState, records: np.ndarray) -> list[int]:
-    names = state.store_event_ids
-    positions = []
-    for event in np.unique(records["event"]).tolist():
-        if event < len(names) and names[event] in state.catalog.position:
-            positions.append(state.catalog.position[names[event]])
-    return positions
+    found = (state.catalog_position(event) for event in np.unique(records["event"]).tolist())
+    return [position for position in found if position is not None]

@@ -74,7 +74,8 @@ class ServingState:
         """
         return self.user_vectors([records])[0]
 
-    def _catalog_position_of_store_event(self, event: int) -> int | None:
+    def catalog_position(self, event: int) -> int | None:
+        """The catalog position of a store event index (None: unknown or not in the catalog)."""
         if event >= len(self.store_event_ids):
             return None
         return self.catalog.position.get(self.store_event_ids[event])
@@ -105,15 +106,8 @@ class ServingState:
         out = []
         for user, row in enumerate(rows):
             hidden_events = hidden.indices[hidden.indptr[user] : hidden.indptr[user + 1]]
-            hidden_positions = np.array(
-                [
-                    self.catalog.position[self.store_event_ids[e]]
-                    for e in hidden_events.tolist()
-                    if e < len(self.store_event_ids)
-                    and self.store_event_ids[e] in self.catalog.position
-                ],
-                dtype=np.int64,
-            )
+            found = (self.catalog_position(e) for e in hidden_events.tolist())
+            hidden_positions = np.array([p for p in found if p is not None], dtype=np.int64)
             strongest: dict[int, tuple[int, int]] = {}
             for event, kind, moment in zip(
                 row["event"].tolist(), row["type"].tolist(), row["time"].tolist(), strict=True
@@ -134,7 +128,7 @@ class ServingState:
                 # Events newer than the model count through their content vectors at once.
                 new_events, new_values = events[~known].tolist(), values[~known].tolist()
                 for event, value in zip(new_events, new_values, strict=True):
-                    position = self._catalog_position_of_store_event(event)
+                    position = self.catalog_position(event)
                     if position is not None and self.catalog_factors is not None:
                         vector += np.float32(value) * self.catalog_factors[position]
                 if not np.any(vector):

@@ -39,6 +39,12 @@ def connect(url: str, *, retries: int = 6) -> redis.Redis:
     )
 
 
+def user_location(value: bytes) -> tuple[int, int]:
+    """(index, row partition) from a value of the user id map (``b"index:partition"``)."""
+    index, partition = value.split(b":")
+    return int(index), int(partition)
+
+
 def interaction_hash(interaction_id: str) -> bytes:
     """The 8-byte de-duplication key of an ``interaction_id`` (never all zero)."""
     digest = hashlib.blake2b(interaction_id.encode("utf-8"), digest_size=8).digest()
@@ -146,8 +152,7 @@ class Store:
                 args=[str(partition), *missing],
             )
             for user_id, value in zip(missing, values, strict=True):
-                index, row_partition = value.split(b":")
-                self._users[user_id] = (int(index), int(row_partition))
+                self._users[user_id] = user_location(value)
         return [self._users[u] for u in user_ids]
 
     def event_indices(self, event_ids: Sequence[str]) -> list[int]:
@@ -164,10 +169,7 @@ class Store:
     def find_user(self, user_id: str) -> tuple[int, int] | None:
         """(index, row partition) of a known user, or None."""
         value = self.client.hget(self.keys.user_index, user_id)
-        if value is None:
-            return None
-        index, partition = value.split(b":")
-        return int(index), int(partition)
+        return None if value is None else user_location(value)
 
     def find_event(self, event_id: str) -> int | None:
         value = self.client.hget(self.keys.event_index, event_id)

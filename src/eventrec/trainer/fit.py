@@ -138,12 +138,13 @@ def trending_scores(
     return np.maximum(scores, 0.0).astype(np.float32)
 
 
-def _content(
+def fit_content(
     event_ids: Sequence[str],
     documents: Mapping[str, bytes],
     item_factors: np.ndarray,
     popularity: np.ndarray,
 ) -> tuple[EventFeaturizer, ContentMap, dict[str, Any]]:
+    """The content featurizer and ridge map of a version, taught on well-known events."""
     contents = []
     for event_id in event_ids:
         document = documents.get(event_id)
@@ -201,6 +202,24 @@ def _finite(value: float) -> float | None:
     return None if not np.isfinite(value) else float(value)
 
 
+def version_arrays(
+    model: EventrecModel,
+    content_map: ContentMap,
+    trending: np.ndarray,
+    event_ids: Sequence[str],
+) -> dict[str, Any]:
+    """The arrays a model version stores (see ``store.versions.ARRAY_DTYPES``)."""
+    return {
+        "item_factors": model.item_factors_,
+        "singular_values": model.svd_.singular_values_,
+        "column_scale": model.column_scale_,
+        "popularity": model.popularity_,
+        "trending": trending,
+        "content_coef": content_map.coef_,
+        "event_ids": np.array(event_ids, dtype=np.str_),
+    }
+
+
 def fit_version(
     log: InteractionLog,
     event_ids: Sequence[str],
@@ -244,7 +263,7 @@ def fit_version(
     timings.update(model.timings_)
 
     step = time.perf_counter()
-    featurizer, content_map, content_info = _content(
+    featurizer, content_map, content_info = fit_content(
         event_ids, documents, model.item_factors_, model.popularity_
     )
     timings["content_map"] = time.perf_counter() - step
@@ -291,13 +310,5 @@ def fit_version(
         "trending": {"half_life_days": options.trending_half_life_days},
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
-    arrays: dict[str, Any] = {
-        "item_factors": model.item_factors_,
-        "singular_values": model.svd_.singular_values_,
-        "column_scale": model.column_scale_,
-        "popularity": model.popularity_,
-        "trending": trending,
-        "content_coef": content_map.coef_,
-        "event_ids": np.array(event_ids, dtype=np.str_),
-    }
+    arrays = version_arrays(model, content_map, trending, event_ids)
     return FittedVersion(arrays, metadata, publish, reason, timings)
