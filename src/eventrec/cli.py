@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
@@ -53,9 +54,8 @@ def _consumer(args: argparse.Namespace, settings: Settings) -> int:
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import os
-    import socket
 
-    import uvicorn
+    from eventrec.serving.workers import Supervisor, listening_socket, run_worker
 
     # Each worker process builds its own settings from the environment: pass flags on.
     for name in ("host", "port", "workers"):
@@ -63,27 +63,24 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if value is not None:
             os.environ[f"EVENTREC_HTTP_{name.upper()}"] = str(value)
     settings = load_settings()
-    config = uvicorn.Config(
-        "eventrec.serving.app:create_app",
-        factory=True,
-        host=settings.http_host,
-        port=settings.http_port,
-        workers=settings.http_workers,
-        log_level=settings.log_level.lower(),
-        access_log=False,
+    host, port, workers = settings.http_host, settings.http_port, settings.http_workers
+    try:
+        if workers == 1:
+            sock = listening_socket(host, port, reuse_port=False)
+        else:
+            sockets = [listening_socket(host, port, reuse_port=True) for _ in range(workers)]
+    except OSError as exc:
+        raise EventrecError(str(exc)) from None
+    if workers == 1:
+        try:
+            run_worker(sock)
+        finally:
+            sock.close()
+        return 0
+    logging.getLogger("eventrec.serving").info(
+        "serving with %d worker processes on %s:%d", workers, host, port
     )
-    server = uvicorn.Server(config)
-    # Bind the socket ourselves: connections accepted from it inherit TCP_NODELAY, which
-    # uvicorn's shared socket of several workers lacks (each reply then waits on a delayed ACK).
-    listener = config.bind_socket()
-    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if settings.http_workers > 1:
-        from uvicorn.supervisors.multiprocess import Multiprocess
-
-        Multiprocess(config, sockets=[listener]).run()
-    else:
-        server.run(sockets=[listener])
-    return 0
+    return Supervisor(sockets, run_worker).run()
 
 
 def _settings(args: argparse.Namespace, settings: Settings) -> int:

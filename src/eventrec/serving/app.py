@@ -75,6 +75,13 @@ class Runtime:
         self._watch = asyncio.create_task(self._watch_changes())
 
     async def stop(self) -> None:
+        if self.scorer.batches:
+            log.info(
+                "scored %d requests in %d batches (%.1f per product)",
+                self.scorer.scored,
+                self.scorer.batches,
+                self.scorer.scored / self.scorer.batches,
+            )
         if self._watch is not None:
             self._watch.cancel()
         await self.redis.aclose()
@@ -127,7 +134,8 @@ class Runtime:
                 last_trending = time.monotonic()
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain-def dependency on its thread pool, a hop per request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -281,36 +289,49 @@ def _trending_items(
     return strategy, items
 
 
-def _reason(
-    state: ServingState,
-    position: int,
-    vector_of_item: np.ndarray,
-    strongest: dict[int, tuple[int, int]],
-) -> str:
-    """Name the user's interaction that contributed most to an item's score."""
+def _reasons(
+    state: ServingState, positions: list[int], strongest: dict[int, tuple[int, int]]
+) -> list[str]:
+    """For each recommended position, the user's interaction that contributed most to it.
+
+    "Because you viewed X" names another event when there is one (X itself says little);
+    one product of the user's events against the recommended ones finds them all.
+    """
     model = state.model
     catalog = state.catalog
-    if model is None:
-        return "recommended for you"
+    factors = state.catalog_factors
+    if model is None or factors is None:
+        return ["recommended for you"] * len(positions)
     n_model = model.item_factors.shape[0]
-    own = state.catalog_model_index[position]
-    # Name another event when there is one: "because you viewed X" for X itself says little.
-    events = np.array([e for e in strongest if e < n_model and e != own], dtype=np.int64)
-    if not len(events) and own in strongest:
-        kind, _ = strongest[int(own)]
-        return f"you {VERBS.get(kind, 'liked')} this event"
-    if not len(events):
-        return "recommended for you"
-    contributions = model.item_factors[events] @ vector_of_item
-    best = int(events[int(np.argmax(contributions))])
-    kind, _ = strongest[best]
-    name = state.store_event_ids[best] if best < len(state.store_event_ids) else None
-    position_of_best = catalog.position.get(name) if name is not None else None
-    title = catalog.documents[position_of_best]["title"] if position_of_best is not None else name
-    if state.catalog_model_index[position] < 0:
-        doc = catalog.documents[position]
-        return f"new in {doc['city']}, like events you {VERBS.get(kind, 'liked')}"
-    return f"because you {VERBS.get(kind, TYPE_NAMES.get(kind, 'liked'))} {title}"
+    events = np.array([e for e in strongest if e < n_model], dtype=np.int64)
+    own = state.catalog_model_index[positions]
+    contributions = np.full((len(events), len(positions)), -np.inf, dtype=np.float32)
+    if len(events):
+        contributions = model.item_factors[events] @ factors[positions].T
+        contributions[events[:, None] == own[None, :]] = -np.inf
+    reasons = []
+    for column, position in enumerate(positions):
+        own_event = int(own[column])
+        if not len(events) or not np.isfinite(contributions[:, column]).any():
+            if own_event in strongest:
+                kind, _ = strongest[own_event]
+                reasons.append(f"you {VERBS.get(kind, 'liked')} this event")
+            else:
+                reasons.append("recommended for you")
+            continue
+        best = int(events[int(np.argmax(contributions[:, column]))])
+        kind, _ = strongest[best]
+        if own_event < 0:
+            doc = catalog.documents[position]
+            reasons.append(f"new in {doc['city']}, like events you {VERBS.get(kind, 'liked')}")
+            continue
+        name = state.store_event_ids[best] if best < len(state.store_event_ids) else None
+        position_of_best = catalog.position.get(name) if name is not None else None
+        title = (
+            catalog.documents[position_of_best]["title"] if position_of_best is not None else name
+        )
+        reasons.append(f"because you {VERBS.get(kind, TYPE_NAMES.get(kind, 'liked'))} {title}")
+    return reasons
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -363,7 +384,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             exclude=frozenset(query.exclude or ()),
         )
         state = _state(runtime)
-        records = await _user_row(runtime, user_id)
+        with runtime.scorer.reading():
+            records = await _user_row(runtime, user_id)
         mask = state.catalog.eligible(filters, time.time())
         strategy = "trending"
         items: list[dict[str, Any]] = []
@@ -376,15 +398,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.hide_viewed:
                 mask[_touched_positions(state, records)] = False
         if scores is not None and state.catalog_factors is not None:
-            positions = top_positions(scores, mask, limit)
+            positions = top_positions(scores, mask, limit).tolist()
             strategy = "personalised"
+            reasons = _reasons(state, positions, strongest)
             items = [
-                state.catalog.item(
-                    p,
-                    float(scores[p]),
-                    _reason(state, p, state.catalog_factors[p], strongest),
-                )
-                for p in positions.tolist()
+                state.catalog.item(p, float(scores[p]), reason)
+                for p, reason in zip(positions, reasons, strict=True)
             ]
         else:
             profile = await _profile(runtime, user_id)

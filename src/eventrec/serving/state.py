@@ -6,6 +6,7 @@ sees either the old state or the new one, never a mix.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from eventrec.model.records import (
 )
 from eventrec.serving.catalog import Catalog
 from eventrec.store.store import Store
-from eventrec.store.versions import LoadedModel, current_version, load_version, read_trending
+from eventrec.store.versions import LoadedModel, current_version, load_version
 
 log = logging.getLogger("eventrec.serving")
 
@@ -57,6 +58,14 @@ class ServingState:
     catalog_version: int
     model_version: str | None
     built_at: float
+    # The trending list as stored: an unchanged list is not parsed again.
+    trending_source: bytes | None = None
+    # ``catalog_factors`` transposed and contiguous: the layout of the scoring product.
+    catalog_factors_t: npt.NDArray[np.float32] | None = None
+
+    def __post_init__(self) -> None:
+        if self.catalog_factors_t is None and self.catalog_factors is not None:
+            self.catalog_factors_t = np.ascontiguousarray(self.catalog_factors.T)
 
     @property
     def weights(self) -> InteractionWeights:
@@ -150,10 +159,11 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
         catalog = previous.catalog
     else:
         catalog = Catalog.from_documents(store.entity_documents("events", topic_events))
-    store_event_ids = store.event_ids()
+    store_event_ids = _store_event_ids(store, previous)
 
     model_index = np.full(len(catalog), -1, dtype=np.int64)
     factors: npt.NDArray[np.float32] | None = None
+    factors_t: npt.NDArray[np.float32] | None = None
     if (
         previous is not None
         and previous.model is model
@@ -162,6 +172,7 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
     ):
         # Only the trending list changed: the catalog's vectors are still right.
         model_index, factors = previous.catalog_model_index, previous.catalog_factors
+        factors_t = previous.catalog_factors_t
     elif model is not None and len(catalog):
         index_of = {event_id: i for i, event_id in enumerate(model.event_ids)}
         model_index = np.array(
@@ -175,7 +186,16 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
         interactions[known] = model.popularity[model_index[known]]
         factors = blend(collaborative, content, interactions, k0=CONTENT_BLEND_K0)
 
-    trending = _trending(store, catalog, model)
+    trending_source: bytes | None = store.client.get(store.keys.model_trending)
+    if (
+        previous is not None
+        and previous.catalog is catalog
+        and trending_source is not None
+        and previous.trending_source == trending_source
+    ):
+        trending = previous.trending
+    else:
+        trending = _trending(trending_source, catalog)
     state = ServingState(
         catalog=catalog,
         model=model,
@@ -186,14 +206,26 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
         catalog_version=catalog_version,
         model_version=version if model is not None else None,
         built_at=time.time(),
+        trending_source=trending_source,
+        catalog_factors_t=factors_t,
     )
     return state
 
 
-def _trending(store: Store, catalog: Catalog, model: LoadedModel | None) -> npt.NDArray[np.float32]:
+def _store_event_ids(store: Store, previous: ServingState | None) -> list[str]:
+    """The store's event ids; append-only, so only the tail past the previous list is read."""
+    if previous is None:
+        return store.event_ids()
+    known = list(previous.store_event_ids)
+    tail = store.client.lrange(store.keys.event_ids, len(known), -1)
+    known.extend(raw.decode() for raw in tail)
+    return known
+
+
+def _trending(source: bytes | None, catalog: Catalog) -> npt.NDArray[np.float32]:
     """Per catalog event: the trainer's trending score, else the catalog's own counts."""
     scores = np.zeros(len(catalog), dtype=np.float32)
-    document: dict[str, Any] | None = read_trending(store.client, store.keys.prefix)
+    document: dict[str, Any] | None = json.loads(source) if source is not None else None
     if document and document.get("event_ids"):
         for event_id, score in zip(document["event_ids"], document["scores"], strict=True):
             position = catalog.position.get(event_id)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventrec.serving.catalog import Catalog, Filters, top_positions
 
@@ -77,6 +79,30 @@ def test_top_positions_rank_by_score_then_position() -> None:
     assert top_positions(scores, mask, 3).tolist() == [1, 2, 0]
     assert top_positions(scores, mask, 10).tolist() == [1, 2, 0, 3]
     assert top_positions(scores, np.zeros(5, dtype=bool), 3).tolist() == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.sampled_from([10, 2_000, 20_000, 60_000]),
+    limit=st.integers(1, 50),
+    eligible_share=st.sampled_from([0.0, 0.001, 0.05, 0.5, 1.0]),
+    levels=st.sampled_from([3, 50, 0]),
+)
+def test_top_positions_equal_a_full_sort(
+    seed: int, size: int, limit: int, eligible_share: float, levels: int
+) -> None:
+    """The sampled threshold is exact: same positions as sorting everything, ties included."""
+    rng = np.random.default_rng(seed)
+    # `levels` distinct values make many ties; 0 means continuous float32 scores.
+    if levels:
+        scores = rng.integers(0, levels, size).astype(np.float32)
+    else:
+        scores = rng.standard_normal(size).astype(np.float32)
+    mask = rng.random(size) < eligible_share
+    eligible = np.flatnonzero(mask)
+    expected = sorted(eligible.tolist(), key=lambda p: (-scores[p], p))[:limit]
+    assert top_positions(scores, mask, limit).tolist() == expected
 
 
 def test_items_carry_what_the_api_returns(catalog: Catalog) -> None:
