@@ -15,8 +15,13 @@ import numpy as np
 
 from eventrec.errors import InvalidMessageError
 from eventrec.model.records import MAX_VALUE, RECORD_DTYPE, TYPE_CODES, booking_hash
-from eventrec.schemas import DeadLetter, Event, Interaction, InteractionType, decode_interaction
-from eventrec.schemas.decode import decode_event, decode_profile
+from eventrec.schemas import DeadLetter, Event, Interaction, InteractionType
+from eventrec.schemas.decode import (
+    InteractionFields,
+    decode_event,
+    decode_interaction_fields,
+    decode_profile,
+)
 from eventrec.store.store import InteractionBatch, interaction_hash
 
 _RECORD = struct.Struct("<IIBBH")
@@ -93,20 +98,24 @@ def prepare_interactions(
 ) -> PreparedInteractions:
     """Validate one partition's messages and build its atomic store batch."""
     dead: list[DeadLetter] = []
-    valid: list[tuple[Message, Interaction]] = []
+    valid_messages: list[Message] = []
+    valid: list[InteractionFields] = []
     for message in messages:
         try:
-            valid.append((message, decode_interaction(message.key, message.value)))
+            fields = decode_interaction_fields(message.key, message.value)
         except InvalidMessageError as exc:
             dead.append(_dead(topic, partition, message, exc.reason))
+            continue
+        valid_messages.append(message)
+        valid.append(fields)
 
-    users = resolve_users([i.user_id for _, i in valid], partition)
     search, rating, booking = (
         InteractionType.SEARCH,
         InteractionType.RATING,
         InteractionType.BOOKING,
     )
-    events = iter(resolve_events([i.event_id for _, i in valid if i.type is not search]))  # type: ignore[misc]
+    users = resolve_users([fields[1] for fields in valid], partition)
+    events = iter(resolve_events([f[3] for f in valid if f[2] is not search]))  # type: ignore[misc]
     batch = InteractionBatch(
         topic=topic,
         partition=partition,
@@ -120,8 +129,11 @@ def prepare_interactions(
     record_values: list[int] = []
     record_aux: list[int] = []
     record_hashes: list[bytes] = []
-    for (message, interaction), (user, row_partition) in zip(valid, users, strict=True):
-        kind = interaction.type
+    type_code = _TYPE_CODE
+    for message, fields, (user, row_partition) in zip(valid_messages, valid, users, strict=True):
+        interaction_id, user_id, kind, _, rating_value, query, booking_id, quantity, _, seconds = (
+            fields
+        )
         event = next(events) if kind is not search else -1
         if row_partition != partition:
             dead.append(
@@ -129,28 +141,27 @@ def prepare_interactions(
                     topic,
                     partition,
                     message,
-                    f"key: user_id {interaction.user_id!r} has its row on partition "
+                    f"key: user_id {user_id!r} has its row on partition "
                     f"{row_partition}, not {partition}; producers must key interactions "
                     f"by user_id with the default partitioner",
                 )
             )
             continue
-        id_hash = interaction_hash(interaction.interaction_id)
         if kind is search:
-            batch.add_search(user, interaction.query or "", id_hash)
+            batch.add_search(user, query or "", interaction_hash(interaction_id))
             continue
         record_users.append(user)
         record_events.append(event)
-        record_times.append(interaction.occurred_at.timestamp())
-        record_types.append(_TYPE_CODE[kind])
+        record_times.append(seconds)
+        record_types.append(type_code[kind])
         if kind is rating:
-            record_values.append(interaction.rating or 0)
+            record_values.append(rating_value or 0)
         elif kind is booking:
-            record_values.append(min(interaction.quantity or 1, MAX_VALUE))
+            record_values.append(min(quantity or 1, MAX_VALUE))
         else:
             record_values.append(1)
-        record_aux.append(booking_hash(interaction.booking_id) if interaction.booking_id else 0)
-        record_hashes.append(id_hash)
+        record_aux.append(booking_hash(booking_id) if booking_id else 0)
+        record_hashes.append(interaction_hash(interaction_id))
     if record_users:
         records = np.empty(len(record_users), dtype=RECORD_DTYPE)
         records["event"] = record_events

@@ -118,6 +118,32 @@ def test_user_arriving_on_another_partition_is_dead_lettered_with_the_reason() -
     assert prepared.batch.payloads == []
 
 
+def test_every_valid_spelling_gives_the_same_batch() -> None:
+    # The first spellings take the consumer's fast path; the others only pydantic reads.
+    spellings = [
+        ("2026-11-26T10:00:59.900Z", "2026-11-26T15:30:00+05:30"),
+        ("2026-11-26 10:00:59.900Z", "2026-11-26T15:30:00+0530"),
+    ]
+    batches = []
+    for first, second in spellings:
+        messages = [
+            message(0, occurred_at=first, type="booking", booking_id="b-7", quantity=2),
+            message(1, occurred_at=second, user_id="u-2", type="rating", rating=5),
+            message(2, occurred_at=second, type="search", event_id=None, query="jazz"),
+        ]
+        ids = Ids()
+        prepared = prepare_interactions(
+            "interactions", 0, 0, messages, ids.resolve_users, ids.resolve_events
+        )
+        assert prepared.dead_letters == []
+        batches.append(prepared.batch)
+    fast, slow = batches
+    assert fast == slow
+    records = np.frombuffer(b"".join(fast.payloads), dtype=RECORD_DTYPE)
+    assert records["time"].tolist() == [1795687259, 1795687200]
+    assert records["value"].tolist() == [2, 5]
+
+
 def test_record_time_is_whole_seconds_utc() -> None:
     interaction = Interaction.model_validate_json(
         message(0, occurred_at="2026-11-26T15:30:59.900+05:30").value or b""
