@@ -1,134 +1,274 @@
-"""Personalised scoring of the requests that arrive together, in one matrix product.
+"""Personalised top-k for the requests that arrive together: pipelined reads, pruned products.
 
-Scoring one user reads every catalog vector (50,000 x 64 float32 is 12.8 MB) for a
-mat-vec; eight users in one product read them once and cost about twice one. So requests
-queue their rows and are scored together:
+Reading rows one request at a time costs a Redis command each, and scoring a user against
+every catalog vector (50,000 x 64 float32 is 12.8 MB) costs a pass over all of them. So:
 
-- a request announces itself (:meth:`BatchScorer.reading`) while its row is on the way
-  from Redis;
-- the queue is scored as soon as no announced request is still reading, or at the latest
-  ``max_wait`` seconds after the first row queued (a slow Redis reply never holds the
-  others longer than that); a lone request waits for nothing.
+- requests parsed in one turn of the event loop read their rows in one pipelined round
+  trip (reads of successive turns overlap);
+- rows that have arrived are folded in and scored together once no read is in flight
+  (the others join the batch), or ``max_wait`` after the first arrived at the latest;
+- each user's best ``limit`` eligible events are found exactly while scoring only a
+  small part of the catalog: vectors are kept in order of decreasing norm, scored a
+  block at a time (the batch's users in one product), and a user is done as soon as the
+  ``limit``-th best score so far beats ``|u| * |v|`` of the next block's first vector, an
+  upper bound (Cauchy-Schwarz) of every score still unseen. A factor model's item norms
+  are very uneven (popular events have long vectors), so for most users the first block
+  decides. A user whose filters leave few events scores just those.
 
-Under load a worker's connections fall into step: their requests are parsed in one turn
-of the event loop, read their rows together, and are scored in one product.
+Under load batches grow with the number of concurrent requests; a lone request waits for
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from eventrec.serving.catalog import Filters, top_positions
 from eventrec.serving.state import ServingState
 
-DEFAULT_MAX_WAIT = 0.003
+# Reads the current rows of users (None: no row) as of the given state.
+RowReader = Callable[[list[str], ServingState], Awaitable[list[np.ndarray | None]]]
+
+FIRST_BLOCK = 1024
+# Scored directly (no pruning) when a user's filters leave at most this many events.
+DIRECT_LIMIT = 4096
+# The longest rows that have arrived wait for reads still in flight, in seconds.
+DEFAULT_MAX_WAIT = 0.002
+# Float32 products may round a score slightly above its exact value: widen the bound.
+BOUND_SLACK = 1e-4
 
 
 @dataclass
-class Scored:
-    """One user's scores over the catalog (None: no usable vector) and what to hide."""
+class Answer:
+    """What a request gets back from its batch.
 
-    scores: npt.NDArray[np.float32] | None
-    hidden: npt.NDArray[np.int64]
-    strongest: dict[int, tuple[int, int]]
-    vector: npt.NDArray[np.float32] | None = None
+    ``records``: the user's row as read (None: no row). ``mask``: eligible events with the
+    user's hidden ones removed (None when the row was not folded in). ``positions`` and
+    ``scores``: the best eligible events, best first (None: no usable vector).
+    ``strongest``: per store event index, the user's strongest interaction with it.
+    """
+
+    records: np.ndarray | None
+    mask: npt.NDArray[np.bool_] | None = None
+    positions: npt.NDArray[np.int64] | None = None
+    scores: npt.NDArray[np.float32] | None = None
+    strongest: dict[int, tuple[int, int]] | None = None
 
 
 @dataclass
 class _Pending:
     state: ServingState
-    records: np.ndarray
-    future: asyncio.Future[Scored]
+    user_id: str
+    filters: Filters
+    limit: int
+    future: asyncio.Future[Answer]
+    records: np.ndarray | None = None
 
 
 class BatchScorer:
-    """Collects the rows of concurrent requests; scores them in one product."""
+    """Answers concurrent requests together: pipelined row reads, pruned products."""
 
-    def __init__(self, max_wait: float = DEFAULT_MAX_WAIT) -> None:
-        self.max_wait = max_wait
-        self._pending: list[_Pending] = []
+    def __init__(
+        self,
+        read_rows: RowReader,
+        min_records: int = 1,
+        hide_viewed: bool = False,
+        max_wait: float = DEFAULT_MAX_WAIT,
+    ) -> None:
+        self._read_rows = read_rows
+        self.min_records = min_records
+        self.hide_viewed = hide_viewed
+        self._to_read: list[_Pending] = []
+        self._to_score: list[_Pending] = []
+        self._reads: set[asyncio.Task[None]] = set()
         self._reading = 0
         self._soon: asyncio.Handle | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self.max_wait = max_wait
         self.batches = 0
         self.scored = 0
+        self.scanned = 0  # catalog vectors scored, summed over users
 
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        """Wrap a request's row read: the queue waits for it (up to ``max_wait``)."""
-        self._reading += 1
-        try:
-            yield
-        finally:
-            self._reading -= 1
-            if not self._reading and self._pending:
-                self._flush_soon()
-
-    def score(self, state: ServingState, records: np.ndarray) -> asyncio.Future[Scored]:
+    def recommend(
+        self, state: ServingState, user_id: str, filters: Filters, limit: int
+    ) -> asyncio.Future[Answer]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Scored] = loop.create_future()
-        self._pending.append(_Pending(state, records, future))
-        if not self._reading:
-            self._flush_soon()
-        if self._deadline is None:
-            self._deadline = loop.call_later(self.max_wait, self._flush)
+        future: asyncio.Future[Answer] = loop.create_future()
+        if not self._to_read:
+            # After the callbacks already queued: requests parsed in this turn join in.
+            loop.call_soon(self._start_read)
+        self._to_read.append(_Pending(state, user_id, filters, limit, future))
         return future
 
-    def _flush_soon(self) -> None:
-        # After the callbacks already queued: replies that arrived together join in.
-        if self._soon is None:
-            self._soon = asyncio.get_running_loop().call_soon(self._flush_if_settled)
+    def _start_read(self) -> None:
+        batch, self._to_read = self._to_read, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._read(batch))
+            self._reads.add(task)  # a reference until done: the loop keeps only weak ones
+            task.add_done_callback(self._reads.discard)
 
-    def _flush_if_settled(self) -> None:
-        self._soon = None
-        # Rows still on their way join this batch; `reading` flushes when the last arrives.
-        if not self._reading:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._soon is not None:
-            self._soon.cancel()
-            self._soon = None
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        # A reload may swap the state between two requests: score each with its own.
-        groups: dict[int, list[_Pending]] = {}
-        for item in pending:
-            groups.setdefault(id(item.state), []).append(item)
-        for group in groups.values():
+    async def _read(self, batch: list[_Pending]) -> None:
+        # A reload may swap the state between two requests: read each with its own.
+        for group in _by_state(batch):
+            self._reading += 1
             try:
-                results = score_rows(group[0].state, [item.records for item in group])
+                rows = await self._read_rows([item.user_id for item in group], group[0].state)
             except Exception as exc:  # handed to the waiting requests, never lost
-                for item in group:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+                _fail(group, exc)
                 continue
-            for item, result in zip(group, results, strict=True):
+            else:
+                for item, records in zip(group, rows, strict=True):
+                    item.records = records
+                    self._to_score.append(item)
+            finally:
+                self._reading -= 1
+                self._schedule_score()
+
+    def _schedule_score(self) -> None:
+        """Score once no read is in flight (they join this batch), or after ``max_wait``."""
+        if not self._to_score:
+            return
+        loop = asyncio.get_running_loop()
+        if not self._reading:
+            if self._soon is None:
+                self._soon = loop.call_soon(self._score)
+        elif self._deadline is None:
+            self._deadline = loop.call_later(self.max_wait, self._score)
+
+    def _score(self) -> None:
+        for handle in (self._soon, self._deadline):
+            if handle is not None:
+                handle.cancel()
+        self._soon = self._deadline = None
+        batch, self._to_score = self._to_score, []
+        now = time.time()
+        for group in _by_state(batch):
+            try:
+                answers = self._answer(group, now)
+            except Exception as exc:  # handed to the waiting requests, never lost
+                _fail(group, exc)
+                continue
+            for item, answer in zip(group, answers, strict=True):
                 if not item.future.done():
-                    item.future.set_result(result)
+                    item.future.set_result(answer)
         self.batches += 1
-        self.scored += len(pending)
+        self.scored += len(batch)
+
+    def _answer(self, group: list[_Pending], now: float) -> list[Answer]:
+        state = group[0].state
+        answers = [Answer(item.records) for item in group]
+        usable = [
+            i for i, item in enumerate(group)
+            if item.records is not None and len(item.records) >= self.min_records
+        ]  # fmt: skip
+        if not usable:
+            return answers
+        folded = state.user_vectors([group[i].records for i in usable])  # type: ignore[misc]
+        with_vector: list[int] = []
+        vectors = []
+        masks = []
+        for i, (vector, hidden, strongest) in zip(usable, folded, strict=True):
+            mask = state.catalog.eligible(group[i].filters, now)
+            mask[hidden] = False
+            if self.hide_viewed:
+                mask[state.touched_positions(group[i].records)] = False  # type: ignore[arg-type]
+            answers[i].mask = mask
+            answers[i].strongest = strongest
+            if vector is not None and state.catalog_factors is not None:
+                with_vector.append(i)
+                vectors.append(vector)
+                masks.append(mask)
+        if with_vector:
+            found, scanned = best_eligible(
+                state, np.stack(vectors), masks, [group[i].limit for i in with_vector]
+            )
+            self.scanned += scanned
+            for i, (positions, scores) in zip(with_vector, found, strict=True):
+                answers[i].positions, answers[i].scores = positions, scores
+        return answers
 
 
-def score_rows(state: ServingState, rows: list[np.ndarray]) -> list[Scored]:
-    """Every user's catalog scores, from one fold-in pass and one matrix product."""
-    folded = state.user_vectors(rows)
-    scored = [i for i, (vector, _, _) in enumerate(folded) if vector is not None]
-    results = [Scored(None, hidden, strongest, vector) for vector, hidden, strongest in folded]
-    transposed = state.catalog_factors_t
-    if scored and transposed is not None:
-        vectors = np.stack([folded[i][0] for i in scored])  # type: ignore[misc]
-        # (users x 64) @ (64 x events), the catalog kept transposed: rows come out per user.
-        scores = vectors @ transposed
-        for row, i in enumerate(scored):
-            results[i].scores = scores[row]
-    return results
+def _by_state(batch: list[_Pending]) -> list[list[_Pending]]:
+    groups: dict[int, list[_Pending]] = {}
+    for item in batch:
+        groups.setdefault(id(item.state), []).append(item)
+    return list(groups.values())
+
+
+def _fail(group: list[_Pending], exc: Exception) -> None:
+    for item in group:
+        if not item.future.done():
+            item.future.set_exception(exc)
+
+
+def best_eligible(
+    state: ServingState,
+    vectors: npt.NDArray[np.float32],
+    masks: list[npt.NDArray[np.bool_]],
+    limits: list[int],
+) -> tuple[list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]], int]:
+    """Each user's best ``limit`` eligible positions and their scores, best first.
+
+    Exactly :func:`top_positions` of ``catalog_factors @ vector`` under the mask (ties:
+    lower position first). Returns the results and how many vectors were scored in all.
+    """
+    factors = state.catalog_factors
+    order, sorted_t, sorted_norms = state.norm_order, state.sorted_factors_t, state.sorted_norms
+    if factors is None or order is None or sorted_t is None or sorted_norms is None:
+        raise ValueError("best_eligible needs a state with catalog vectors")
+    n = len(order)
+    results: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = []
+    results = [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))] * len(masks)
+    scanned = 0
+    pruned: list[int] = []
+    for user, mask in enumerate(masks):
+        if np.count_nonzero(mask) <= DIRECT_LIMIT:
+            eligible = np.flatnonzero(mask)
+            scores = factors[eligible] @ vectors[user]
+            best = top_positions(scores, np.ones(len(eligible), dtype=bool), limits[user])
+            results[user] = (eligible[best], scores[best])
+            scanned += len(eligible)
+        else:
+            pruned.append(user)
+    if not pruned:
+        return results, scanned
+
+    bounds = np.linalg.norm(vectors, axis=1) * (1 + BOUND_SLACK)
+    kept_positions: dict[int, npt.NDArray[np.int64]] = {u: np.zeros(0, np.int64) for u in pruned}
+    kept_scores: dict[int, npt.NDArray[np.float32]] = {u: np.zeros(0, np.float32) for u in pruned}
+    active = pruned
+    start, size = 0, FIRST_BLOCK
+    while active and start < n:
+        stop = min(n, start + size)
+        block = order[start:stop]
+        scores = vectors[active] @ sorted_t[:, start:stop]
+        scanned += len(active) * (stop - start)
+        next_norm = float(sorted_norms[stop]) if stop < n else 0.0
+        still = []
+        for row, user in enumerate(active):
+            in_block = masks[user][block]
+            positions = np.concatenate((kept_positions[user], block[in_block]))
+            values = np.concatenate((kept_scores[user], scores[row][in_block]))
+            limit = limits[user]
+            if len(values) > limit:
+                # Keep everything tied with the limit-th best: ties go to the lower position.
+                kth = np.partition(values, len(values) - limit)[len(values) - limit]
+                keep = values >= kth
+                positions, values = positions[keep], values[keep]
+            kept_positions[user], kept_scores[user] = positions, values
+            done = len(values) >= limit and float(values.min()) > bounds[user] * next_norm
+            if not done:
+                still.append(user)
+        active = still
+        start, size = stop, size * 2
+    for user in pruned:
+        positions, values = kept_positions[user], kept_scores[user]
+        best = np.lexsort((positions, -values))[: limits[user]]
+        results[user] = (positions[best], values[best])
+    return results, scanned

@@ -60,12 +60,18 @@ class ServingState:
     built_at: float
     # The trending list as stored: an unchanged list is not parsed again.
     trending_source: bytes | None = None
-    # ``catalog_factors`` transposed and contiguous: the layout of the scoring product.
-    catalog_factors_t: npt.NDArray[np.float32] | None = None
+    # Catalog positions by decreasing vector norm, the vectors in that order transposed
+    # (64 x events, contiguous: the layout of the scoring product) and their norms.
+    norm_order: npt.NDArray[np.int64] | None = None
+    sorted_factors_t: npt.NDArray[np.float32] | None = None
+    sorted_norms: npt.NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
-        if self.catalog_factors_t is None and self.catalog_factors is not None:
-            self.catalog_factors_t = np.ascontiguousarray(self.catalog_factors.T)
+        if self.norm_order is None and self.catalog_factors is not None:
+            norms = np.linalg.norm(self.catalog_factors.astype(np.float64), axis=1)
+            self.norm_order = np.argsort(-norms, kind="stable").astype(np.int64)
+            self.sorted_factors_t = np.ascontiguousarray(self.catalog_factors[self.norm_order].T)
+            self.sorted_norms = norms[self.norm_order].astype(np.float32)
 
     @property
     def weights(self) -> InteractionWeights:
@@ -88,6 +94,11 @@ class ServingState:
         if event >= len(self.store_event_ids):
             return None
         return self.catalog.position.get(self.store_event_ids[event])
+
+    def touched_positions(self, records: np.ndarray) -> list[int]:
+        """Catalog positions of every event the row names."""
+        found = (self.catalog_position(e) for e in np.unique(records["event"]).tolist())
+        return [position for position in found if position is not None]
 
     def user_vectors(
         self, rows: Sequence[np.ndarray]
@@ -163,7 +174,7 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
 
     model_index = np.full(len(catalog), -1, dtype=np.int64)
     factors: npt.NDArray[np.float32] | None = None
-    factors_t: npt.NDArray[np.float32] | None = None
+    reused: ServingState | None = None
     if (
         previous is not None
         and previous.model is model
@@ -172,7 +183,7 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
     ):
         # Only the trending list changed: the catalog's vectors are still right.
         model_index, factors = previous.catalog_model_index, previous.catalog_factors
-        factors_t = previous.catalog_factors_t
+        reused = previous
     elif model is not None and len(catalog):
         index_of = {event_id: i for i, event_id in enumerate(model.event_ids)}
         model_index = np.array(
@@ -207,7 +218,9 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
         model_version=version if model is not None else None,
         built_at=time.time(),
         trending_source=trending_source,
-        catalog_factors_t=factors_t,
+        norm_order=reused.norm_order if reused is not None else None,
+        sorted_factors_t=reused.sorted_factors_t if reused is not None else None,
+        sorted_norms=reused.sorted_norms if reused is not None else None,
     )
     return state
 
