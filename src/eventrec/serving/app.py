@@ -9,6 +9,7 @@ reloaded on a background thread and swapped in whole.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import json
 import logging
@@ -121,6 +122,14 @@ class Runtime:
         previous = self.state
         self.state = state
         self.load_error = None
+        if (
+            previous is None
+            or state.catalog is not previous.catalog
+            or state.model is not previous.model
+        ):
+            # The catalog's documents and id maps are hundreds of thousands of long-lived
+            # objects: out of the collector's way, a full collection does not stall requests.
+            gc.freeze()
         if previous is None or previous.model_version != state.model_version:
             log.info(
                 "model version loaded",
