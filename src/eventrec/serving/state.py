@@ -37,6 +37,9 @@ CONTENT_BLEND_K0 = 10.0
 VERBS = {TYPE_BOOKING: "booked", TYPE_RATING: "rated", TYPE_SAVE: "saved", TYPE_VIEW: "viewed"}
 # Which of a user's interactions with an event to name in a reason: the strongest.
 STRENGTH = {TYPE_VIEW: 1, TYPE_SAVE: 2, TYPE_RATING: 3, TYPE_BOOKING: 4}
+STRENGTH_TABLE = np.zeros(256, dtype=np.int8)
+for _kind, _strength in STRENGTH.items():
+    STRENGTH_TABLE[_kind] = _strength
 
 
 @dataclass
@@ -65,8 +68,11 @@ class ServingState:
     norm_order: npt.NDArray[np.int64] | None = None
     sorted_factors_t: npt.NDArray[np.float32] | None = None
     sorted_norms: npt.NDArray[np.float32] | None = None
+    # Catalog position of each store event index (-1: not in the catalog); grows lazily.
+    store_positions: npt.NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
+        self.catalog_positions(np.zeros(0, dtype=np.int64))  # builds the table off requests
         if self.norm_order is None and self.catalog_factors is not None:
             norms = np.linalg.norm(self.catalog_factors.astype(np.float64), axis=1)
             self.norm_order = np.argsort(-norms, kind="stable").astype(np.int64)
@@ -95,66 +101,114 @@ class ServingState:
             return None
         return self.catalog.position.get(self.store_event_ids[event])
 
+    def catalog_positions(self, events: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int64]:
+        """:meth:`catalog_position` of many store event indices at once (-1 for None)."""
+        table = self.store_positions
+        if table is None or len(table) < len(self.store_event_ids):
+            # Ids indexed since the table was built (the id list only grows): the tail.
+            start = 0 if table is None else len(table)
+            names = self.store_event_ids[start:]
+            position = self.catalog.position if names else {}
+            tail = np.array([position.get(e, -1) for e in names], dtype=np.int64)
+            table = tail if table is None else np.concatenate((table, tail))
+            self.store_positions = table
+        found = np.full(len(events), -1, dtype=np.int64)
+        inside = events < len(table)
+        found[inside] = table[events[inside]]
+        return found
+
     def touched_positions(self, records: np.ndarray) -> list[int]:
         """Catalog positions of every event the row names."""
-        found = (self.catalog_position(e) for e in np.unique(records["event"]).tolist())
-        return [position for position in found if position is not None]
+        found = self.catalog_positions(np.unique(records["event"]))
+        touched: list[int] = found[found >= 0].tolist()
+        return touched
 
     def user_vectors(
         self, rows: Sequence[np.ndarray]
     ) -> list[
         tuple[npt.NDArray[np.float32] | None, npt.NDArray[np.int64], dict[int, tuple[int, int]]]
     ]:
-        """:meth:`user_vector` of several users' rows, aggregated in one pass."""
-        lengths = [len(records) for records in rows]
-        records = (
-            np.concatenate([np.asarray(r, dtype=RECORD_DTYPE) for r in rows])
-            if rows
-            else np.zeros(0, dtype=RECORD_DTYPE)
-        )
+        """:meth:`user_vector` of several users' rows, aggregated and folded in at once."""
+        n_users = len(rows)
+        if not n_users:
+            return []
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n_users)
+        records = np.concatenate([np.asarray(r, dtype=RECORD_DTYPE) for r in rows])
+        users = np.repeat(np.arange(n_users, dtype=np.int32), lengths)
         n_store_events = max(int(records["event"].max()) + 1, 1) if len(records) else 1
-        log_ = InteractionLog(
-            np.repeat(np.arange(len(rows), dtype=np.int32), lengths),
-            records,
-            len(rows),
-            n_store_events,
-        )
+        log_ = InteractionLog(users, records, n_users, n_store_events)
         result = aggregate(log_, self.weights, now=time.time())
         hidden, confidence = result.hidden.tocsr(), result.confidence.tocsr()
-        model = self.model
-        n_model = model.item_factors.shape[0] if model is not None else 0
+
+        hidden_positions = self.catalog_positions(hidden.indices)
+        strongest = _strongest(users, records, n_users)
+        vectors = self._fold_in(confidence, n_users)
         out = []
-        for user, row in enumerate(rows):
-            hidden_events = hidden.indices[hidden.indptr[user] : hidden.indptr[user + 1]]
-            found = (self.catalog_position(e) for e in hidden_events.tolist())
-            hidden_positions = np.array([p for p in found if p is not None], dtype=np.int64)
-            strongest: dict[int, tuple[int, int]] = {}
-            for event, kind, moment in zip(
-                row["event"].tolist(), row["type"].tolist(), row["time"].tolist(), strict=True
-            ):
-                if kind in STRENGTH:
-                    best = strongest.get(event)
-                    if best is None or STRENGTH[kind] >= STRENGTH[best[0]]:
-                        strongest[event] = (kind, moment)
-            vector: npt.NDArray[np.float32] | None = None
-            if model is not None:
-                span = slice(confidence.indptr[user], confidence.indptr[user + 1])
-                events, values = confidence.indices[span], confidence.data[span]
-                known = events < n_model
-                vector = np.zeros(model.item_factors.shape[1], dtype=np.float32)
-                if known.any():
-                    weighted = values[known] * model.column_scale[events[known]]
-                    vector += (weighted[None, :] @ model.item_factors[events[known]])[0]
-                # Events newer than the model count through their content vectors at once.
-                new_events, new_values = events[~known].tolist(), values[~known].tolist()
-                for event, value in zip(new_events, new_values, strict=True):
-                    position = self.catalog_position(event)
-                    if position is not None and self.catalog_factors is not None:
-                        vector += np.float32(value) * self.catalog_factors[position]
-                if not np.any(vector):
-                    vector = None
-            out.append((vector, hidden_positions, strongest))
+        for user in range(n_users):
+            span = hidden_positions[hidden.indptr[user] : hidden.indptr[user + 1]]
+            vector = vectors[user] if vectors is not None and vectors[user].any() else None
+            out.append((vector, span[span >= 0], strongest[user]))
         return out
+
+    def _fold_in(self, confidence: Any, n_users: int) -> npt.NDArray[np.float32] | None:
+        """Every user's vector: confidences times column scales times item vectors, summed.
+
+        Events newer than the model count through their catalog (content) vectors at once.
+        """
+        model = self.model
+        if model is None:
+            return None
+        item_factors = model.item_factors
+        n_model = item_factors.shape[0]
+        events, values, indptr = confidence.indices, confidence.data, confidence.indptr
+        known = events < n_model
+        safe = np.where(known, events, 0)
+        weights = np.where(known, values * model.column_scale[safe], 0).astype(np.float32)
+        vectors = np.zeros((n_users, item_factors.shape[1]), dtype=np.float32)
+        starts = indptr[:-1]
+        nonempty = np.flatnonzero(indptr[1:] > starts)
+        if len(nonempty):
+            # Empty rows contribute nothing, so each nonempty row's segment ends where the
+            # next nonempty row's begins.
+            contributions = weights[:, None] * item_factors[safe]
+            vectors[nonempty] = np.add.reduceat(contributions, starts[nonempty], axis=0)
+        new = np.flatnonzero(~known)
+        if len(new) and self.catalog_factors is not None:
+            positions = self.catalog_positions(events[new])
+            found = positions >= 0
+            owners = np.searchsorted(indptr, new[found], side="right") - 1
+            np.add.at(
+                vectors,
+                owners,
+                values[new[found]][:, None] * self.catalog_factors[positions[found]],
+            )
+        return vectors
+
+
+def _strongest(
+    users: npt.NDArray[np.int32], records: np.ndarray, n_users: int
+) -> list[dict[int, tuple[int, int]]]:
+    """Per user, per event: the strongest interaction (ties: the later record), its time."""
+    strength = STRENGTH_TABLE[records["type"]]
+    counted = np.flatnonzero(strength > 0)
+    events = records["event"][counted]
+    order = np.lexsort((counted, strength[counted], events, users[counted]))
+    chosen = counted[order]
+    user_of, event_of = users[chosen], records["event"][chosen]
+    last = np.ones(len(chosen), dtype=bool)
+    last[:-1] = (user_of[1:] != user_of[:-1]) | (event_of[1:] != event_of[:-1])
+    chosen = chosen[last]
+    bounds = np.searchsorted(users[chosen], np.arange(n_users + 1))
+    kinds = records["type"][chosen].tolist()
+    times = records["time"][chosen].tolist()
+    named = records["event"][chosen].tolist()
+    result = []
+    for user in range(n_users):
+        lo, hi = int(bounds[user]), int(bounds[user + 1])
+        result.append(
+            dict(zip(named[lo:hi], zip(kinds[lo:hi], times[lo:hi], strict=True), strict=True))
+        )
+    return result
 
 
 def build_state(store: Store, topic_events: str, previous: ServingState | None) -> ServingState:
@@ -221,6 +275,9 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
         norm_order=reused.norm_order if reused is not None else None,
         sorted_factors_t=reused.sorted_factors_t if reused is not None else None,
         sorted_norms=reused.sorted_norms if reused is not None else None,
+        store_positions=previous.store_positions
+        if previous is not None and previous.catalog is catalog
+        else None,
     )
     return state
 
