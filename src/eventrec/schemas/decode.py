@@ -193,9 +193,8 @@ def fast_interaction(value: bytes) -> InteractionFields | None:
 def decode_interaction_fields(key: bytes | None, value: bytes | None) -> InteractionFields:
     """:func:`decode_interaction` as plain values: the consumer's hot path."""
     fields = None if value is None else fast_interaction(value)
-    if fields is None:
-        return fields_of(decode_interaction(key, value))
-    _check_key(key, "user_id", fields.user_id)
+    if fields is None or (key is not None and key != fields.user_id.encode("utf-8")):
+        return fields_of(decode_interaction(key, value))  # or the reason why not
     return fields
 
 
