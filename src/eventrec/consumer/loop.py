@@ -35,7 +35,6 @@ from eventrec.consumer.handler import (
     prepare_interactions,
 )
 from eventrec.errors import ConfigError, FencedBatchError
-from eventrec.model.aggregate import compact_row
 from eventrec.schemas import DeadLetter
 from eventrec.store.store import StepResult, Store, connect
 from eventrec.topics import missing_topics
@@ -546,6 +545,9 @@ class InteractionConsumer:
 
 
 def _compact(records: np.ndarray) -> np.ndarray:
+    # Imported on the first compaction: it brings scipy, a tenth of a second at startup.
+    from eventrec.model.aggregate import compact_row
+
     compacted: np.ndarray = compact_row(records)
     return compacted
 
