@@ -68,6 +68,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if workers == 1:
             sock = listening_socket(host, port, reuse_port=False)
         else:
+            # First without SO_REUSEPORT: that fails if anything listens on the port, even
+            # another eventrec serve whose sockets would otherwise share it silently.
+            listening_socket(host, port, reuse_port=False).close()
             sockets = [listening_socket(host, port, reuse_port=True) for _ in range(workers)]
     except OSError as exc:
         raise EventrecError(str(exc)) from None

@@ -85,6 +85,16 @@ def test_workers_restart_after_a_crash_and_stop_cleanly(settings: Settings, tmp_
         assert answered == 20
         assert "serving worker exited with -9" in log.read_text()
 
+        # A second server on the same port is refused, not silently given half the traffic.
+        second = start(settings, port, tmp_path / "second.log", workers=2)
+        try:
+            assert second.wait(timeout=30) == 1
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
+        assert f"cannot listen on 127.0.0.1:{port}" in (tmp_path / "second.log").read_text()
+
         current = workers_of(server.pid)
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=40) == 0
