@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -436,9 +437,21 @@ def test_version_switch_under_load(stack: Stack) -> None:
     assert stack.serve.recommend(user_id)["model_version"] == new
 
 
+def concurrent_recommendations(client: httpx.Client, user_ids: list[str]) -> list[httpx.Response]:
+    """One request per user, all at once (so serving holds several Redis connections)."""
+    with ThreadPoolExecutor(len(user_ids)) as pool:
+        return list(
+            pool.map(lambda u: client.get("/recommendations", params={"user_id": u}), user_ids)
+        )
+
+
 def test_redis_outage_gives_503_and_serving_recovers(stack: Stack, services: LocalServices) -> None:
     client = stack.serve.client
-    user_id = active_users(stack.platform, 1)[0]
+    users = active_users(stack.platform, 8)
+    user_id = users[0]
+    base = str(client.base_url)
+    with httpx.Client(base_url=base, timeout=10, limits=httpx.Limits(max_connections=8)) as many:
+        assert {r.status_code for r in concurrent_recommendations(many, users)} == {200}
     services._stop(services.redis_dir, "redis")
     try:
         response = client.get("/recommendations", params={"user_id": user_id})
@@ -450,4 +463,8 @@ def test_redis_outage_gives_503_and_serving_recovers(stack: Stack, services: Loc
     finally:
         services.up()
     wait_until(lambda: client.get("/ready").status_code == 200, 30, "ready again")
+    # Every pooled connection died with the server: each reconnects, no request fails.
+    with httpx.Client(base_url=base, timeout=10, limits=httpx.Limits(max_connections=8)) as many:
+        responses = concurrent_recommendations(many, users)
+    assert [r.status_code for r in responses] == [200] * len(users), responses[0].text
     assert stack.serve.recommend(user_id)["strategy"] == "personalised"

@@ -28,6 +28,8 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 from threadpoolctl import threadpool_limits
 
 from eventrec.config import Settings, load_settings
@@ -74,8 +76,14 @@ class Runtime:
         self.keys = Keys(settings.key_prefix)
         self.store = Store(connect(settings.redis_url, retries=1), settings.key_prefix)
         # redis-py types replies as bytes | str by connection options; ours are bytes.
+        # One immediate retry: after a Redis restart each pooled connection fails once
+        # (the server closed it) and reconnects; a Redis still down fails fast.
         self.redis: Any = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=2, socket_connect_timeout=2
+            settings.redis_url,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            retry=AsyncRetry(NoBackoff(), 1),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )
         self.state: ServingState | None = None
         self.user_locations: dict[str, str] = {}
