@@ -114,8 +114,8 @@ def prepare_interactions(
         InteractionType.RATING,
         InteractionType.BOOKING,
     )
-    users = resolve_users([fields[1] for fields in valid], partition)
-    events = iter(resolve_events([f[3] for f in valid if f[2] is not search]))  # type: ignore[misc]
+    users = resolve_users([f.user_id for f in valid], partition)
+    events = iter(resolve_events([f.event_id for f in valid if f.type is not search]))  # type: ignore[misc]
     batch = InteractionBatch(
         topic=topic,
         partition=partition,

@@ -149,14 +149,25 @@ def top_positions(
         sample = masked[::SAMPLE_STRIDE]
         threshold = np.partition(sample, len(sample) - limit)[len(sample) - limit]
         candidates = np.flatnonzero(masked >= threshold)
-    if len(candidates) > limit:
-        # Everything tied with the `limit`-th best stays, so ties go to the lower position.
-        values = masked[candidates]
-        kth = np.partition(values, len(values) - limit)[len(values) - limit]
-        candidates = candidates[values >= kth]
-    order = np.lexsort((candidates, -masked[candidates]))[:limit]
+    candidates, values = keep_best(candidates, masked[candidates], limit)
+    order = np.lexsort((candidates, -values))[:limit]
     result: npt.NDArray[np.int64] = candidates[order].astype(np.int64)
     return result
+
+
+def keep_best(
+    positions: npt.NDArray[np.int64], values: npt.NDArray[Any], limit: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """The entries scoring at least the ``limit``-th best value, in their order.
+
+    Everything tied with the ``limit``-th best stays, so a later sort by (score, position)
+    can give ties to the lower position.
+    """
+    if len(values) <= limit:
+        return positions, values
+    kth = np.partition(values, len(values) - limit)[len(values) - limit]
+    keep = values >= kth
+    return positions[keep], values[keep]
 
 
 def positions_of(catalog: Catalog, event_ids: Sequence[str]) -> list[int]:

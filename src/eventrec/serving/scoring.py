@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from eventrec.serving.catalog import Filters, top_positions
+from eventrec.serving.catalog import Filters, keep_best, top_positions
 from eventrec.serving.state import ServingState
 
 # Reads the current rows of users (None: no row) as of the given state.
@@ -218,12 +218,10 @@ def best_eligible(
     Exactly :func:`top_positions` of ``catalog_factors @ vector`` under the mask (ties:
     lower position first). Returns the results and how many vectors were scored in all.
     """
-    factors = state.catalog_factors
-    order, sorted_t, sorted_norms = state.norm_order, state.sorted_factors_t, state.sorted_norms
-    if factors is None or order is None or sorted_t is None or sorted_norms is None:
+    factors, by_norm = state.catalog_factors, state.by_norm
+    if factors is None or by_norm is None:
         raise ValueError("best_eligible needs a state with catalog vectors")
-    n = len(order)
-    results: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = []
+    n = len(by_norm.order)
     results = [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))] * len(masks)
     scanned = 0
     pruned: list[int] = []
@@ -246,23 +244,20 @@ def best_eligible(
     start, size = 0, FIRST_BLOCK
     while active and start < n:
         stop = min(n, start + size)
-        block = order[start:stop]
-        scores = vectors[active] @ sorted_t[:, start:stop]
+        block = by_norm.order[start:stop]
+        scores = vectors[active] @ by_norm.vectors_t[:, start:stop]
         scanned += len(active) * (stop - start)
-        next_norm = float(sorted_norms[stop]) if stop < n else 0.0
+        next_norm = float(by_norm.norms[stop]) if stop < n else 0.0
         still = []
         for row, user in enumerate(active):
             in_block = masks[user][block]
-            positions = np.concatenate((kept_positions[user], block[in_block]))
-            values = np.concatenate((kept_scores[user], scores[row][in_block]))
-            limit = limits[user]
-            if len(values) > limit:
-                # Keep everything tied with the limit-th best: ties go to the lower position.
-                kth = np.partition(values, len(values) - limit)[len(values) - limit]
-                keep = values >= kth
-                positions, values = positions[keep], values[keep]
+            positions, values = keep_best(
+                np.concatenate((kept_positions[user], block[in_block])),
+                np.concatenate((kept_scores[user], scores[row][in_block])),
+                limits[user],
+            )
             kept_positions[user], kept_scores[user] = positions, values
-            done = len(values) >= limit and float(values.min()) > bounds[user] * next_norm
+            done = len(values) >= limits[user] and float(values.min()) > bounds[user] * next_norm
             if not done:
                 still.append(user)
         active = still

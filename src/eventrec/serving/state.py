@@ -48,6 +48,22 @@ class UserProfileHint:
     categories: frozenset[str]
 
 
+@dataclass(frozen=True)
+class NormOrder:
+    """Catalog positions by decreasing vector norm, the vectors in that order transposed
+    (factors x events, contiguous: the layout of the scoring product), and their norms."""
+
+    order: npt.NDArray[np.int64]
+    vectors_t: npt.NDArray[np.float32]
+    norms: npt.NDArray[np.float32]
+
+    @classmethod
+    def of(cls, factors: npt.NDArray[np.float32]) -> NormOrder:
+        norms = np.linalg.norm(factors.astype(np.float64), axis=1)
+        order = np.argsort(-norms, kind="stable").astype(np.int64)
+        return cls(order, np.ascontiguousarray(factors[order].T), norms[order].astype(np.float32))
+
+
 @dataclass
 class ServingState:
     """The model version and catalog one request is answered from."""
@@ -63,21 +79,15 @@ class ServingState:
     built_at: float
     # The trending list as stored: an unchanged list is not parsed again.
     trending_source: bytes | None = None
-    # Catalog positions by decreasing vector norm, the vectors in that order transposed
-    # (64 x events, contiguous: the layout of the scoring product) and their norms.
-    norm_order: npt.NDArray[np.int64] | None = None
-    sorted_factors_t: npt.NDArray[np.float32] | None = None
-    sorted_norms: npt.NDArray[np.float32] | None = None
+    # ``catalog_factors`` in order of decreasing norm (derived; shared while they stay).
+    by_norm: NormOrder | None = None
     # Catalog position of each store event index (-1: not in the catalog); grows lazily.
     store_positions: npt.NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
         self.catalog_positions(np.zeros(0, dtype=np.int64))  # builds the table off requests
-        if self.norm_order is None and self.catalog_factors is not None:
-            norms = np.linalg.norm(self.catalog_factors.astype(np.float64), axis=1)
-            self.norm_order = np.argsort(-norms, kind="stable").astype(np.int64)
-            self.sorted_factors_t = np.ascontiguousarray(self.catalog_factors[self.norm_order].T)
-            self.sorted_norms = norms[self.norm_order].astype(np.float32)
+        if self.by_norm is None and self.catalog_factors is not None:
+            self.by_norm = NormOrder.of(self.catalog_factors)
 
     @property
     def weights(self) -> InteractionWeights:
@@ -95,14 +105,8 @@ class ServingState:
         """
         return self.user_vectors([records])[0]
 
-    def catalog_position(self, event: int) -> int | None:
-        """The catalog position of a store event index (None: unknown or not in the catalog)."""
-        if event >= len(self.store_event_ids):
-            return None
-        return self.catalog.position.get(self.store_event_ids[event])
-
     def catalog_positions(self, events: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int64]:
-        """:meth:`catalog_position` of many store event indices at once (-1 for None)."""
+        """The catalog position of each store event index (-1: unknown or not in the catalog)."""
         table = self.store_positions
         if table is None or len(table) < len(self.store_event_ids):
             # Ids indexed since the table was built (the id list only grows): the tail.
@@ -272,9 +276,7 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
         model_version=version if model is not None else None,
         built_at=time.time(),
         trending_source=trending_source,
-        norm_order=reused.norm_order if reused is not None else None,
-        sorted_factors_t=reused.sorted_factors_t if reused is not None else None,
-        sorted_norms=reused.sorted_norms if reused is not None else None,
+        by_norm=reused.by_norm if reused is not None else None,
         store_positions=previous.store_positions
         if previous is not None and previous.catalog is catalog
         else None,
@@ -286,10 +288,7 @@ def _store_event_ids(store: Store, previous: ServingState | None) -> list[str]:
     """The store's event ids; append-only, so only the tail past the previous list is read."""
     if previous is None:
         return store.event_ids()
-    known = list(previous.store_event_ids)
-    tail = store.client.lrange(store.keys.event_ids, len(known), -1)
-    known.extend(raw.decode() for raw in tail)
-    return known
+    return [*previous.store_event_ids, *store.event_ids(start=len(previous.store_event_ids))]
 
 
 def _trending(source: bytes | None, catalog: Catalog) -> npt.NDArray[np.float32]:

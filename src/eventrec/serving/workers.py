@@ -118,8 +118,10 @@ class Supervisor:
         if process is not None:
             lived = now - worker.started_at
             worker.quick_deaths = worker.quick_deaths + 1 if lived < QUICK_DEATH_SECONDS else 0
-            pause = min(MAX_RESTART_PAUSE, 2.0 ** (worker.quick_deaths - 1)) * (
-                worker.quick_deaths > 0
+            pause = (
+                min(MAX_RESTART_PAUSE, 2.0 ** (worker.quick_deaths - 1))
+                if worker.quick_deaths
+                else 0.0
             )
             log.error(
                 "serving worker exited with %s after %.0f s; restarting in %.0f s",

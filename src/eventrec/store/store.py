@@ -175,8 +175,9 @@ class Store:
         value = self.client.hget(self.keys.event_index, event_id)
         return None if value is None else int(value)
 
-    def event_ids(self) -> list[str]:
-        return [raw.decode() for raw in self.client.lrange(self.keys.event_ids, 0, -1)]
+    def event_ids(self, start: int = 0) -> list[str]:
+        """Event ids by index, from ``start`` (the list only grows)."""
+        return [raw.decode() for raw in self.client.lrange(self.keys.event_ids, start, -1)]
 
     def user_ids(self) -> list[str]:
         return [raw.decode() for raw in self.client.lrange(self.keys.user_ids, 0, -1)]

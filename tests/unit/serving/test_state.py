@@ -80,10 +80,14 @@ def reference_user_vector(
         state.weights,
         now=time.time(),
     )
+
+    def position(event: int) -> int | None:
+        if event >= len(state.store_event_ids):
+            return None
+        return state.catalog.position.get(state.store_event_ids[event])
+
     hidden = {
-        p
-        for p in (state.catalog_position(e) for e in result.hidden.tocsr().indices.tolist())
-        if p is not None
+        p for p in (position(e) for e in result.hidden.tocsr().indices.tolist()) if p is not None
     }
     strongest: dict[int, tuple[int, int]] = {}
     for index, kind, moment in zip(
@@ -101,9 +105,9 @@ def reference_user_vector(
         if index < model.item_factors.shape[0]:
             vector += value * model.column_scale[index] * model.item_factors[index]
         else:
-            position = state.catalog_position(index)
-            if position is not None and state.catalog_factors is not None:
-                vector += value * state.catalog_factors[position]
+            found = position(index)
+            if found is not None and state.catalog_factors is not None:
+                vector += value * state.catalog_factors[found]
     return (vector if vector.any() else None), hidden, strongest
 
 
