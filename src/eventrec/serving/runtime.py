@@ -1,0 +1,167 @@
+"""The resources of one serving process, in three parts with one job each.
+
+:class:`Clients` are the connections (settings, key names, a sync store, an async
+Redis); :class:`Caches` hold what was loaded from them (the current :class:`ServingState`
+and the users' row locations); the :class:`ReloadWatcher` polls Redis and rebuilds the
+state when a version or the catalog changed. :class:`Runtime` puts them together with the
+request scorer; the routers reach it through ``serving.deps``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+
+from eventrec.config import Settings
+from eventrec.serving.reads import read_rows
+from eventrec.serving.scoring import BatchScorer
+from eventrec.serving.state import ServingState, build_state
+from eventrec.store.keys import Keys
+from eventrec.store.store import Store, connect
+from eventrec.store.versions import ModelVersionError
+
+log = logging.getLogger("eventrec.serving")
+
+
+class Clients:
+    """Settings, key names and the two Redis clients of one serving process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.store = Store(connect(settings.redis_url, retries=1), settings.key_prefix)
+        # redis-py types replies as bytes | str by connection options; ours are bytes.
+        # One immediate retry: after a Redis restart each pooled connection fails once
+        # (the server closed it) and reconnects; a Redis still down fails fast.
+        self.redis: Any = aioredis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            retry=AsyncRetry(NoBackoff(), 1),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        self.store.client.close()
+
+
+class Caches:
+    """What serving loaded from Redis: the current state, and users' row locations."""
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+        self.state: ServingState | None = None
+        self.load_error: str | None = None
+        self.user_locations: dict[str, str] = {}
+
+    def reload(self) -> bool:
+        """Build a new state if the model version or the catalog changed; keep the old on error."""
+        try:
+            state = build_state(self.clients.store, self.clients.settings.topic_events, self.state)
+        except ModelVersionError as exc:
+            if self.load_error != str(exc):
+                log.error("model version refused, serving the previous one: %s", exc)
+            self.load_error = str(exc)
+            return False
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if self.load_error != "redis":
+                log.warning("redis unavailable while reloading: %s", exc)
+            self.load_error = "redis"
+            return False
+        previous = self.state
+        self.state = state
+        self.load_error = None
+        if (
+            previous is None
+            or state.catalog is not previous.catalog
+            or state.model is not previous.model
+        ):
+            # The catalog's documents and id maps are hundreds of thousands of long-lived
+            # objects: out of the collector's way, a full collection does not stall requests.
+            gc.freeze()
+        if previous is None or previous.model_version != state.model_version:
+            log.info(
+                "model version loaded",
+                extra={"model_version": state.model_version, "catalog_events": len(state.catalog)},
+            )
+        return True
+
+
+class ReloadWatcher:
+    """Polls the version and catalog counters; reloads within a second of a change."""
+
+    def __init__(self, clients: Clients, caches: Caches) -> None:
+        self.clients = clients
+        self.caches = caches
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _watch(self) -> None:
+        clients, caches = self.clients, self.caches
+        settings, keys = clients.settings, clients.keys
+        seen: tuple[Any, ...] | None = None
+        last_trending = time.monotonic()
+        while True:
+            await asyncio.sleep(settings.serving_reload_seconds)
+            try:
+                current, switches = await clients.redis.mget(
+                    keys.model_current, keys.model_switches
+                )
+                catalog_version = await asyncio.to_thread(
+                    clients.store.entity_version, settings.topic_events
+                )
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue
+            marker = (current, switches, catalog_version)
+            stale_trending = time.monotonic() - last_trending > 30
+            changed = marker != seen or stale_trending or caches.load_error is not None
+            if changed and await asyncio.to_thread(caches.reload):
+                seen = marker
+                last_trending = time.monotonic()
+
+
+class Runtime:
+    """One serving process: its clients, caches, reload watcher and request scorer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.clients = Clients(settings)
+        self.caches = Caches(self.clients)
+        self.watcher = ReloadWatcher(self.clients, self.caches)
+        self.scorer = BatchScorer(
+            lambda user_ids, state: read_rows(self.clients, self.caches, user_ids, state),
+            min_records=settings.min_interactions_personal,
+            hide_viewed=settings.hide_viewed,
+        )
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.caches.reload)
+        self.watcher.start()
+
+    async def stop(self) -> None:
+        scorer = self.scorer
+        if scorer.batches:
+            log.info(
+                "answered %d requests in %d batches (%.1f per batch), %.0f vectors scored each",
+                scorer.scored,
+                scorer.batches,
+                scorer.scored / scorer.batches,
+                scorer.scanned / max(scorer.scored, 1),
+            )
+        self.watcher.stop()
+        await self.clients.close()
