@@ -15,7 +15,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _services(args: argparse.Namespace, settings: Settings) -> int:
-    from eventrec.local_services import LocalServices
+    from eventrec.devstack import LocalServices
 
     services = LocalServices(settings)
     if args.action == "up":

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.schemas import DeadLetter
 from eventrec.store import Store, connect
 from tests.integration.conftest import unique_settings

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from eventrec.config import Settings
+from eventrec.devstack import LocalServices
 from eventrec.errors import FencedBatchError
-from eventrec.local_services import LocalServices
 from eventrec.store import InteractionBatch, Store, connect, interaction_hash
 from tests.integration.ingest_helpers import (
     ConsumerProcess,

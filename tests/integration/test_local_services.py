@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from tests.integration.conftest import PORT_OFFSET, REPO
 
 pytestmark = pytest.mark.integration

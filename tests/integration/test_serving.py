@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.schemas import EventStatus, encode
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.platform import SyntheticPlatform, generate

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.store import Store, connect
 from eventrec.store.versions import (
     ModelVersionError,
