@@ -159,6 +159,12 @@ class Settings(BaseSettings):
         le=10,
         description="How often serving checks for a new model version or catalog change.",
     )
+    serving_reload_max_age_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="/ready fails (503) when serving's last successful check for a new model "
+        "version or catalog change is older than this.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every eventrec process."
     )
