@@ -84,7 +84,7 @@ def test_workers_restart_after_a_crash_and_stop_cleanly(settings: Settings, tmp_
         answered = sum(healthy(port) for _ in range(20))
         assert answered == 20
         assert "serving worker exited with -9" in log.read_text()
-        assert listeners(port) == 2
+        wait_until(lambda: listeners(port) == 2, 30, "the replacement listening")
 
         # A second quick death: restarted after 2 s, and meanwhile its socket is closed, so
         # the kernel sends every new connection to the live worker.

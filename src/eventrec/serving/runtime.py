@@ -78,6 +78,7 @@ class Caches:
         version (catalog and trending still refresh) and the refusal is remembered.
         """
         store, settings = self.clients.store, self.clients.settings
+        version: str | None = None
         try:
             version = current_version(store.client, store.keys.prefix)
             if version in self.refused:

@@ -10,7 +10,7 @@ The supervisor binds every socket itself (a port in use fails at once, with the 
 in the message), starts one process per socket, restarts a worker that dies (waiting
 longer after each quick death, never a tight loop; the dead worker's socket is closed
 meanwhile so the kernel stops routing connections to it, and the replacement gets a new
-one), and on SIGTERM/SIGINT stops them all and exits 0.
+one that it listens on once started), and on SIGTERM/SIGINT stops them all and exits 0.
 """
 
 from __future__ import annotations
@@ -34,10 +34,15 @@ MAX_RESTART_PAUSE = 30.0
 STOP_TIMEOUT = 30.0
 
 
-def listening_socket(host: str, port: int, reuse_port: bool, backlog: int = 2048) -> socket.socket:
-    """A bound, listening TCP socket whose accepted connections have TCP_NODELAY.
+def listening_socket(
+    host: str, port: int, reuse_port: bool, backlog: int = 2048, listen: bool = True
+) -> socket.socket:
+    """A bound TCP socket, listening unless ``listen`` is false, whose accepted connections
+    have TCP_NODELAY.
 
     Without TCP_NODELAY each small reply can wait on the client's delayed ACK (40 ms).
+    A socket bound but not listening gets no connections: uvicorn starts listening once
+    the app has started (loaded its model), so a replacement worker joins the port ready.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -50,7 +55,8 @@ def listening_socket(host: str, port: int, reuse_port: bool, backlog: int = 2048
     except OSError as exc:
         sock.close()
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(backlog)
+    if listen:
+        sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
 
@@ -85,7 +91,7 @@ class Supervisor:
     def _start(self, worker: _Worker) -> None:
         if worker.sock is None:
             host, port = worker.address
-            worker.sock = listening_socket(host, port, reuse_port=True)
+            worker.sock = listening_socket(host, port, reuse_port=True, listen=False)
         process = self._context.Process(
             target=self._target, args=(worker.sock,), name=f"eventrec-serve-{worker.index}"
         )
