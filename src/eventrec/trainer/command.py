@@ -88,6 +88,7 @@ def _model(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     version = import_version(store, args.directory)
     if args.activate:
+        load_version(store, version=version)
         activate_version(store, version)
     print(f"imported {args.directory} as {version}" + (" (now current)" if args.activate else ""))
     return 0
