@@ -118,7 +118,8 @@ class ReloadWatcher:
     """Polls the version and catalog counters; reloads within a second of a change.
 
     It never ends on an error: it logs, backs off (up to ``MAX_BACKOFF_SECONDS``) and
-    tries again; ``Caches.checked_at`` tells ``/ready`` how long it has been failing.
+    tries again; with Redis down it keeps its pace, to reload as soon as Redis is back.
+    ``Caches.checked_at`` tells ``/ready`` how long it has been failing.
     """
 
     MAX_BACKOFF_SECONDS = 10.0
@@ -151,8 +152,10 @@ class ReloadWatcher:
                 if failures == 1 or failures % 100 == 0:
                     log.exception("reload watcher failed (%d in a row); retrying", failures)
                 ok = False
-            if ok:
+            else:
+                # Redis down is not a fault of ours: keep polling at the usual pace.
                 failures = 0
+            if ok:
                 caches.watch_error = None
                 caches.checked_at = time.monotonic()
             base = self.clients.settings.serving_reload_seconds
