@@ -228,7 +228,7 @@ class Category:
     price_spread: float  # sigma of the log-normal price
     free_share: float  # share of events with free entry
     duration_hours: tuple[float, float]
-    # Templates: {performer} {work} {scene} {city} {venue} {time_word}; series also
+    # Templates: {performer} {work} {scene} {city} {venue} {time_word}; series: {series} {edition}.
     # {series} {edition}.
     titles: tuple[str, ...]
     series_titles: tuple[str, ...] = field(
