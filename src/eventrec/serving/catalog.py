@@ -16,6 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 
+CAST_FIELDS = ("organizer", "performers", "series")
+
+
 @dataclass(frozen=True)
 class Filters:
     """What a request narrows the candidates to; ``None`` means no restriction."""
@@ -113,7 +116,7 @@ class Catalog:
 
     def item(self, position: int, score: float, reason: str) -> dict[str, Any]:
         doc = self.documents[position]
-        return {
+        item = {
             "event_id": self.event_ids[position],
             "score": round(float(score), 6),
             "title": doc["title"],
@@ -123,6 +126,9 @@ class Catalog:
             "price": doc["price"],
             "reason": reason,
         }
+        # Who is on and who puts it on, for events whose producer says so.
+        item.update({name: doc[name] for name in CAST_FIELDS if doc.get(name)})
+        return item
 
 
 def _epoch(value: str) -> float:
