@@ -44,7 +44,8 @@ def test_the_fields_are_optional_and_validated() -> None:
     assert event is not None
     assert (event.organizer, event.performers, event.series) == (None, [], None)
     full = decode_event(b"e-1", json.dumps(EVENT).encode())
-    assert full is not None and full.performers == ["The Coral Tide", "Kasun Perera"]
+    assert full is not None
+    assert full.performers == ["The Coral Tide", "Kasun Perera"]
     with pytest.raises(InvalidMessageError, match="performers"):
         decode_event(b"e-1", json.dumps({**EVENT, "performers": [""]}).encode())
     with pytest.raises(InvalidMessageError, match="headliner"):

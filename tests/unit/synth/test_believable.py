@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
 import numpy as np
@@ -67,7 +68,7 @@ def test_titles_are_unique_among_events_on_sale_at_the_same_time(catalog: EventT
         windows[title].append((int(catalog.published_at[row]), int(catalog.starts_at[row])))
     for title, spans in windows.items():
         spans.sort()
-        for (_, first_end), (second_start, _) in zip(spans, spans[1:], strict=False):
+        for (_, first_end), (second_start, _) in itertools.pairwise(spans):
             assert first_end <= second_start, title
     # And most titles are not reused at all, even across time.
     assert len(windows) > 0.8 * len(catalog)

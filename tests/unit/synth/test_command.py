@@ -104,7 +104,8 @@ def test_knobs_reach_the_generator(tmp_path: Path) -> None:
     truth = PlantedTastes.load(tmp_path / "truth.npz")
     assert truth.latent_share == 0.8
     assert truth.booking_days == 3.0
-    assert len(truth.user_ids) == 100 and len(truth.event_ids) == 40
+    assert len(truth.user_ids) == 100
+    assert len(truth.event_ids) == 40
 
 
 def test_refuses_a_latent_share_outside_0_1() -> None:

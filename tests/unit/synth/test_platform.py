@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import replace
 from collections import Counter, defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -230,13 +230,15 @@ def test_latent_share_moves_bookings_from_categories_to_latent_tastes() -> None:
     latent, category = zip(*shares, strict=True)
     assert latent[0] < latent[1] < latent[2], shares
     assert category[0] > category[1] > category[2], shares
-    assert category[0] > 0.8 and latent[2] > 3 * latent[0], shares
+    assert category[0] > 0.8, shares
+    assert latent[2] > 3 * latent[0], shares
 
 
 def test_ratings_are_higher_inside_planted_tastes(
     platform: SyntheticPlatform, interactions: list[Interaction], events: dict[str, Event]
 ) -> None:
-    inside, outside = [], []
+    inside: list[int | None] = []
+    outside: list[int | None] = []
     for rating in (i for i in interactions if i.type.value == "rating"):
         liked = platform.truth.user(rating.user_id).preferred_categories
         (inside if events[str(rating.event_id)].category in liked else outside).append(

@@ -53,7 +53,8 @@ def test_oracle_is_the_generators_propensity_times_the_share_booked_in_the_horiz
     # An event starting within the horizon gets more of its bookings in it than one far off.
     soon = on_sale & (events.starts_at < at + 10 * DAY)
     late = on_sale & (events.starts_at > at + 35 * DAY)
-    assert soon.any() and late.any()
+    assert soon.any()
+    assert late.any()
     assert ratio[0, soon[on_sale]].min() > ratio[0, late[on_sale]].max()
 
 
@@ -63,7 +64,8 @@ def test_oracle_gives_zero_to_ids_it_does_not_know(platform: SyntheticPlatform) 
     event_ids = [*platform.event_table.event_ids[:20], "ev-unknown"]
     scores = oracle_scores(tastes, ["u-unknown", str(tastes.user_ids[0])], event_ids, at)
     assert scores.shape == (2, 21)
-    assert np.all(scores[0] == 0) and np.all(scores[:, -1] == 0)
+    assert np.all(scores[0] == 0)
+    assert np.all(scores[:, -1] == 0)
     assert oracle_scores(tastes, ["nobody"], ["nothing"], at).tolist() == [[0.0]]
 
 
