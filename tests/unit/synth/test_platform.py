@@ -237,10 +237,11 @@ def test_latent_share_moves_bookings_from_categories_to_latent_tastes() -> None:
 def test_ratings_are_higher_inside_planted_tastes(
     platform: SyntheticPlatform, interactions: list[Interaction], events: dict[str, Event]
 ) -> None:
-    inside: list[int | None] = []
-    outside: list[int | None] = []
+    inside: list[int] = []
+    outside: list[int] = []
     for rating in (i for i in interactions if i.type.value == "rating"):
         liked = platform.truth.user(rating.user_id).preferred_categories
+        assert rating.rating is not None
         (inside if events[str(rating.event_id)].category in liked else outside).append(
             rating.rating
         )
