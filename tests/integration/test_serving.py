@@ -109,8 +109,11 @@ def stack(services: LocalServices, tmp_path_factory: pytest.TempPathFactory) -> 
     settings = unique_settings(services)
     create_topics(settings)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    # Category tastes only: the checks below look for the planted categories.
     platform = generate(
-        SynthConfig(n_users=2000, n_events=400, n_interactions=80_000, seed=3, now=now)
+        SynthConfig(
+            n_users=2000, n_events=400, n_interactions=80_000, seed=3, now=now, latent_share=0.0
+        )
     )
     publish(platform, settings, progress=False)
     logs = tmp_path_factory.mktemp("serving")

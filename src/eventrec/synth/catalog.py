@@ -199,14 +199,15 @@ def _start_times(config: SynthConfig, rng: np.random.Generator) -> tuple[Int, In
     """Start days (UTC midnight) and publication instants: new events arrive all along."""
     n, now = config.n_events, config.now_epoch
     past = rng.random(n) < config.past_event_share
-    # Past events start at least a few days into the history, so they had time on sale.
+    lead_days = np.clip(rng.lognormal(np.log(config.lead_days), 0.5, n), 7, 150)
+    # Past events start at least a few days into the history, so they had time on sale;
+    # upcoming ones have been announced already, so they start within their lead time.
     day_offset = np.where(
         past,
         -rng.uniform(3, config.history_days - 3, n),
-        rng.uniform(0.2, config.horizon_days, n),
+        rng.uniform(0.2, np.minimum(config.horizon_days, lead_days), n),
     )
     start_day = (now + day_offset * DAY) // DAY * DAY
-    lead_days = np.clip(rng.lognormal(np.log(config.lead_days), 0.5, n), 7, 150)
     published_at = (start_day - lead_days * DAY).astype(np.int64)
     fresh = (start_day > now) & (rng.random(n) < config.new_event_share)
     published_at = np.where(
