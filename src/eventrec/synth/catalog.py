@@ -282,7 +282,7 @@ def generate_events(config: SynthConfig, rng: np.random.Generator) -> EventTable
     price = np.where(rng.random(n) < free_share, 0.0, price)
 
     fame = np.array([cast.performer_fame[p].mean() for p in performers])
-    popularity = rng.lognormal(0.0, 1.0, n) * fame
+    popularity = rng.lognormal(0.0, 1.4, n) * fame
 
     w_scene, w_performers, w_organizer, w_series = LATENT_WEIGHTS
     performer_mean = np.array([cast.performer_vectors[p].mean(axis=0) for p in performers])
@@ -450,7 +450,7 @@ def event_models(
                 event_id=event_id,
                 title=table.titles[row],
                 description=(
-                    f"{table.titles[row]}: {scene.title.lower()} {kind.name} at "
+                    f"{table.titles[row]}: {scene.title.lower()} at "
                     f"{table.venue[row]}, {city}. {cast}Presented by {organizer}. "
                     f"{cost}. " + " ".join(f"#{tag}" for tag in tag_names)
                 ),

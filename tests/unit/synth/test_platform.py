@@ -234,9 +234,10 @@ def test_latent_share_moves_bookings_from_categories_to_latent_tastes() -> None:
     assert latent[2] > 3 * latent[0], shares
 
 
-def test_ratings_are_higher_inside_planted_tastes(
-    platform: SyntheticPlatform, interactions: list[Interaction], events: dict[str, Event]
-) -> None:
+def test_ratings_are_higher_inside_planted_tastes(category_only: SyntheticPlatform) -> None:
+    platform = category_only
+    interactions = list(platform.interaction_models())
+    events = {event.event_id: event for event in platform.events}
     inside: list[int] = []
     outside: list[int] = []
     for rating in (i for i in interactions if i.type.value == "rating"):
@@ -283,7 +284,8 @@ def test_favourites_are_upcoming_untouched_and_to_taste(category_only: Synthetic
             assert event.status == EventStatus.SCHEDULED
             matches += event.category in planted.preferred_categories
             total += 1
-    assert matches / total > 0.75  # the rest are hugely popular events near home
+    # The rest are hugely popular events near home; by chance it would be about a quarter.
+    assert matches / total > 0.6
 
 
 def test_catalog_looks_like_a_sri_lankan_ticketing_platform(

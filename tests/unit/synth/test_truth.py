@@ -17,7 +17,7 @@ from eventrec.synth.truth import PlantedTastes, oracle_scores
 
 @pytest.fixture(scope="module")
 def platform() -> SyntheticPlatform:
-    return generate(SynthConfig(n_users=300, n_events=120, n_interactions=6_000, seed=11))
+    return generate(SynthConfig(n_users=300, n_events=120, n_interactions=12_000, seed=11))
 
 
 def test_truth_round_trips_through_an_npz_without_pickle(
