@@ -27,7 +27,8 @@ from eventrec.synth.catalog import (
 )
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.population import UserTable
-from eventrec.synth.truth import LATENT_SHARPNESS, budget_fit, latent_affinity, window_mass
+from eventrec.synth.truth import LATENT_SHARPNESS, budget_fit, window_mass
+from eventrec.synth.truth import taste as planted_taste
 from eventrec.synth.vocabulary import CATEGORIES, CITIES
 
 Int = npt.NDArray[np.int64]
@@ -95,11 +96,9 @@ class InteractionTable:
 
 def taste(users: UserTable, events: EventTable, rows: Int) -> Float:
     """Category affinity^(1 − s) × latent affinity^s, shape (len(rows), n_events), in (0, 1]."""
-    share = users.latent_share
-    visible = users.affinity[rows][:, events.category]
-    latent = latent_affinity(users.latent[rows], events.latent)
-    result: Float = visible ** (1.0 - share) * latent**share
-    return result
+    return planted_taste(
+        users.affinity[rows], events.category, users.latent[rows], events.latent, users.latent_share
+    )
 
 
 def propensity(users: UserTable, events: EventTable, rows: Int) -> Float:
@@ -324,10 +323,9 @@ def generate_interactions(
 def _pair_taste(users: UserTable, events: EventTable, user: Int, event: Int) -> Float:
     """`taste` of each (user, event) pair, without the full matrix."""
     share = users.latent_share
-    visible = users.affinity[user, events.category[event]]
+    log_visible = np.log(users.affinity[user, events.category[event]])
     cosine = np.einsum("ij,ij->i", users.latent[user], events.latent[event])
-    latent = np.exp(LATENT_SHARPNESS * (cosine - 1.0))
-    result: Float = visible ** (1.0 - share) * latent**share
+    result: Float = np.exp((1.0 - share) * log_visible + share * LATENT_SHARPNESS * (cosine - 1.0))
     return result
 
 

@@ -30,9 +30,22 @@ def budget_fit(price: Float, budget_max: Float) -> Float:
     return result
 
 
-def latent_affinity(user_latent: Float, event_latent: Float) -> Float:
-    """exp(sharpness · (cos − 1)) between unit rows: 1 on the user's exact latent taste."""
-    result: Float = np.exp(LATENT_SHARPNESS * (user_latent @ event_latent.T - 1.0))
+def taste(
+    category_affinity: Float,
+    event_category: Int,
+    user_latent: Float,
+    event_latent: Float,
+    latent_share: float,
+) -> Float:
+    """Category affinity^(1 − s) × latent affinity^s: shape (n_users, n_events), in (0, 1].
+
+    ``category_affinity`` is (n_users, n_categories); computed as one ``exp`` of the logs.
+    """
+    log_visible = np.log(category_affinity)[:, event_category]
+    cosine = user_latent @ event_latent.T
+    result: Float = np.exp(
+        (1.0 - latent_share) * log_visible + latent_share * LATENT_SHARPNESS * (cosine - 1.0)
+    )
     return result
 
 
@@ -98,12 +111,14 @@ class PlantedTastes:
 
 def propensities(truth: PlantedTastes, users: Int, events: Int) -> Float:
     """The planted propensity of user rows ``users`` for event rows ``events``."""
-    share = truth.latent_share
-    visible = truth.user_category_affinity[users][:, truth.event_category[events]]
-    latent = latent_affinity(truth.user_latent[users], truth.event_latent[events])
     result: Float = (
-        visible ** (1.0 - share)
-        * latent**share
+        taste(
+            truth.user_category_affinity[users],
+            truth.event_category[events],
+            truth.user_latent[users],
+            truth.event_latent[events],
+            truth.latent_share,
+        )
         * truth.city_reach[truth.user_city[users]][:, truth.event_city[events]]
         * budget_fit(truth.event_price[events][None, :], truth.user_budget[users][:, None])
         * truth.event_popularity[events][None, :]
