@@ -139,12 +139,19 @@ def ndcg_at_10(scores: Float, cut: TimeCut) -> float:
     return float(np.mean(values))
 
 
-def measure(latent_share: float, seed: int) -> dict[str, float]:
+def measure(
+    latent_share: float,
+    seed: int,
+    n_users: int = 5_000,
+    n_events: int = 800,
+    n_interactions: int = 150_000,
+) -> dict[str, float]:
+    """NDCG@10 of each single signal, the oracle and random order on one generated platform."""
     platform = generate(
         SynthConfig(
-            n_users=5_000,
-            n_events=800,
-            n_interactions=150_000,
+            n_users=n_users,
+            n_events=n_events,
+            n_interactions=n_interactions,
             seed=seed,
             latent_share=latent_share,
         )
