@@ -52,7 +52,7 @@ def register(commands: Any) -> argparse.ArgumentParser:
     size = parser.add_argument_group("size and randomness")
     size.add_argument("--users", type=int, default=30_000, help="number of users")
     size.add_argument("--events", type=int, default=3_000, help="number of events")
-    size.add_argument("--interactions", type=int, default=1_000_000, help="interactions")
+    size.add_argument("--interactions", type=int, default=1_000_000, help="number of interactions")
     size.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
     size.add_argument(
         "--now",
