@@ -47,6 +47,10 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _consumer(args: argparse.Namespace, settings: Settings) -> int:
+    from eventrec.telemetry import use_multiprocess_dir
+
+    # Before the metrics are defined: every member of this command writes to one place.
+    use_multiprocess_dir()
     from eventrec.consumer.loop import run_consumer
 
     return run_consumer(settings)

@@ -26,6 +26,7 @@ from kafka.errors import KafkaError, OffsetOutOfRangeError
 from kafka.structs import OffsetAndMetadata
 
 from eventrec.config import Settings
+from eventrec.consumer import metrics
 from eventrec.consumer.handler import (
     Message,
     prepare_entities,
@@ -37,6 +38,7 @@ from eventrec.consumer.writer import Step, Writer
 from eventrec.errors import ConfigError, FencedBatchError
 from eventrec.schemas import DeadLetter
 from eventrec.store.store import StepResult, Store, connect
+from eventrec.telemetry import MetricsServer
 from eventrec.topics import missing_topics
 
 log = logging.getLogger("eventrec.consumer")
@@ -198,6 +200,7 @@ class InteractionConsumer:
         expected offset is this batch's next offset, so the fence keeps them in order.
         """
         settings = self.settings
+        started = time.perf_counter()
         expected = self.positions.get(tp)
         if expected is None:
             expected = messages[0].offset
@@ -233,7 +236,10 @@ class InteractionConsumer:
                 )
 
         self.positions[tp] = next_offset
-        self._writer.submit(Step(tp, expected, next_offset, dead, step))
+        metrics.batch_prepared(tp.topic, len(messages), time.perf_counter() - started)
+        self._writer.submit(
+            Step(tp, expected, next_offset, dead, metrics.timed_step(tp.topic, step))
+        )
 
     def _collect_results(self, refence: bool = True) -> None:
         for done in self._writer.results(raise_failure=refence):
@@ -250,6 +256,7 @@ class InteractionConsumer:
             counters.dead_lettered += step.dead_lettered
             counters.batches += 1
             counters.compacted += result.compacted
+            metrics.batch_applied(step.tp.topic, result.applied, result.duplicates)
             log.debug(
                 "batch committed",
                 extra={
@@ -280,6 +287,7 @@ class InteractionConsumer:
     def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
         if not letters:
             return
+        metrics.dead_lettered(letters)
         assert self._producer is not None
         while True:
             try:
@@ -349,11 +357,13 @@ class InteractionConsumer:
             ends = self._consumer.end_offsets(list(self.positions))
         except KafkaError:
             return
-        lag = sum(
-            max(0, int(ends[tp]) - (position or 0))
+        lags = {
+            (tp.topic, tp.partition): max(0, int(ends[tp]) - (position or 0))
             for tp, position in self.positions.items()
             if tp in ends
-        )
+        }
+        metrics.lag_measured(lags)
+        lag = sum(lags.values())
         c = self.counters
         log.info(
             "progress",
@@ -393,11 +403,21 @@ def run_consumer(settings: Settings) -> int:
 
     With ``EVENTREC_CONSUMER_PROCESSES`` above 1, the extra members of the group run as
     child processes (Python validates on one core per process); signals are passed on.
+    Their metrics go to this process's multiprocess directory (``eventrec consumer``
+    chose it), and this process answers ``/metrics`` for all of them.
     """
+    server = None
+    if settings.consumer_ops_port:
+        server = MetricsServer(settings.ops_host, settings.consumer_ops_port)
+        log.info("consumer metrics on http://%s:%d/metrics", settings.ops_host, server.port)
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "eventrec.cli", "consumer"],
-            env={**os.environ, "EVENTREC_CONSUMER_PROCESSES": "1"},
+            env={
+                **os.environ,
+                "EVENTREC_CONSUMER_PROCESSES": "1",
+                "EVENTREC_CONSUMER_OPS_PORT": "0",
+            },
         )
         for _ in range(settings.consumer_processes - 1)
     ]
@@ -425,4 +445,6 @@ def run_consumer(settings: Settings) -> int:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         codes = [child.wait() for child in children]
+        if server is not None:
+            server.close()
     return 0 if all(code == 0 for code in codes) else 1
