@@ -38,6 +38,7 @@ from eventrec.topics import create_topics
 from tests.integration.conftest import unique_settings
 from tests.integration.ingest_helpers import (
     Message,
+    Stream,
     applied_offsets,
     produce,
     settings_env,
@@ -53,6 +54,7 @@ PLOTS = ("validation", "cycles", "lag", "rates", "dead-letters", "trending")
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # Invalid interactions sent beside the platform: reason label -> how many.
 INVALID = {"rating": 3, "type": 2}
+MORE = Stream(n_users=200, n_events=50, seed=11, invalid_fraction=0.0).take(3000)
 
 
 def free_port() -> int:
@@ -224,7 +226,7 @@ def test_serving_metrics_add_up_over_workers_on_the_ops_port_only(stack: Stack) 
             method="GET",
             status="404",
         )
-        == 1
+        == 3  # /no/such/path, then /metrics and /dashboard on the public port
     )
     assert value(samples, "eventrec_serving_batch_requests_sum") == len(users)
     latency_count = value(
@@ -306,10 +308,12 @@ def requested_urls(driver: webdriver.Chrome) -> list[str]:
 def assert_stayed_local(driver: webdriver.Chrome) -> list[str]:
     urls = requested_urls(driver)
     assert urls, "the performance log recorded no request"
+    # chrome:// and data: are the browser's own; anything on the network must be local.
     outside = [
         url
         for url in urls
-        if not url.startswith("data:") and urlsplit(url).hostname not in LOCAL_HOSTS
+        if urlsplit(url).scheme not in ("chrome", "data", "about")
+        and urlsplit(url).hostname not in LOCAL_HOSTS
     ]
     assert not outside, f"requests left the machine: {outside}"
     errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
@@ -318,8 +322,13 @@ def assert_stayed_local(driver: webdriver.Chrome) -> list[str]:
 
 
 def test_dashboard_and_docs_render_offline_in_chromium(stack: Stack, tmp_path: Path) -> None:
-    # The sampler needs two samples for a rate; it samples every 0.5 s.
-    time.sleep(1.5)
+    # Traffic while the dashboard's sampler runs, so its rates are not all zero.
+    before = applied_offsets(stack.settings)
+    produce(stack.settings, stack.settings.topic_interactions, MORE)
+    wait_until(
+        lambda: applied_offsets(stack.settings) == before + len(MORE), 60, "more interactions"
+    )
+    time.sleep(1.5)  # a sample after the last batch (one every 0.5 s)
     driver = browser(tmp_path)
     try:
         driver.get(f"http://127.0.0.1:{stack.ops_port}/dashboard")
@@ -356,6 +365,9 @@ def test_dashboard_and_docs_render_offline_in_chromium(stack: Stack, tmp_path: P
         titles = {event.title for event in stack.platform.events}
         labels = driver.find_elements(By.CSS_SELECTOR, '[data-plot="trending"] .datum title')
         assert any(label.get_attribute("textContent").split(" · ")[0] in titles for label in labels)
+        rates = driver.find_elements(By.CSS_SELECTOR, '[data-plot="rates"] .datum title')
+        applied = [r.get_attribute("textContent") for r in rates]
+        assert any(t.startswith("applied: ") and not t.startswith("applied: 0 ") for t in applied)
         experiments = driver.find_element(By.CSS_SELECTOR, 'section[data-section="experiments"]')
         assert "No experiments" in experiments.text
         driver.save_screenshot(str(tmp_path / "dashboard.png"))

@@ -29,6 +29,7 @@ function html(tag, attrs, parent, text) {
 function fmt(value) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   const size = Math.abs(value);
+  if (Number.isInteger(value)) return value.toLocaleString("en");
   if (size >= 1000) return Math.round(value).toLocaleString("en");
   if (size >= 10) return value.toFixed(0);
   if (size >= 1) return value.toFixed(1);
@@ -75,7 +76,9 @@ function lineChart(container, series, options) {
   node("line", { class: "axis", x1: left, x2: width - right, y1: sy(0), y2: sy(0) }, svg);
   const ticks = options.ticks || [x0, x1];
   for (const x of ticks) {
-    node("text", { x: sx(x), y: height - 8, "text-anchor": "middle" }, svg, options.xLabel(x));
+    // Labels at either end stay inside the plot.
+    const anchor = sx(x) < left + 30 ? "start" : sx(x) > width - right - 30 ? "end" : "middle";
+    node("text", { x: sx(x), y: height - 8, "text-anchor": anchor }, svg, options.xLabel(x));
   }
   series.forEach((s, index) => {
     const color = s.color || COLORS[index % COLORS.length];
