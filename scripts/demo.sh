@@ -86,6 +86,7 @@ cat <<EOT
   try:          curl -s '$API/recommendations?user_id=u-000042&limit=5'
   filtered:     curl -s '$API/recommendations?user_id=u-000042&city=Kandy&category=music&max_price=5000'
   trending:     curl -s '$API/popular?city=Galle&limit=5'
+  dashboard:    http://${EVENTREC_OPS_HOST:-127.0.0.1}:${EVENTREC_OPS_PORT:-8001}/dashboard   (metrics: /metrics there)
   admin token:  $EVENTREC_ADMIN_TOKEN   (in $DEMO/admin-token)
                 curl -s -X POST -H "Authorization: Bearer $EVENTREC_ADMIN_TOKEN" $API/train
   logs:         $DEMO/consumer.log, $DEMO/trainer.log, $DEMO/serving.log

@@ -13,6 +13,7 @@ its SVG plots from the JSON endpoints under ``/dashboard/api``.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import threading
 import time
@@ -22,8 +23,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse, RedirectResponse, Response
+import redis
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -71,9 +73,12 @@ class _ReloadAge:
         if stamps:
             age = GaugeMetricFamily(
                 "eventrec_serving_seconds_since_reload",
-                "Seconds since the stalest serving worker last reloaded model and catalog.",
+                "Seconds since the stalest serving worker last reloaded model and catalog "
+                "(+Inf while one has never loaded).",
             )
-            age.add_metric([], max(0.0, time.time() - min(stamps)))
+            oldest = min(stamps)
+            # A worker that never loaded (0) is infinitely stale, not 56 years.
+            age.add_metric([], max(0.0, time.time() - oldest) if oldest > 0 else math.inf)
             yield age
 
 
@@ -108,6 +113,11 @@ def create_ops_app(settings: Settings, sampler: IngestionSampler | None = None) 
         openapi_url=None,
         lifespan=lifespan,
     )
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_unavailable(request: Request, exc: redis.RedisError) -> JSONResponse:
+        return JSONResponse({"detail": f"redis unavailable: {exc}"}, status_code=503)
+
     assets = dashboard_assets()
     app.mount("/dashboard/static", StaticFiles(directory=assets), name="dashboard-static")
 
