@@ -49,8 +49,9 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 def _consumer(args: argparse.Namespace, settings: Settings) -> int:
     from eventrec.telemetry import use_multiprocess_dir
 
-    # Before the metrics are defined: every member of this command writes to one place.
-    use_multiprocess_dir()
+    if settings.consumer_processes > 1:
+        # Before the metrics are defined: every member of this command writes to one place.
+        use_multiprocess_dir()
     from eventrec.consumer.loop import run_consumer
 
     return run_consumer(settings)
@@ -61,11 +62,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from eventrec.telemetry import use_multiprocess_dir
 
-    # Before serving's metrics are defined: every worker writes where /metrics reads.
-    use_multiprocess_dir()
-    from eventrec.serving.ops_server import OpsServer
-    from eventrec.serving.workers import Supervisor, listening_socket, run_worker
-
     # Each worker process builds its own settings from the environment: pass flags on.
     for name in ("host", "port", "workers"):
         value = getattr(args, name)
@@ -73,6 +69,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             os.environ[f"EVENTREC_HTTP_{name.upper()}"] = str(value)
     settings = load_settings()
     host, port, workers = settings.http_host, settings.http_port, settings.http_workers
+    if workers > 1:
+        # Before serving's metrics are defined: every worker writes where /metrics reads.
+        use_multiprocess_dir()
+    from eventrec.serving.ops_server import OpsServer
+    from eventrec.serving.workers import Supervisor, listening_socket, run_worker
+
     try:
         if workers == 1:
             sock = listening_socket(host, port, reuse_port=False)

@@ -1,8 +1,9 @@
 """Metrics of every process, the operations port and the dashboard, in a real browser.
 
 One stack for the module: a synthetic platform (plus a few invalid interactions) on the
-real broker and server, `eventrec consumer`, `eventrec trainer` and `eventrec serve
---workers 2` as child processes, each with its operations port on a free loopback port.
+real broker and server, `eventrec consumer` (two members), `eventrec trainer` and
+`eventrec serve --workers 2` as child processes, each with its operations port on a free
+loopback port.
 The dashboard and /docs are opened in Debian's headless Chromium through chromium-driver.
 """
 
@@ -148,7 +149,10 @@ def stack(services: LocalServices, tmp_path_factory: pytest.TempPathFactory) -> 
         EVENTREC_CONSUMER_OPS_PORT=str(ports["consumer"]),
         EVENTREC_TRAINER_OPS_PORT=str(ports["trainer"]),
     )
-    consumer = Process(["consumer"], env, logs / "consumer.log")
+    # Two members: /metrics of the first adds up both.
+    consumer = Process(
+        ["consumer"], {**env, "EVENTREC_CONSUMER_PROCESSES": "2"}, logs / "consumer.log"
+    )
     started: list[Process] = [consumer]
     try:
         wait_until(
