@@ -57,6 +57,7 @@ def models_view(store: Store) -> dict[str, Any]:
                 "interactions": metadata.get("data", {}).get("interactions"),
                 "validation_ndcg": _figure(metrics, "validation_ndcg@10"),
                 "popularity_ndcg": _figure(metrics, "popularity_validation_ndcg@10"),
+                "trending_ndcg": _figure(metrics, "trending_validation_ndcg@10"),
                 "precision": _figure(metrics, "precision@10"),
                 "recall": _figure(metrics, "recall@10"),
             }

@@ -26,7 +26,7 @@ CYCLES = Counter(
 VALIDATION = Gauge(
     "eventrec_trainer_validation_score",
     "The last fit's validation figures (metric: ndcg@10, precision@10, recall@10) for the "
-    "candidate model and the popularity baseline it must beat.",
+    "candidate model and the baselines the fit reports (popularity, trending).",
     ["metric", "model"],
 )
 VALIDATION_USERS = Gauge(
@@ -50,7 +50,8 @@ def fit_finished(metadata: Mapping[str, Any]) -> None:
     figures = metadata.get("metrics", {})
     for figure in _FIGURES:
         key = "validation_ndcg@10" if figure == "ndcg@10" else figure
-        for model, name in (("candidate", key), ("popularity", f"popularity_{key}")):
+        baselines = (("popularity", f"popularity_{key}"), ("trending", f"trending_{key}"))
+        for model, name in (("candidate", key), *baselines):
             value = figures.get(name)
             if value is not None and math.isfinite(value):
                 VALIDATION.labels(metric=figure, model=model).set(value)

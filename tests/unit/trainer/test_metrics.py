@@ -18,6 +18,7 @@ def test_a_fits_figures_and_phases_are_exported() -> None:
             "metrics": {
                 "validation_ndcg@10": 0.31,
                 "popularity_validation_ndcg@10": 0.17,
+                "trending_validation_ndcg@10": 0.22,
                 "precision@10": 0.12,
                 "popularity_precision@10": None,
             },
@@ -28,6 +29,7 @@ def test_a_fits_figures_and_phases_are_exported() -> None:
     score = "eventrec_trainer_validation_score"
     assert sample(score, metric="ndcg@10", model="candidate") == 0.31
     assert sample(score, metric="ndcg@10", model="popularity") == 0.17
+    assert sample(score, metric="ndcg@10", model="trending") == 0.22
     assert sample(score, metric="precision@10", model="candidate") == 0.12
     assert sample("eventrec_trainer_validation_users") == 215
     phases = "eventrec_trainer_phase_duration_seconds_count"

@@ -136,10 +136,13 @@ function renderModels(data) {
   lineChart(plot("validation"), [
     { name: "eventrec", color: COLORS[0],
       points: versions.map((v) => [index(v), v.validation_ndcg, v.version]) },
-    { name: "popularity (the gate's baseline)", color: COLORS[1],
+    { name: "popularity", color: COLORS[1],
       points: versions.filter((v) => v.popularity_ndcg !== null)
         .map((v) => [index(v), v.popularity_ndcg, v.version]) },
-  ], {
+    { name: "trending", color: COLORS[2],
+      points: versions.filter((v) => v.trending_ndcg !== null && v.trending_ndcg !== undefined)
+        .map((v) => [index(v), v.trending_ndcg, v.version]) },
+  ].filter((s) => s.name === "eventrec" || s.points.length > 0), {
     empty: "No model version yet: the trainer has not published one.",
     xLabel: (x) => (data.versions[x] ? data.versions[x].version : ""),
     ticks: versions.map(index),
