@@ -32,11 +32,29 @@ def register(commands: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(
         "synth",
         help="generate a synthetic platform (events, users, interactions); write and/or publish it",
+        description="Generate a synthetic event platform: a catalogue of upcoming events, "
+        "users with profiles and tastes, and their interactions (views, saves, bookings, "
+        "ratings, searches, dismissals) over time. Write it to files (--out), publish it to "
+        "the Kafka topics of the settings (--publish), or both.",
     )
-    parser.add_argument("--users", type=int, default=30_000, help="number of users")
-    parser.add_argument("--events", type=int, default=3_000, help="number of events")
-    parser.add_argument("--interactions", type=int, default=1_000_000, help="interactions")
-    parser.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
+    parser.add_argument(
+        "--users", type=int, default=30_000, help="number of users (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--events", type=int, default=3_000, help="number of events (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--interactions",
+        type=int,
+        default=1_000_000,
+        help="number of interactions (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="random seed: same seed, same data (default: %(default)s)",
+    )
     parser.add_argument(
         "--now",
         type=_aware,
@@ -51,10 +69,15 @@ def register(commands: Any) -> argparse.ArgumentParser:
         help="write events/users/interactions .jsonl and interactions.csv into DIR",
     )
     parser.add_argument(
-        "--publish", action="store_true", help="publish everything to the Kafka topics"
+        "--publish",
+        action="store_true",
+        help="publish everything to the Kafka topics (EVENTREC_KAFKA_BOOTSTRAP_SERVERS)",
     )
     parser.add_argument(
-        "--rate", type=_positive_rate, default=None, help="cap publishing at this many msg/s"
+        "--rate",
+        type=_positive_rate,
+        default=None,
+        help="cap publishing at this many msg/s (default: no cap)",
     )
     parser.set_defaults(handler=handle, json_logs=False)
     return parser

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from eventrec.serving.catalog import Filters
 from eventrec.serving.deps import FastJSONResponse, current_state
-from eventrec.serving.items import explain, trending_items
+from eventrec.serving.items import explain, hide_own_events, trending_items
 from eventrec.serving.reads import read_profile
 from eventrec.serving.runtime import Runtime
 
@@ -121,7 +121,10 @@ async def recommendations(request: Request) -> JSONResponse:
         mask = answer.mask
         if mask is None:
             mask = state.catalog.eligible(filters, time.time())
-        profile = await read_profile(runtime.clients, user_id)
+            if answer.records is not None and len(answer.records):
+                # Too few interactions to personalise, enough to hide what was booked.
+                hide_own_events(state, answer.records, mask, runtime.settings.hide_viewed)
+        profile = await read_profile(runtime.clients, runtime.caches, user_id)
         strategy, items = trending_items(state, mask, limit, profile)
     # Plain JSON types already: skip FastAPI's recursive encoder on the hot path.
     return FastJSONResponse(
