@@ -135,7 +135,7 @@ class Settings(BaseSettings):
         "(topic recreated or truncated): resume from earliest, latest, or stop.",
     )
     search_history: int = Field(
-        20, ge=0, le=1000, description="Recent search queries kept per user."
+        20, ge=0, le=1000, description="Recent search queries kept per user (0: none)."
     )
     row_compact_bytes: int = Field(
         4096,
