@@ -20,7 +20,6 @@ import scipy.sparse as sp
 
 from eventrec.evaluation.baselines import GuideSvdCosine, Popularity, Ranker
 from eventrec.evaluation.loader import EvaluationInputError
-from eventrec.evaluation.splits import pair_keys
 from eventrec.model.metrics import (
     coverage,
     f1_from_means,
@@ -30,7 +29,7 @@ from eventrec.model.metrics import (
     rmse,
     top_k,
 )
-from eventrec.model.records import TYPE_BOOKING, TYPE_RATING, TYPE_SAVE, InteractionLog
+from eventrec.model.records import TYPE_BOOKING, TYPE_RATING, TYPE_SAVE, InteractionLog, pair_keys
 
 __all__ = [
     "EventrecRanker",
@@ -189,7 +188,7 @@ def evaluate_ranker(
 
 
 class EventrecRanker:
-    """eventrec's :class:`EventrecModel` as a ranker; its fit includes its own search."""
+    """eventrec's :class:`EventrecModel` as a ranker, its hyperparameters searched on training."""
 
     def __init__(self, random_state: int = 42, n_jobs: int = 2) -> None:
         self.random_state = random_state
@@ -197,9 +196,10 @@ class EventrecRanker:
         self.params_: dict[str, Any] = {}
 
     def fit(self, log: InteractionLog, raw_rating: np.ndarray) -> EventrecRanker:
-        from eventrec.model.recommender import EventrecModel
+        from eventrec.model.search import EventrecSearch
 
-        self.model_ = EventrecModel(random_state=self.random_state, n_jobs=self.n_jobs).fit(log)
+        search = EventrecSearch(random_state=self.random_state, n_jobs=self.n_jobs).fit(log)
+        self.model_ = search.best_estimator_
         self.params_ = dict(self.model_.params_)
         return self
 

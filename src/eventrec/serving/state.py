@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from eventrec.model.aggregate import InteractionWeights, aggregate
-from eventrec.model.content import blend
+from eventrec.model.content_map import catalog_vectors
 from eventrec.model.records import (
     RECORD_DTYPE,
     TYPE_BOOKING,
@@ -32,8 +32,6 @@ from eventrec.store.versions import LoadedModel, current_version, load_version
 
 log = logging.getLogger("eventrec.serving")
 
-# Interactions at which an event's collaborative vector weighs as much as its content one.
-CONTENT_BLEND_K0 = 10.0
 VERBS = {TYPE_BOOKING: "booked", TYPE_RATING: "rated", TYPE_SAVE: "saved", TYPE_VIEW: "viewed"}
 # Which of a user's interactions with an event to name in a reason: the strongest.
 STRENGTH = {TYPE_VIEW: 1, TYPE_SAVE: 2, TYPE_RATING: 3, TYPE_BOOKING: 4}
@@ -248,12 +246,7 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
             [index_of.get(event_id, -1) for event_id in catalog.event_ids], dtype=np.int64
         )
         content = model.content_vectors(catalog.documents)
-        known = model_index >= 0
-        collaborative = np.zeros_like(content)
-        collaborative[known] = model.item_factors[model_index[known]]
-        interactions = np.zeros(len(catalog), dtype=np.float64)
-        interactions[known] = model.popularity[model_index[known]]
-        factors = blend(collaborative, content, interactions, k0=CONTENT_BLEND_K0)
+        factors = catalog_vectors(model.item_factors, model.popularity, model_index, content)
 
     trending_source: bytes | None = store.client.get(store.keys.model_trending)
     if (

@@ -1,6 +1,6 @@
 """One fit, store-free: a snapshot in, the arrays and metadata of a model version out.
 
-Search and refit (``EventrecModel``), the content map over the catalog, trending scores,
+Search and refit (``EventrecSearch``), the content map over the catalog, trending scores,
 a rating predictor's RMSE on held-back ratings, and the publish gate: a model is only
 published when it beats popularity on the validation split, unless there are too few
 validation users to tell (then it is published with ``gated: false``).
@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from eventrec.model.aggregate import aggregate
-from eventrec.model.content import ContentMap, EventFeaturizer
+from eventrec.model.content_map import ContentMap, fit_content_map
 from eventrec.model.errors import ModelFitError
 from eventrec.model.metrics import rmse
 from eventrec.model.rating import BiasedRatingPredictor
@@ -32,7 +32,7 @@ from eventrec.model.records import (
     TYPE_VIEW,
     InteractionLog,
 )
-from eventrec.store.versions import event_content
+from eventrec.model.search import EventrecSearch
 
 __all__ = [
     "MIN_GATE_USERS",
@@ -54,8 +54,6 @@ TRENDING_WEIGHTS = {
     TYPE_SAVE: 0.3,
     TYPE_VIEW: 0.05,
 }
-# Events need this many users before their collaborative vector teaches the content map.
-CONTENT_MIN_USERS = 3
 RATING_HOLDOUT = 0.1
 RATING_SAMPLE = 100_000
 # Validation users scored per grid point shrink as the catalogue grows (cells per point).
@@ -136,30 +134,6 @@ def trending_scores(
     weight *= 0.5 ** (age_days / half_life_days)
     scores = np.bincount(log.records["event"], weights=weight, minlength=log.n_events)
     return np.maximum(scores, 0.0).astype(np.float32)
-
-
-def fit_content(
-    event_ids: Sequence[str],
-    documents: Mapping[str, bytes],
-    item_factors: np.ndarray,
-    popularity: np.ndarray,
-) -> tuple[EventFeaturizer, ContentMap, dict[str, Any]]:
-    """The content featurizer and ridge map of a version, taught on well-known events."""
-    contents = []
-    for event_id in event_ids:
-        document = documents.get(event_id)
-        try:
-            contents.append(event_content(document) if document is not None else {})
-        except (ValueError, TypeError):
-            contents.append({})
-    featurizer = EventFeaturizer(min_count=2)
-    features = featurizer.fit_transform(contents)
-    teaching = np.flatnonzero(popularity >= CONTENT_MIN_USERS)
-    if len(teaching) < 2:
-        teaching = np.flatnonzero(popularity > 0)
-    content_map = ContentMap(alpha=1.0).fit(features[teaching], item_factors[teaching])
-    described = sum(1 for c in contents if c)
-    return featurizer, content_map, {"events_described": described, "events_taught": len(teaching)}
 
 
 def _rating_errors(log: InteractionLog, random_state: int) -> dict[str, float | None]:
@@ -250,7 +224,7 @@ def fit_version(
     validation_users = max(
         min(options.max_validation_users, VALIDATION_CELLS // max(log.n_events, 1)), 1000
     )
-    model = EventrecModel(
+    search = EventrecSearch(
         n_jobs=options.n_jobs,
         random_state=options.random_state,
         max_validation_users=min(validation_users, options.max_validation_users),
@@ -258,13 +232,16 @@ def fit_version(
         search_n_iter=2,
         max_factor_cells=options.max_factor_cells,
     )
-    model.fit(log)
+    search.fit(log)
+    model = search.best_estimator_
     timings["search_and_refit"] = time.perf_counter() - started
-    timings.update(model.timings_)
+    timings.update(search.timings_)
 
     step = time.perf_counter()
-    featurizer, content_map, content_info = fit_content(
-        event_ids, documents, model.item_factors_, model.popularity_
+    featurizer, content_map, content_info = fit_content_map(
+        [documents.get(event_id) for event_id in event_ids],
+        model.item_factors_,
+        model.popularity_,
     )
     timings["content_map"] = time.perf_counter() - step
 
@@ -273,16 +250,16 @@ def fit_version(
     rating = _rating_errors(log, options.random_state)
     timings["trending_and_rating"] = time.perf_counter() - step
 
-    n_validation = model.n_validation_users_
-    model_ndcg = model.validation_ndcg_
-    popularity_ndcg = model.popularity_validation_ndcg_
+    n_validation = search.n_validation_users_
+    model_ndcg = search.validation_ndcg_
+    popularity_ndcg = search.popularity_validation_ndcg_
     publish, gated, reason = publish_gate(n_validation, model_ndcg, popularity_ndcg)
     timings["fit_total"] = time.perf_counter() - started
-    popularity_metrics = model.popularity_validation_metrics_
+    popularity_metrics = search.popularity_validation_metrics_
     metadata: dict[str, Any] = {
         "trained_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "params": model.params_,
-        "search": {**model.search_, "grid": model.search_results_, "winner": model.params_},
+        "search": {**search.search_, "grid": search.search_results_, "winner": model.params_},
         "data": {
             "users": int(log.n_users),
             "users_with_interactions": int(np.count_nonzero(np.bincount(log.user))),
@@ -293,8 +270,8 @@ def fit_version(
         "metrics": {
             "validation_ndcg@10": _finite(model_ndcg),
             "popularity_validation_ndcg@10": _finite(popularity_ndcg),
-            "precision@10": _finite(model.validation_metrics_.get("precision@10", np.nan)),
-            "recall@10": _finite(model.validation_metrics_.get("recall@10", np.nan)),
+            "precision@10": _finite(search.validation_metrics_.get("precision@10", np.nan)),
+            "recall@10": _finite(search.validation_metrics_.get("recall@10", np.nan)),
             "popularity_precision@10": _finite(popularity_metrics.get("precision@10", np.nan)),
             "popularity_recall@10": _finite(popularity_metrics.get("recall@10", np.nan)),
             **rating,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from eventrec.model.content import event_content
 from eventrec.model.errors import ModelFitError
 from eventrec.model.records import (
     TYPE_BOOKING,
@@ -17,7 +18,7 @@ from eventrec.model.records import (
     TYPE_VIEW,
     InteractionLog,
 )
-from eventrec.store.versions import ARRAY_DTYPES, array_bytes, checksum, event_content
+from eventrec.store.versions import ARRAY_DTYPES, array_bytes, checksum
 from eventrec.trainer.fit import FitOptions, fit_version, publish_gate, trending_scores
 from tests.unit.model.conftest import planted_log
 
