@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from eventrec.model.aggregate import aggregate
 from eventrec.model.content_map import ContentMap, fit_content_map
@@ -25,14 +24,11 @@ from eventrec.model.metrics import rmse
 from eventrec.model.rating import BiasedRatingPredictor
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.records import (
-    TYPE_BOOKING,
-    TYPE_BOOKING_CANCELLED,
     TYPE_RATING,
-    TYPE_SAVE,
-    TYPE_VIEW,
     InteractionLog,
 )
 from eventrec.model.search import EventrecSearch
+from eventrec.model.trending import trending_scores
 
 __all__ = [
     "MIN_GATE_USERS",
@@ -46,14 +42,6 @@ __all__ = [
 log = logging.getLogger("eventrec.trainer")
 
 MIN_GATE_USERS = 50
-SECONDS_PER_DAY = 86_400.0
-# Trending: a booking counts fully, a save a little, a view barely; cancellations undo.
-TRENDING_WEIGHTS = {
-    TYPE_BOOKING: 1.0,
-    TYPE_BOOKING_CANCELLED: -1.0,
-    TYPE_SAVE: 0.3,
-    TYPE_VIEW: 0.05,
-}
 RATING_HOLDOUT = 0.1
 RATING_SAMPLE = 100_000
 # Validation users scored per grid point shrink as the catalogue grows (cells per point).
@@ -111,29 +99,6 @@ def publish_gate(
         f"validation NDCG@10 {model_ndcg:.4f} does not beat popularity's "
         f"{popularity_ndcg:.4f} over {n_validation_users} users: keeping the current version",
     )
-
-
-def trending_scores(
-    log: InteractionLog, now: float | None = None, half_life_days: float = 7.0
-) -> npt.NDArray[np.float32]:
-    """Per event: recent bookings (minus cancellations), saves and views, decayed.
-
-    Each record weighs ``TRENDING_WEIGHTS[type] * 0.5 ** (age_days / half_life_days)``;
-    ``now`` defaults to the latest record, so a quiet week does not zero every score.
-    Returns shape (n_events,), never negative.
-    """
-    if not len(log):
-        return np.zeros(log.n_events, dtype=np.float32)
-    times = log.records["time"].astype(np.float64)
-    reference = float(times.max()) if now is None else float(now)
-    kinds = log.records["type"]
-    weight = np.zeros(len(log), dtype=np.float64)
-    for kind, value in TRENDING_WEIGHTS.items():
-        weight[kinds == kind] = value
-    age_days = np.maximum(reference - times, 0.0) / SECONDS_PER_DAY
-    weight *= 0.5 ** (age_days / half_life_days)
-    scores = np.bincount(log.records["event"], weights=weight, minlength=log.n_events)
-    return np.maximum(scores, 0.0).astype(np.float32)
 
 
 def _rating_errors(log: InteractionLog, random_state: int) -> dict[str, float | None]:
