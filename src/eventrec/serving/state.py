@@ -188,6 +188,18 @@ def _strongest(
     return result
 
 
+def catalog_factors(
+    model: LoadedModel, catalog: Catalog
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Each catalog event's index in the model (-1: newer) and the vector it is scored with."""
+    index_of = {event_id: i for i, event_id in enumerate(model.event_ids)}
+    model_index = np.array(
+        [index_of.get(event_id, -1) for event_id in catalog.event_ids], dtype=np.int64
+    )
+    content = model.content_vectors(catalog.documents)
+    return model_index, catalog_vectors(model.item_factors, model.popularity, model_index, content)
+
+
 def build_state(store: Store, topic_events: str, previous: ServingState | None) -> ServingState:
     """Load the current version and catalog; reuse what has not changed."""
     catalog_version = store.entity_version(topic_events)
@@ -216,12 +228,7 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
         model_index, factors = previous.catalog_model_index, previous.catalog_factors
         reused = previous
     elif model is not None and len(catalog):
-        index_of = {event_id: i for i, event_id in enumerate(model.event_ids)}
-        model_index = np.array(
-            [index_of.get(event_id, -1) for event_id in catalog.event_ids], dtype=np.int64
-        )
-        content = model.content_vectors(catalog.documents)
-        factors = catalog_vectors(model.item_factors, model.popularity, model_index, content)
+        model_index, factors = catalog_factors(model, catalog)
 
     trending_source: bytes | None = store.client.get(store.keys.model_trending)
     if (
