@@ -45,9 +45,13 @@ from eventrec.model.version import ServedModel, fit_served
 
 __all__ = [
     "TIME_MODELS",
+    "ServedEventrec",
     "ServedOptions",
     "TimeContext",
     "TimeModel",
+    "TimePopularity",
+    "Trending",
+    "documents_at",
     "evaluate_time",
     "served_rows",
 ]
@@ -317,31 +321,46 @@ def served_rows(
 
 
 class ServedEventrec:
-    """eventrec as serving would answer at the cut (see the module docstring)."""
+    """eventrec as serving would answer at the cut (see the module docstring).
+
+    Its search validates on the validation cut (the protocol it is evaluated by); with an
+    ``estimator`` given, that configuration is fitted without a search (the trainer's gate).
+    """
 
     def __init__(
-        self, random_state: int = 42, n_jobs: int = 2, options: ServedOptions | None = None
+        self,
+        random_state: int = 42,
+        n_jobs: int = 2,
+        options: ServedOptions | None = None,
+        estimator: EventrecModel | None = None,
     ) -> None:
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.options = options
+        self.estimator = estimator
         self.params_: dict[str, Any] = {}
 
     def fit(self, context: TimeContext) -> ServedEventrec:
         options = self.options or context.served
         train = context.cut.train
-        search = EventrecSearch(
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
-            max_validation_users=options.max_validation_users,
-            search_users=options.search_users,
-            search_n_iter=2,
-            max_factor_cells=options.max_factor_cells,
-        )
+        estimator = self.estimator
+        if estimator is None:
+            search = EventrecSearch(
+                random_state=self.random_state,
+                n_jobs=self.n_jobs,
+                max_validation_users=options.max_validation_users,
+                search_users=options.search_users,
+                search_n_iter=2,
+                max_factor_cells=options.max_factor_cells,
+                refit=False,
+            )
+            validation = context.validation_cut()
+            search.fit(train, context.cut.cut, validation if len(validation.users) else None)
+            estimator = search.estimator()
         self.served_ = fit_served(
             train,
             context.documents,
-            search,
+            estimator,
             now=context.cut.cut,
             trending_half_life_days=options.trending_half_life_days,
         )
@@ -416,7 +435,7 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _documents_at(
+def documents_at(
     documents: Sequence[dict[str, Any] | None], dates: EventDates, cut: TimeCut
 ) -> list[dict[str, Any] | None]:
     """The catalogue as it stood at the cut: documents of events published (or seen) by then."""
@@ -571,7 +590,7 @@ def evaluate_time(
         context = TimeContext(
             cut=cut,
             raw_rating=raw_rating[cut.train_index],
-            documents=_documents_at(listed, dates, cut),
+            documents=documents_at(listed, dates, cut),
             profiles=known_profiles,
             dates=dates,
             horizon_days=horizon_days,

@@ -1,11 +1,15 @@
 """EventrecSearch: picks EventrecModel's hyperparameters on a validation split, then refits.
 
 Like scikit-learn's ``GridSearchCV``, the search is an object beside the estimator: it
-carves a validation split out of the training log (see :mod:`eventrec.model.validation`),
-fits one SVD per (weighting, popularity exponent) with the largest factor count of the
-grid, scores every factor count as a prefix of it, keeps the best by NDCG@10, compares it
-with popularity on the same split, and refits an :class:`EventrecModel` on all data with
-the winner (``best_estimator_``).
+validates either on a time cut it is given (:func:`eventrec.model.timecut.time_cut`: the
+candidates on sale at the cut, what users did after it) or, without one, on a split it
+carves out of the training log (each user's latest positive pairs, see
+:mod:`eventrec.model.validation`); it fits one SVD per (weighting, popularity exponent)
+with the largest factor count of the grid, scores every factor count as a prefix of it,
+keeps the best by NDCG@10, compares it with popularity on the same validation, and
+(``refit=True``) refits an :class:`EventrecModel` on all data with the winner
+(``best_estimator_``). The grid includes plain PureSVD: binary confidences, no popularity
+scaling (``beta`` 0), ranks from 8 up.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -32,6 +37,7 @@ from eventrec.model.recommender import (
 )
 from eventrec.model.records import InteractionLog, event_popularity, interacted_pairs, sorted_unique
 from eventrec.model.svd import PureSVD
+from eventrec.model.timecut import TimeCut
 from eventrec.model.validation import (
     ValidationSplit,
     popularity_metrics,
@@ -41,7 +47,7 @@ from eventrec.model.validation import (
 
 __all__ = ["BETA_GRID", "FACTOR_GRID", "EventrecSearch"]
 
-FACTOR_GRID = (16, 32, 64, 128, 256)
+FACTOR_GRID = (8, 16, 32, 64, 128, 256)
 BETA_GRID = (0.0, 0.25, 0.5)
 
 
@@ -54,7 +60,7 @@ class EventrecSearch:
         Confidence weights; defaults to ``InteractionWeights()``. The search also tries
         binary weights (every interaction 1) and keeps whichever validates better.
     n_factors : int or "auto"
-        ``"auto"`` searches 16, 32, 64, 128, 256 (clipped to the data); an int fixes it.
+        ``"auto"`` searches 8, 16, 32, 64, 128, 256 (clipped to the data); an int fixes it.
     search : bool
         Search weights and the popularity exponent ``beta`` (and factors when "auto").
         Without search: given weights, beta 0.25 and 64 factors (or ``n_factors``); the
@@ -76,11 +82,15 @@ class EventrecSearch:
     max_factor_cells : int or None
         Caps factors so that ``factors * stored values`` stays below this (the cost of
         one sparse product); None: no cap. The grid's smallest count is always kept.
+    refit : bool
+        Refit the winner on all data (``best_estimator_``); without, only choose.
 
     Attributes
     ----------
+    best_params_ : dict
+        The winner's ``weights_name``, ``beta`` and ``n_factors``.
     best_estimator_ : EventrecModel
-        The winner, refitted on all data.
+        The winner, refitted on all data (``refit=True`` only).
     params_ : dict
         The winner's ``params_``.
     search_results_ : list of dict
@@ -113,6 +123,7 @@ class EventrecSearch:
         search_n_iter: int | None = None,
         n_iter: int = 4,
         max_factor_cells: int | None = None,
+        refit: bool = True,
     ) -> None:
         self.weights = weights
         self.n_factors = n_factors
@@ -124,6 +135,26 @@ class EventrecSearch:
         self.search_n_iter = search_n_iter
         self.n_iter = n_iter
         self.max_factor_cells = max_factor_cells
+        self.refit = refit
+
+    def estimator(self, params: Mapping[str, Any] | None = None) -> EventrecModel:
+        """An unfitted EventrecModel with ``params`` (default: the winner's)."""
+        chosen = dict(self.best_params_ if params is None else params)
+        weights = chosen.get("weights")
+        if weights is None:
+            given = self.weights or InteractionWeights()
+            binary = dataclasses.replace(BINARY_WEIGHTS, half_life_days=given.half_life_days)
+            weights = binary if chosen.get("weights_name") == "binary" else given
+        elif isinstance(weights, Mapping):
+            weights = InteractionWeights.from_dict(dict(weights))
+        return EventrecModel(
+            weights=weights,
+            n_factors=int(chosen["n_factors"]),
+            beta=float(chosen["beta"]),
+            weights_name=str(chosen.get("weights_name", "given")),
+            n_iter=self.n_iter,
+            random_state=self.random_state,
+        )
 
     def _grid(
         self, n_users: int, n_events: int, n_stored: int = 0
@@ -147,14 +178,19 @@ class EventrecSearch:
             return factors, list(BETA_GRID), variants
         return factors, [DEFAULT_BETA], {"given": given}
 
-    def fit(self, log: InteractionLog, now: float | None = None) -> EventrecSearch:
-        """Search hyperparameters on a validation split of ``log``, then refit on all of it.
+    def fit(
+        self, log: InteractionLog, now: float | None = None, validation: TimeCut | None = None
+    ) -> EventrecSearch:
+        """Search hyperparameters on a validation of ``log``, then refit on all of it.
 
         Parameters
         ----------
         log : InteractionLog
         now : float, optional
             Reference time for decay; defaults to the log's latest time.
+        validation : TimeCut, optional
+            A time cut of ``log`` to validate on (its ``train`` fits the grid, its users
+            rank its candidates); default: each sampled user's latest positive pairs.
 
         Returns
         -------
@@ -170,7 +206,13 @@ class EventrecSearch:
         factors, betas, variants = self._grid(log.n_users, log.n_events, len(log))
         clock = time.perf_counter()
         timings: dict[str, float] = {}
-        split = validation_split(log, self.max_validation_users, self.random_state)
+        candidates: np.ndarray | None = None
+        given_exclude: sp.csr_matrix | None = None
+        if validation is None:
+            split = validation_split(log, self.max_validation_users, self.random_state)
+        else:
+            split = self.cut_split(validation)
+            candidates, given_exclude = validation.candidates, validation.exclude
         timings["validation_split"] = time.perf_counter() - clock
         results: list[dict[str, Any]] = []
         popularity_metrics_: dict[str, float] = {}
@@ -178,9 +220,11 @@ class EventrecSearch:
         if len(split.users):
             train_popularity = event_popularity(split.train)
             search_rows, search_log = self._search_sample(split)
-            exclude = interacted_pairs(search_log)
+            exclude = interacted_pairs(search_log) if given_exclude is None else given_exclude
+            # Decay in the validation is anchored to the cut, as serving's would be then.
+            anchor = now if validation is None else validation.cut
             confidences = {
-                name: aggregate(search_log, weights, now).confidence
+                name: aggregate(search_log, weights, anchor).confidence
                 for name, weights in variants.items()
             }
             tasks = [(name, beta) for name in variants for beta in betas]
@@ -196,6 +240,7 @@ class EventrecSearch:
                         train_popularity,
                         split,
                         exclude,
+                        candidates,
                     )
                     for name, beta in tasks
                 )
@@ -205,7 +250,7 @@ class EventrecSearch:
                     for k, metrics in metrics_by_factors.items()
                 )
             timings["search"] = time.perf_counter() - clock - timings["validation_split"]
-            popularity_metrics_ = popularity_metrics(train_popularity, split, exclude)
+            popularity_metrics_ = popularity_metrics(train_popularity, split, exclude, candidates)
             names = list(variants)
             # Best NDCG first; among equals, fewer factors, smaller beta, the given weights.
             results.sort(
@@ -238,25 +283,37 @@ class EventrecSearch:
             "factors": factors,
             "betas": betas,
             "weights": list(variants),
+            "validation": "latest pairs" if validation is None else "time cut",
             "validation_users": len(split.users),
             "search_users": len(search_rows),
             "search_n_iter": self._search_n_iter(),
             "n_iter": self.n_iter,
         }
 
-        refit_started = time.perf_counter()
-        self.best_estimator_ = EventrecModel(
-            weights=variants[winner["weights_name"]],
-            n_factors=int(winner["n_factors"]),
-            beta=float(winner["beta"]),
-            weights_name=str(winner["weights_name"]),
-            n_iter=self.n_iter,
-            random_state=self.random_state,
-        ).fit(log, now)
-        timings["refit"] = time.perf_counter() - refit_started
+        self.best_params_: dict[str, Any] = {
+            "weights_name": str(winner["weights_name"]),
+            "beta": float(winner["beta"]),
+            "n_factors": int(winner["n_factors"]),
+        }
+        if self.refit:
+            refit_started = time.perf_counter()
+            self.best_estimator_ = self.estimator().fit(log, now)
+            timings["refit"] = time.perf_counter() - refit_started
+            self.params_: dict[str, Any] = dict(self.best_estimator_.params_)
+        else:
+            weights = variants[self.best_params_["weights_name"]]
+            self.params_ = {**self.best_params_, "weights": weights.to_dict()}
         self.timings_ = {name: round(seconds, 3) for name, seconds in timings.items()}
-        self.params_: dict[str, Any] = dict(self.best_estimator_.params_)
         return self
+
+    def cut_split(self, cut: TimeCut) -> ValidationSplit:
+        """The cut's users (a sample of at most ``max_validation_users``) as a split."""
+        users, relevant = cut.users, cut.relevant
+        if len(users) > self.max_validation_users:
+            rng = np.random.default_rng(self.random_state)
+            keep = np.sort(rng.choice(len(users), size=self.max_validation_users, replace=False))
+            users, relevant = users[keep], [relevant[i] for i in keep.tolist()]
+        return ValidationSplit(cut.train, users, relevant)
 
     def _search_n_iter(self) -> int:
         return self.n_iter if self.search_n_iter is None else self.search_n_iter
@@ -284,10 +341,13 @@ class EventrecSearch:
         popularity: np.ndarray,
         split: ValidationSplit,
         exclude: sp.csr_matrix,
+        candidates: np.ndarray | None = None,
     ) -> dict[int, dict[str, float]]:
         scale = column_scale(popularity, beta)
         scaled = sp.csr_matrix(confidence[rows].multiply(scale[None, :]), dtype=np.float32)
         svd = PureSVD(
             n_factors=max(factors), n_iter=self._search_n_iter(), random_state=self.random_state
         ).fit(scaled)
-        return prefix_metrics(confidence, svd, scale, popularity, split, exclude, factors)
+        return prefix_metrics(
+            confidence, svd, scale, popularity, split, exclude, factors, candidates
+        )

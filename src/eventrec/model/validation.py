@@ -157,11 +157,13 @@ def prefix_metrics(
     split: ValidationSplit,
     exclude: sp.csr_matrix,
     factor_counts: Sequence[int],
+    candidates: np.ndarray | None = None,
 ) -> dict[int, dict[str, float]]:
     """Mean NDCG, precision and recall at 10 using the first ``k`` factors, for each ``k``.
 
     The first ``k`` factors of one fit stand for a fit with ``k`` factors, so every factor
-    count costs a single SVD; scores are accumulated factor block by factor block.
+    count costs a single SVD; scores are accumulated factor block by factor block. With
+    ``candidates`` (bool, shape (n_events,)) only those events are ranked.
 
     Returns
     -------
@@ -186,6 +188,8 @@ def prefix_metrics(
             done = k
             ranked = scores.copy()
             ranked[empty] = popularity.astype(np.float32)
+            if candidates is not None:
+                ranked[:, ~candidates] = -np.inf
             recommended = _top_k_in_place(ranked, VALIDATION_K, exclude[users])
             for name, metric in zip(names, (ndcg_at_k, precision_at_k, recall_at_k), strict=True):
                 totals[k][name] += float(metric(recommended, relevant, VALIDATION_K).sum())
@@ -210,7 +214,10 @@ def prefix_ndcg(
 
 
 def popularity_metrics(
-    popularity: np.ndarray, split: ValidationSplit, exclude: sp.csr_matrix
+    popularity: np.ndarray,
+    split: ValidationSplit,
+    exclude: sp.csr_matrix,
+    candidates: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean NDCG, precision and recall at 10 of ranking unseen events by popularity."""
     names = (f"ndcg@{VALIDATION_K}", f"precision@{VALIDATION_K}", f"recall@{VALIDATION_K}")
@@ -221,6 +228,8 @@ def popularity_metrics(
         users = split.users[start : start + batch_size]
         relevant = split.relevant[start : start + len(users)]
         scores = np.tile(popularity.astype(np.float32), (len(users), 1))
+        if candidates is not None:
+            scores[:, ~candidates] = -np.inf
         recommended = _top_k_in_place(scores, VALIDATION_K, exclude[users])
         for name, metric in zip(names, (ndcg_at_k, precision_at_k, recall_at_k), strict=True):
             totals[name] += float(metric(recommended, relevant, VALIDATION_K).sum())

@@ -1,7 +1,8 @@
-"""A version as serving scores with it: the searched model, its content map, trending.
+"""A version as serving scores with it: the chosen model, its content map, trending.
 
-:func:`fit_served` is what the trainer publishes and what the evaluation's ``eventrec``
-row fits at each cut; :mod:`eventrec.model.served` is how both score with it.
+:func:`fit_served` is what the trainer publishes (and validates before the cut) and what
+the evaluation's ``eventrec`` row fits at each cut; :mod:`eventrec.model.served` is how
+serving and the evaluation score with it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from eventrec.model.content import EventFeaturizer, event_content
 from eventrec.model.content_map import ContentMap, catalog_vectors, fit_content_map
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.records import InteractionLog
-from eventrec.model.search import EventrecSearch
 from eventrec.model.trending import trending_scores
 
 __all__ = ["ServedModel", "fit_served"]
@@ -29,8 +29,6 @@ class ServedModel:
 
     Attributes
     ----------
-    search : EventrecSearch
-        How the configuration was chosen (``search.best_estimator_`` is ``model``).
     model : EventrecModel
     featurizer : EventFeaturizer
     content_map : ContentMap
@@ -39,7 +37,6 @@ class ServedModel:
         Trending at the fit's clock, with the trainer's half-life.
     """
 
-    search: EventrecSearch
     model: EventrecModel
     featurizer: EventFeaturizer
     content_map: ContentMap
@@ -72,28 +69,27 @@ class ServedModel:
 def fit_served(
     log: InteractionLog,
     documents: Sequence[bytes | str | Mapping[str, Any] | None],
-    search: EventrecSearch,
+    estimator: EventrecModel,
     now: float | None = None,
     trending_half_life_days: float = 7.0,
 ) -> ServedModel:
-    """Search and refit on ``log``, teach the content map, and compute trending at ``now``.
+    """Fit ``estimator`` on ``log``, teach the content map, and compute trending at ``now``.
 
     Parameters
     ----------
     log : InteractionLog
     documents : sequence, one per event index of ``log``
         Each event's catalogue document (None: unknown).
-    search : EventrecSearch
-        Unfitted; fitted here.
+    estimator : EventrecModel
+        Unfitted (its hyperparameters chosen, e.g. by ``EventrecSearch.estimator()``).
     now : float, optional
         The fit's clock (decay and trending); default the log's latest time.
     """
     if now is None:
         now = float(log.records["time"].max()) if len(log) else 0.0
-    search.fit(log, now)
-    model = search.best_estimator_
+    model = estimator.fit(log, now)
     featurizer, content_map, content_info = fit_content_map(
         documents, model.item_factors_, model.popularity_
     )
     trending = trending_scores(log, now, half_life_days=trending_half_life_days)
-    return ServedModel(search, model, featurizer, content_map, content_info, trending)
+    return ServedModel(model, featurizer, content_map, content_info, trending)
