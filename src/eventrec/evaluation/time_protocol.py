@@ -24,12 +24,12 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from eventrec.evaluation.baselines import GuideSvdCosine, Popularity
+from eventrec.evaluation.baselines import GuideSvdCosine
 from eventrec.evaluation.loader import EvaluationInputError
 from eventrec.model.aggregate import InteractionWeights, aggregate
 from eventrec.model.metrics import coverage, f1_from_means, ndcg_at_k
 from eventrec.model.recommender import BINARY_WEIGHTS, EventrecModel, max_factors
-from eventrec.model.records import InteractionLog
+from eventrec.model.records import InteractionLog, event_popularity
 from eventrec.model.search import EventrecSearch
 from eventrec.model.served import aggregate_rows, fold_in, profile_trending
 from eventrec.model.timecut import (
@@ -37,6 +37,7 @@ from eventrec.model.timecut import (
     EventDates,
     TimeCut,
     rank_cut,
+    rank_shared,
     time_cut,
     time_cut_metrics,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "Trending",
     "documents_at",
     "evaluate_time",
+    "rank",
     "served_rows",
 ]
 
@@ -114,11 +116,23 @@ class TimeModel(Protocol):
         """Scores of shape (len(users), n_events); users without a record get a fallback."""
 
 
-def validation_ndcg(score: Callable[[np.ndarray], np.ndarray], cut: TimeCut) -> float:
-    """Mean NDCG@10 of a scorer on a (validation) cut; NaN without users."""
+def rank(model: TimeModel, users: np.ndarray, cut: TimeCut, k: int) -> npt.NDArray[np.int64]:
+    """Top-k candidates per user; a model whose scores are the same for everyone
+    (``shared_scores_``) is sorted once."""
+    shared = getattr(model, "shared_scores_", None)
+    if shared is not None:
+        return rank_shared(np.asarray(shared), users, cut.candidates, cut.exclude, k)
+    return rank_cut(model.score, users, cut.candidates, cut.exclude, k)
+
+
+def validation_ndcg(score: Callable[[np.ndarray], np.ndarray] | np.ndarray, cut: TimeCut) -> float:
+    """Mean NDCG@10 of a scorer (or shared scores) on a (validation) cut; NaN without users."""
     if not len(cut.users):
         return float("nan")
-    recommended = rank_cut(score, cut.users, cut.candidates, cut.exclude, VALIDATION_K)
+    if isinstance(score, np.ndarray):
+        recommended = rank_shared(score, cut.users, cut.candidates, cut.exclude, VALIDATION_K)
+    else:
+        recommended = rank_cut(score, cut.users, cut.candidates, cut.exclude, VALIDATION_K)
     return float(np.mean(ndcg_at_k(recommended, cut.relevant, VALIDATION_K)))
 
 
@@ -129,18 +143,11 @@ class TimePopularity:
         self.params_: dict[str, Any] = {"score": "distinct users per event before the cut"}
 
     def fit(self, context: TimeContext) -> TimePopularity:
-        self.popularity_ = Popularity().fit(context.cut.train, context.raw_rating)
+        self.shared_scores_ = event_popularity(context.cut.train).astype(np.float64)
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        return self.popularity_.score(users)
-
-
-def _same_for_everyone(scores: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    def score(users: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(scores, (len(users), len(scores)))
-
-    return score
+        return np.broadcast_to(self.shared_scores_, (len(users), len(self.shared_scores_)))
 
 
 class Trending:
@@ -155,10 +162,12 @@ class Trending:
         tried: dict[float, float] = {}
         for half_life in self.half_lives:
             scores = trending_scores(validation.train, validation.cut, half_life)
-            tried[half_life] = validation_ndcg(_same_for_everyone(scores), validation)
+            tried[half_life] = validation_ndcg(scores.astype(np.float64), validation)
         finite = {h: v for h, v in tried.items() if np.isfinite(v)}
         chosen = max(finite, key=lambda h: (finite[h], -h)) if finite else 7.0
-        self.scores_ = trending_scores(context.cut.train, context.cut.cut, chosen)
+        self.shared_scores_ = trending_scores(context.cut.train, context.cut.cut, chosen).astype(
+            np.float64
+        )
         self.params_ = {
             "half_life_days": chosen,
             "validation_ndcg@10": {str(h): v for h, v in tried.items()},
@@ -166,7 +175,7 @@ class Trending:
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.scores_, (len(users), len(self.scores_)))
+        return np.broadcast_to(self.shared_scores_, (len(users), len(self.shared_scores_)))
 
 
 def _event_text(document: Mapping[str, Any]) -> str:
@@ -448,7 +457,7 @@ def documents_at(
 def _cut_row(
     model: TimeModel, cut: TimeCut, new_users: np.ndarray, new_relevant: list[np.ndarray], k: int
 ) -> dict[str, Any]:
-    recommended = rank_cut(model.score, cut.users, cut.candidates, cut.exclude, k)
+    recommended = rank(model, cut.users, cut, k)
     metrics = time_cut_metrics(recommended, cut.relevant, cut.interactions_before, k)
     metrics.pop("per_user_ndcg")
     precision, recall = metrics[f"precision@{k}"], metrics[f"recall@{k}"]
@@ -461,7 +470,7 @@ def _cut_row(
         "buckets": metrics["buckets"],
     }
     if len(new_users):
-        new_recommended = rank_cut(model.score, new_users, cut.candidates, cut.exclude, k)
+        new_recommended = rank(model, new_users, cut, k)
         new_metrics = time_cut_metrics(new_recommended, new_relevant, cut.interactions_before, k)
         row["new_users"] = {
             f"ndcg@{k}": new_metrics[f"ndcg@{k}"],

@@ -45,6 +45,7 @@ __all__ = [
     "bucket_of",
     "cut_instants",
     "rank_cut",
+    "rank_shared",
     "time_cut",
     "time_cut_metrics",
 ]
@@ -265,6 +266,31 @@ def rank_cut(
         recommended[start : start + len(batch)] = top_k(scores, k, exclude=exclude[batch])
         if progress is not None:
             progress(start + len(batch), len(users))
+    return recommended
+
+
+def rank_shared(
+    scores: np.ndarray,
+    users: np.ndarray,
+    candidates: np.ndarray,
+    exclude: sp.csr_matrix,
+    k: int,
+) -> npt.NDArray[np.int64]:
+    """:func:`rank_cut` of one score vector shared by every user, sorted once.
+
+    Each user's top k is the shared order without the user's excluded events; ties are
+    broken by event index, as :func:`top_k` breaks them.
+    """
+    eligible = np.flatnonzero(candidates & np.isfinite(scores))
+    order = eligible[np.lexsort((eligible, -scores[eligible]))]
+    rows = exclude[users]
+    longest = int(np.diff(rows.indptr).max()) if len(users) else 0
+    head = order[: k + longest]
+    recommended = np.full((len(users), k), -1, dtype=np.int64)
+    for row in range(len(users)):
+        hidden = rows.indices[rows.indptr[row] : rows.indptr[row + 1]]
+        kept = head[~np.isin(head, hidden)][:k] if len(hidden) else head[:k]
+        recommended[row, : len(kept)] = kept
     return recommended
 
 

@@ -31,9 +31,11 @@ from eventrec.evaluation.time_protocol import (
     ServedEventrec,
     ServedOptions,
     TimeContext,
+    TimeModel,
     TimePopularity,
     Trending,
     documents_at,
+    rank,
 )
 from eventrec.model.aggregate import InteractionWeights, aggregate
 from eventrec.model.content_map import ContentMap
@@ -50,7 +52,6 @@ from eventrec.model.timecut import (
     EventDates,
     TimeCut,
     bootstrap_difference,
-    rank_cut,
     time_cut,
     time_cut_metrics,
 )
@@ -270,8 +271,10 @@ def version_arrays(
     }
 
 
-def _per_user_ndcg(model: Any, cut: TimeCut, users: np.ndarray, relevant: list[np.ndarray]) -> Any:
-    recommended = rank_cut(model.score, users, cut.candidates, cut.exclude, 10)
+def _per_user_ndcg(
+    model: TimeModel, cut: TimeCut, users: np.ndarray, relevant: list[np.ndarray]
+) -> dict[str, Any]:
+    recommended = rank(model, users, cut, 10)
     return time_cut_metrics(recommended, relevant, cut.interactions_before, 10)
 
 
@@ -321,7 +324,7 @@ def _validate(
     users, relevant = split.users, split.relevant
     seed = options.random_state
 
-    def as_served(params: Mapping[str, Any] | None) -> Any:
+    def as_served(params: Mapping[str, Any] | None) -> dict[str, Any]:
         ranker = ServedEventrec(random_state=seed, estimator=search.estimator(params))
         return _per_user_ndcg(ranker.fit(context), cut, users, relevant)
 

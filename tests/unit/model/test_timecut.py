@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from eventrec.model.records import TYPE_BOOKING, TYPE_RATING, TYPE_SAVE, TYPE_VIEW, InteractionLog
 from eventrec.model.timecut import (
@@ -11,6 +12,8 @@ from eventrec.model.timecut import (
     bootstrap_difference,
     bucket_of,
     cut_instants,
+    rank_cut,
+    rank_shared,
     time_cut,
     time_cut_metrics,
 )
@@ -116,3 +119,24 @@ def test_paired_bootstrap_interval() -> None:
     mean, low, high = bootstrap_difference(noisy, base)
     assert low < mean < high
     assert low < 0 < high
+
+
+def test_shared_scores_rank_as_the_batch_ranking_does() -> None:
+    rng = np.random.default_rng(4)
+    n_users, n_events = 60, 40
+    scores = rng.random(n_events)
+    candidates = rng.random(n_events) < 0.7
+    exclude = sp.csr_matrix(rng.random((n_users, n_events)) < 0.2)
+    users = np.arange(n_users)
+    shared = rank_shared(scores, users, candidates, exclude, 10)
+    batch = rank_cut(
+        lambda batch_users: np.broadcast_to(scores, (len(batch_users), n_events)),
+        users,
+        candidates,
+        exclude,
+        10,
+    )
+    np.testing.assert_array_equal(shared, batch)
+    # Ties go to the lower event index.
+    tied = rank_shared(np.ones(5), np.array([0]), np.ones(5, dtype=bool), exclude[:, :5], 3)
+    np.testing.assert_array_equal(tied[0], np.setdiff1d(np.arange(5), exclude[0, :5].indices)[:3])
