@@ -294,7 +294,6 @@ def _current_params(current: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _validate(
-    log: InteractionLog,
     cut: TimeCut,
     documents: list[dict[str, Any] | None],
     dates: EventDates,
@@ -442,7 +441,7 @@ def fit_version(
     if timed:
         step = time.perf_counter()
         validation, versus_trending, versus_current = _validate(
-            log, cut, parsed, dates, search, current, options
+            cut, parsed, dates, search, current, options
         )
         timings["validation_as_served"] = time.perf_counter() - step
     n_validation = int(validation["users"])
