@@ -283,14 +283,16 @@ def rank_shared(
     """
     eligible = np.flatnonzero(candidates & np.isfinite(scores))
     order = eligible[np.lexsort((eligible, -scores[eligible]))]
-    rows = exclude[users]
+    rows = sp.csr_matrix(exclude[users])
     longest = int(np.diff(rows.indptr).max()) if len(users) else 0
     head = order[: k + longest]
+    # Each user's first k events of the shared order that the user's exclusions leave.
+    kept = ~rows[:, head].toarray().astype(bool)
+    place = np.cumsum(kept, axis=1) - 1
+    chosen = kept & (place < k)
     recommended = np.full((len(users), k), -1, dtype=np.int64)
-    for row in range(len(users)):
-        hidden = rows.indices[rows.indptr[row] : rows.indptr[row + 1]]
-        kept = head[~np.isin(head, hidden)][:k] if len(hidden) else head[:k]
-        recommended[row, : len(kept)] = kept
+    row, column = np.nonzero(chosen)
+    recommended[row, place[row, column]] = head[column]
     return recommended
 
 
