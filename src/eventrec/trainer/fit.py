@@ -435,7 +435,10 @@ def fit_version(
     timings["search"] = time.perf_counter() - started
     timings.update(search.timings_)
 
-    validation: dict[str, Any] = {"protocol": "latest pairs", "users": 0}
+    validation: dict[str, Any] = {
+        "protocol": "latest pairs",
+        "users": search.n_validation_users_,
+    }
     versus_trending: Comparison | None = None
     versus_current: Comparison | None = None
     if timed:
@@ -465,8 +468,13 @@ def fit_version(
     rating = _rating_errors(log, options.random_state)
     timings["rating"] = time.perf_counter() - step
     timings["fit_total"] = time.perf_counter() - started
-    as_served = validation.get("as_served") or {}
-    popularity_figures = validation.get("popularity") or {}
+    # Without a time cut, the figures are the search's own on each user's latest pairs.
+    as_served = validation.get("as_served") or {
+        name: _finite(value) for name, value in search.validation_metrics_.items()
+    }
+    popularity_figures = validation.get("popularity") or {
+        name: _finite(value) for name, value in search.popularity_validation_metrics_.items()
+    }
     metadata: dict[str, Any] = {
         "kind": MODEL_KIND,
         "trained_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),

@@ -209,3 +209,15 @@ def test_a_log_too_small_for_a_model_raises_model_fit_error() -> None:
     tiny = InteractionLog.from_columns([0], [0], [TYPE_VIEW], [1], [NOW], n_users=1, n_events=1)
     with pytest.raises(ModelFitError):
         fit_version(tiny, ["ev-0"], {}, FitOptions(n_jobs=1))
+
+
+def test_without_users_after_the_cut_the_version_is_published_ungated() -> None:
+    # The planted log's users follow one another in time: nobody is active on both sides.
+    log = planted_log(n_users=200)
+    event_ids = [f"ev-{i}" for i in range(log.n_events)]
+    options = FitOptions(n_jobs=1, max_factor_cells=16 * len(log))
+    fitted = fit_version(log, event_ids, {}, options)
+    assert (fitted.publish, fitted.metadata["gated"]) == (True, False)
+    assert fitted.metadata["validation"]["protocol"] == "latest pairs"
+    assert fitted.metadata["metrics"]["validation_ndcg@10"] is not None
+    assert "too few to compare with trending" in fitted.reason
