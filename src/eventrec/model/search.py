@@ -84,6 +84,8 @@ class EventrecSearch:
         one sparse product); None: no cap. The grid's smallest count is always kept.
     refit : bool
         Refit the winner on all data (``best_estimator_``); without, only choose.
+    held_back : "latest" or "random"
+        Without a time cut, which positive pairs of each validation user are held back.
 
     Attributes
     ----------
@@ -124,6 +126,7 @@ class EventrecSearch:
         n_iter: int = 4,
         max_factor_cells: int | None = None,
         refit: bool = True,
+        held_back: Literal["latest", "random"] = "latest",
     ) -> None:
         self.weights = weights
         self.n_factors = n_factors
@@ -136,6 +139,7 @@ class EventrecSearch:
         self.n_iter = n_iter
         self.max_factor_cells = max_factor_cells
         self.refit = refit
+        self.held_back = held_back
 
     def estimator(self, params: Mapping[str, Any] | None = None) -> EventrecModel:
         """An unfitted EventrecModel with ``params`` (default: the winner's)."""
@@ -209,7 +213,9 @@ class EventrecSearch:
         candidates: np.ndarray | None = None
         given_exclude: sp.csr_matrix | None = None
         if validation is None:
-            split = validation_split(log, self.max_validation_users, self.random_state)
+            split = validation_split(
+                log, self.max_validation_users, self.random_state, held_back=self.held_back
+            )
         else:
             split = self.cut_split(validation)
             candidates, given_exclude = validation.candidates, validation.exclude
@@ -283,7 +289,7 @@ class EventrecSearch:
             "factors": factors,
             "betas": betas,
             "weights": list(variants),
-            "validation": "latest pairs" if validation is None else "time cut",
+            "validation": f"{self.held_back} pairs" if validation is None else "time cut",
             "validation_users": len(split.users),
             "search_users": len(search_rows),
             "search_n_iter": self._search_n_iter(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,8 +69,9 @@ def validation_split(
     random_state: int,
     min_pairs: int = 5,
     holdout_fraction: float = 0.2,
+    held_back: Literal["latest", "random"] = "latest",
 ) -> ValidationSplit:
-    """Hold back each sampled user's latest positive pairs.
+    """Hold back each sampled user's latest (or randomly chosen) positive pairs.
 
     Parameters
     ----------
@@ -83,6 +85,9 @@ def validation_split(
         Users need this many interacted pairs (excluding dismissals) to be eligible.
     holdout_fraction : float
         Share of a user's positive pairs held back (at least one).
+    held_back : "latest" or "random"
+        Which of a user's positive pairs are held back: the latest in time, or a random
+        choice (the validation that mirrors a random split's evaluation).
 
     Returns
     -------
@@ -104,6 +109,8 @@ def validation_split(
     user = positives.positive_user[candidate].astype(np.int64)
     event = positives.positive_event[candidate].astype(np.int64)
     time = positives.positive_time[candidate]
+    if held_back == "random":
+        time = np.zeros_like(time)  # every pair ties: the random tie-break decides
     order = np.lexsort((rng.random(len(user)), time, user))
     user, event = user[order], event[order]
     count = positives_per_user[user]

@@ -83,3 +83,16 @@ def test_popularity_ndcg_known_value() -> None:
     split = validation_split(log, max_users=1, random_state=0, min_pairs=1)
     # Whichever user is sampled, popularity ranks its held-back event first or second.
     assert popularity_ndcg(event_popularity(split.train), split, interacted_pairs(split.train)) > 0
+
+
+def test_a_random_hold_back_is_not_the_latest_pairs() -> None:
+    # One user, 40 saved events at times 1..40: latest holds back 32..40 (the top 20 %).
+    events = np.arange(40)
+    log = InteractionLog.from_columns(
+        np.zeros(40), events, np.full(40, TYPE_SAVE), np.ones(40), events + 1
+    )
+    latest = validation_split(log, max_users=10, random_state=0, held_back="latest")
+    np.testing.assert_array_equal(np.sort(latest.relevant[0]), np.arange(32, 40))
+    chosen = validation_split(log, max_users=10, random_state=0, held_back="random")
+    assert len(chosen.relevant[0]) == 8
+    assert set(chosen.relevant[0].tolist()) != set(range(32, 40))
