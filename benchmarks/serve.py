@@ -34,6 +34,7 @@ import numpy as np
 
 from eventrec.config import Settings
 from eventrec.devstack import LocalServices
+from eventrec.model.content_map import fit_content_map
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.records import (
     RECORD_DTYPE,
@@ -46,7 +47,7 @@ from eventrec.model.records import (
 from eventrec.schemas import Event
 from eventrec.store.store import NO_HASH, InteractionBatch, Store, connect
 from eventrec.store.versions import activate_version, write_trending, write_version
-from eventrec.trainer.fit import fit_content, trending_scores, version_arrays
+from eventrec.trainer.fit import trending_scores, version_arrays
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 6
@@ -219,9 +220,11 @@ def publish_model(store: Store, settings: Settings) -> str:
     log_ = store.snapshot(settings.topic_interactions)
     event_ids = store.event_ids()[: log_.n_events]
     documents = store.entity_documents("events", settings.topic_events)
-    model = EventrecModel(search=False, n_factors=64, random_state=0).fit(log_)
-    featurizer, content_map, content_info = fit_content(
-        event_ids, documents, model.item_factors_, model.popularity_
+    model = EventrecModel(n_factors=64, random_state=0).fit(log_)
+    featurizer, content_map, content_info = fit_content_map(
+        [documents.get(event_id) for event_id in event_ids],
+        model.item_factors_,
+        model.popularity_,
     )
     trending = trending_scores(log_)
     metadata = {

@@ -180,6 +180,9 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--skip-implicit", action="store_true", help="for quick runs")
+    parser.add_argument(
+        "--redis-port", type=int, default=39379, help="the benchmark's own Redis server"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
@@ -189,7 +192,7 @@ def main() -> int:
             cache_dir=REPO / ".cache",
             # Set explicitly, so only the Redis server is started: training needs no broker.
             kafka_bootstrap_servers="127.0.0.1:39092",
-            local_redis_port=39379,
+            local_redis_port=args.redis_port,
         )
     )
     local.up()

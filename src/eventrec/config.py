@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         description="Validation users of the search and the publish gate, at most "
         "(fewer on catalogues over 20,000 events).",
     )
+    train_validation_days: float = Field(
+        7.0,
+        gt=0,
+        description="The trainer validates and gates on a time cut this many days before "
+        "the latest interaction: trained on what came before, judged on what users booked, "
+        "saved or rated well after it among the events then on sale.",
+    )
     train_max_factor_cells: int = Field(
         640_000_000,
         ge=1_000_000,

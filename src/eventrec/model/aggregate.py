@@ -44,6 +44,7 @@ from eventrec.model.records import (
     TYPE_SAVE,
     TYPE_VIEW,
     InteractionLog,
+    pair_keys,
 )
 
 __all__ = [
@@ -151,11 +152,6 @@ class Aggregate:
     positive_time: np.ndarray
 
 
-def _pair_keys(log: InteractionLog) -> np.ndarray:
-    keys: np.ndarray = log.user.astype(np.int64) * max(log.n_events, 1) + log.records["event"]
-    return keys
-
-
 def _uncancelled_bookings(pair_key: np.ndarray, records: np.ndarray) -> np.ndarray:
     """Mask of booking records that no later cancellation cancels (see module rules)."""
     kind = records["type"]
@@ -240,7 +236,7 @@ def aggregate(
     shape = (log.n_users, log.n_events)
     records = log.records
     n_events = max(log.n_events, 1)
-    pair_key = _pair_keys(log)
+    pair_key = pair_keys(log)
     if now is None:
         now = float(records["time"].max()) if len(records) else 0.0
 
@@ -338,7 +334,7 @@ def compact(log: InteractionLog) -> InteractionLog:
         Records in their original relative order, per user.
     """
     records = log.records
-    pair_key = _pair_keys(log)
+    pair_key = pair_keys(log)
     kind = records["type"]
     is_view = kind == TYPE_VIEW
     keep = ~is_view & (kind != TYPE_RATING)

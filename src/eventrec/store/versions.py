@@ -28,7 +28,8 @@ from eventrec.store.keys import Keys
 from eventrec.store.store import Store
 
 if TYPE_CHECKING:  # scikit-learn costs a second at start-up; only loading a model needs it
-    from eventrec.model.content import ContentMap, EventFeaturizer
+    from eventrec.model.content import EventFeaturizer
+    from eventrec.model.content_map import ContentMap
     from eventrec.model.recommender import EventrecModel
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "checksum",
     "current_version",
     "data_marker",
-    "event_content",
     "export_version",
     "import_version",
     "list_versions",
@@ -169,26 +169,6 @@ def _decode_array(version: str, name: str, data: bytes, entry: Mapping[str, Any]
     return array
 
 
-def event_content(document: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
-    """The content-feature input of :class:`EventFeaturizer` from a stored event's JSON."""
-    event = json.loads(document) if isinstance(document, bytes | str) else dict(document)
-    content: dict[str, Any] = {
-        "category": event.get("category"),
-        "tags": event.get("tags") or [],
-        "city": event.get("city"),
-    }
-    price = event.get("price")
-    if isinstance(price, Mapping):
-        content["price"] = price.get("amount")
-    starts_at = event.get("starts_at")
-    if starts_at:
-        moment = datetime.fromisoformat(str(starts_at).replace("Z", "+00:00"))
-        content["starts_at"] = int(moment.timestamp())
-        offset = moment.utcoffset()
-        content["utc_offset_s"] = int(offset.total_seconds()) if offset else 0
-    return content
-
-
 @dataclass(frozen=True)
 class LoadedModel:
     """A checked model version, ready for serving.
@@ -238,6 +218,8 @@ class LoadedModel:
         -------
         ndarray of shape (len(documents), n_factors), float32
         """
+        from eventrec.model.content import event_content
+
         features = self.featurizer.transform([event_content(d) for d in documents])
         return self.content_map.predict(features)
 
@@ -444,7 +426,8 @@ def load_version(
 
 
 def _assemble(version: str, metadata: dict[str, Any], raw: Mapping[str, bytes]) -> LoadedModel:
-    from eventrec.model.content import ContentMap, EventFeaturizer
+    from eventrec.model.content import EventFeaturizer
+    from eventrec.model.content_map import ContentMap
     from eventrec.model.recommender import EventrecModel
 
     layout = metadata["arrays"]

@@ -26,11 +26,13 @@ from eventrec.store.history import record_trainer_status
 from eventrec.store.versions import (
     ModelVersionError,
     activate_version,
+    current_version,
     data_marker,
     load_version,
     mark_training,
     pinned_version,
     prune_versions,
+    read_metadata,
     write_trending,
     write_version,
 )
@@ -113,6 +115,9 @@ class Trainer:
             max_validation_users=settings.train_validation_users,
             max_factor_cells=settings.train_max_factor_cells,
             trending_half_life_days=settings.trending_half_life_days,
+            validation_days=settings.train_validation_days,
+            min_records=settings.min_interactions_personal,
+            hide_viewed=settings.hide_viewed,
         )
         self.stopping = threading.Event()
         self._in_cycle = False
@@ -234,7 +239,9 @@ class Trainer:
         )
         try:
             with _Progress("fitting"):
-                fitted = fit_version(interaction_log, event_ids, documents, self.options)
+                fitted = fit_version(
+                    interaction_log, event_ids, documents, self.options, self._current_metadata()
+                )
         except ModelFitError as exc:
             outcome = CycleOutcome(
                 "no_model", f"no model fitted: {exc}", seconds=time.perf_counter() - started
@@ -309,6 +316,14 @@ class Trainer:
         )
         self._status(outcome, metrics=metrics)
         return outcome
+
+    def _current_metadata(self) -> dict[str, Any] | None:
+        """The current version's metadata, for the gate's comparison (None: none)."""
+        version = current_version(self.store)
+        try:
+            return read_metadata(self.store, version) if version else None
+        except ModelVersionError:
+            return None  # an unreadable current version gates like none
 
     # -- the loop ------------------------------------------------------------------------
 
