@@ -56,6 +56,7 @@ def unique_settings(services: LocalServices, **overrides: object) -> Settings:
         "topic_events": f"{tag}.events",
         "topic_users": f"{tag}.users",
         "topic_dlq": f"{tag}.interactions.dlq",
+        "topic_impressions": f"{tag}.impressions",
         "state_dir": services.state_dir,
         "cache_dir": services.cache_dir,
     }
