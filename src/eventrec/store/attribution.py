@@ -10,7 +10,7 @@ records meet here whichever arrives first:
   impression for its experiment, variant and day, and attributes any pending outcome that
   names it;
 - an outcome (de-duplicated by (user, interaction_id)) is attributed at once if its
-  impression is there, else kept as a 17-byte pending entry for the window.
+  impression is there, else kept as a 14-byte pending entry for the window.
 
 An outcome counts when its event was shown in that response and it happened within the
 window after it: per day ``<variant>:<outcome>`` and ``<variant>:<outcome>:<position>``,
@@ -54,12 +54,12 @@ local function u32(s, i)
 end
 
 local function length(s, i)
-  return 16 + 4 * string.byte(s, i + 15)
+  return 14 + 3 * string.byte(s, i + 13)
 end
 
 local function count(record, counter, user, day, position)
-  local code = string.byte(record, 13) + string.byte(record, 14) * 256
-  local variant = string.byte(record, 15)
+  local code = string.byte(record, 11) + string.byte(record, 12) * 256
+  local variant = string.byte(record, 13)
   local day_key = base .. 'exp:' .. code .. ':day:' .. day
   redis.call('HINCRBY', day_key, variant .. ':' .. counter, 1)
   if position then
@@ -71,15 +71,15 @@ local function count(record, counter, user, day, position)
 end
 
 local function attribute(record, entry, user)
-  local shown_at = u32(record, 9)
-  local at = u32(entry, 13)
+  local shown_at = u32(record, 7)
+  local at = u32(entry, 10)
   if at > shown_at + window or at + SKEW < shown_at then
     return false
   end
-  local event = string.sub(entry, 9, 12)
-  for k = 0, string.byte(record, 16) - 1 do
-    if string.sub(record, 17 + 4 * k, 20 + 4 * k) == event then
-      count(record, NAMES[string.byte(entry, 17)], user, math.floor(at / 86400), k + 1)
+  local event = string.sub(entry, 7, 9)
+  for k = 0, string.byte(record, 14) - 1 do
+    if string.sub(record, 15 + 3 * k, 17 + 3 * k) == event then
+      count(record, NAMES[string.byte(entry, 14)], user, math.floor(at / 86400), k + 1)
       return true
     end
   end
@@ -90,7 +90,7 @@ local function find(shown, request)
   local i = 1
   while i <= #shown do
     local n = length(shown, i)
-    if string.sub(shown, i, i + 7) == request then
+    if string.sub(shown, i, i + 5) == request then
       return string.sub(shown, i, i + n - 1)
     end
     i = i + n
@@ -100,7 +100,7 @@ end
 
 local function trimmed(shown)
   local i = 1
-  while i <= #shown and u32(shown, i + 8) < cutoff do
+  while i <= #shown and u32(shown, i + 6) < cutoff do
     i = i + length(shown, i)
   end
   return string.sub(shown, i)
@@ -112,27 +112,27 @@ for j = 8, #ARGV, 3 do
   local pending_key = base .. 'pending:' .. user
   if kind == 'i' then
     local shown = redis.call('GET', shown_key) or ''
-    local request = string.sub(payload, 1, 8)
+    local request = string.sub(payload, 1, 6)
     if find(shown, request) then
       duplicates = duplicates + 1
     else
       -- SET, not APPEND: APPEND leaves the string room to grow, up to twice its size.
       redis.call('SET', shown_key, trimmed(shown) .. payload, 'EX', ttl)
       impressions = impressions + 1
-      count(payload, 'impressions', user, math.floor(u32(payload, 9) / 86400), nil)
+      count(payload, 'impressions', user, math.floor(u32(payload, 7) / 86400), nil)
       local waiting = redis.call('GET', pending_key)
       if waiting then
         local keep = {}
         for p = 1, #waiting, PENDING do
           local entry = string.sub(waiting, p, p + PENDING - 1)
-          if string.sub(entry, 1, 8) == request then
+          if string.sub(entry, 1, 6) == request then
             if attribute(payload, entry, user) then
               attributed = attributed + 1
             else
               unmatched = unmatched + 1
             end
             pending = pending - 1
-          elseif u32(entry, 13) >= cutoff then
+          elseif u32(entry, 10) >= cutoff then
             keep[#keep + 1] = entry
           end
         end
@@ -150,7 +150,7 @@ for j = 8, #ARGV, 3 do
     else
       local entry = string.sub(payload, 9, 8 + PENDING)
       local shown = redis.call('GET', shown_key)
-      local record = shown and find(shown, string.sub(entry, 1, 8))
+      local record = shown and find(shown, string.sub(entry, 1, 6))
       if record then
         if attribute(record, entry, user) then
           attributed = attributed + 1
@@ -290,6 +290,10 @@ class AttributionStore:
                     name = field.decode()
                     target[name] = target.get(name, 0) + int(value)
         return dict(sorted(days.items()))
+
+    def shown(self, topic: str, partition: int, user_id: str) -> bytes:
+        """A user's impression records as stored (``model.impressions``)."""
+        return bytes(self.client.get(self.keys.attribution_shown(topic, partition, user_id)) or b"")
 
     def shown_bytes(self, topic: str, partition: int, user_ids: Sequence[str]) -> int:
         """Redis's memory for the users' impression records (``MEMORY USAGE``, summed)."""

@@ -14,10 +14,10 @@ from eventrec.model.impressions import (
 )
 
 
-def test_ten_events_take_56_bytes_and_round_trip() -> None:
+def test_ten_events_take_44_bytes_and_round_trip() -> None:
     events = [f"ev-{i:05d}" for i in range(10)]
     record = pack_impression("cb3a7e9ec5a945c3832922d28523ffb8", 1_790_000_000.7, 3, 1, events)
-    assert len(record) == 56
+    assert len(record) == 44
     second = pack_impression("r2", 1_790_000_100, 0, 0, events[:2])
     (one, two) = unpack_impressions(record + second)
     assert one.request == request_hash("cb3a7e9ec5a945c3832922d28523ffb8")
@@ -38,4 +38,4 @@ def test_out_of_range_codes_are_refused() -> None:
 
 
 def test_pending_outcome_size() -> None:
-    assert len(pack_pending("r", "e", 1.0, "booking")) == PENDING_SIZE == 17
+    assert len(pack_pending("r", "e", 1.0, "booking")) == PENDING_SIZE == 14
