@@ -18,7 +18,7 @@ from eventrec.config import Settings, load_settings
 from eventrec.logs import configure_logging
 from eventrec.serving.deps import unavailable_handler
 from eventrec.serving.errors import Unavailable
-from eventrec.serving.routes import admin, catalog, ops, recommendations
+from eventrec.serving.routes import admin, catalog, experiments, ops, recommendations
 from eventrec.serving.runtime import Runtime
 
 
@@ -44,6 +44,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(Unavailable, unavailable_handler)
-    for module in (recommendations, catalog, admin, ops):
+    for module in (recommendations, catalog, admin, experiments, ops):
         app.include_router(module.router)
     return app

@@ -21,9 +21,12 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
 from eventrec.config import Settings
+from eventrec.schemas.impressions import Experiment
+from eventrec.serving.impressions import ImpressionSender
 from eventrec.serving.reads import read_rows
 from eventrec.serving.scoring import BatchScorer
 from eventrec.serving.state import ServingState, build_state
+from eventrec.store.experiments import ExperimentStore
 from eventrec.store.keys import Keys
 from eventrec.store.store import Store, connect
 from eventrec.store.versions import ModelVersionError
@@ -62,6 +65,10 @@ class Caches:
         self.state: ServingState | None = None
         self.load_error: str | None = None
         self.user_locations: dict[str, str] = {}
+        # Running experiments, and the state of each variant's own model version.
+        self.experiments: list[Experiment] = []
+        self.variant_states: dict[str, ServingState] = {}
+        self.variant_errors: dict[str, str] = {}
 
     def reload(self) -> bool:
         """Build a new state if the model version or the catalog changed; keep the old on error."""
@@ -80,6 +87,7 @@ class Caches:
         previous = self.state
         self.state = state
         self.load_error = None
+        self._reload_variants(state)
         if (
             previous is None
             or state.catalog is not previous.catalog
@@ -94,6 +102,47 @@ class Caches:
                 extra={"model_version": state.model_version, "catalog_events": len(state.catalog)},
             )
         return True
+
+    def _reload_variants(self, state: ServingState) -> None:
+        """The running experiments, and a state per model version a variant pins.
+
+        A version that cannot be loaded (pruned, refused) serves its variant's users the
+        current version instead; their impressions name the version they really got.
+        """
+        store = self.clients.store
+        try:
+            experiments = ExperimentStore(store.client, store.keys.prefix).running()
+        except (redis.ConnectionError, redis.TimeoutError):
+            return
+        states: dict[str, ServingState] = {}
+        errors: dict[str, str] = {}
+        wanted = {
+            variant.model_version
+            for experiment in experiments
+            for variant in experiment.variants
+            if variant.model_version and variant.model_version != state.model_version
+        }
+        for version in sorted(wanted):
+            previous = self.variant_states.get(version)
+            if previous is None or previous.catalog_version != state.catalog_version:
+                previous = state  # share the catalog just loaded; only the model differs
+            try:
+                states[version] = build_state(
+                    store, self.clients.settings.topic_events, previous, version=version
+                )
+            except (ModelVersionError, redis.ConnectionError, redis.TimeoutError) as exc:
+                if self.variant_errors.get(version) != str(exc):
+                    log.error("variant model version %s not loaded: %s", version, exc)
+                errors[version] = str(exc)
+        self.experiments = experiments
+        self.variant_states = states
+        self.variant_errors = errors
+
+    def state_for(self, version: str | None, state: ServingState) -> ServingState:
+        """The state serving ``version`` (the current one when it is current or unloaded)."""
+        if version is None or version == state.model_version:
+            return state
+        return self.variant_states.get(version, state)
 
 
 class ReloadWatcher:
@@ -119,15 +168,15 @@ class ReloadWatcher:
         while True:
             await asyncio.sleep(settings.serving_reload_seconds)
             try:
-                current, switches = await clients.redis.mget(
-                    keys.model_current, keys.model_switches
+                current, switches, experiments = await clients.redis.mget(
+                    keys.model_current, keys.model_switches, keys.experiments_version
                 )
                 catalog_version = await asyncio.to_thread(
                     clients.store.entity_version, settings.topic_events
                 )
             except (redis.ConnectionError, redis.TimeoutError):
                 continue
-            marker = (current, switches, catalog_version)
+            marker = (current, switches, experiments, catalog_version)
             stale_trending = time.monotonic() - last_trending > 30
             changed = marker != seen or stale_trending or caches.load_error is not None
             if changed and await asyncio.to_thread(caches.reload):
@@ -148,8 +197,10 @@ class Runtime:
             min_records=settings.min_interactions_personal,
             hide_viewed=settings.hide_viewed,
         )
+        self.impressions = ImpressionSender(settings)
 
     async def start(self) -> None:
+        self.impressions.start()
         await asyncio.to_thread(self.caches.reload)
         self.watcher.start()
 
@@ -164,4 +215,5 @@ class Runtime:
                 scorer.scanned / max(scorer.scored, 1),
             )
         self.watcher.stop()
+        await asyncio.to_thread(self.impressions.stop)
         await self.clients.close()

@@ -215,10 +215,12 @@ def _strongest(
     return result
 
 
-def build_state(store: Store, topic_events: str, previous: ServingState | None) -> ServingState:
-    """Load the current version and catalog; reuse what has not changed."""
+def build_state(
+    store: Store, topic_events: str, previous: ServingState | None, version: str | None = None
+) -> ServingState:
+    """Load the current version (or ``version``) and catalog; reuse what has not changed."""
     catalog_version = store.entity_version(topic_events)
-    version = current_version(store.client, store.keys.prefix)
+    version = version or current_version(store.client, store.keys.prefix)
     model: LoadedModel | None
     if previous is not None and previous.model_version == version:
         model = previous.model

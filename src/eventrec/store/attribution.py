@@ -209,7 +209,11 @@ class AttributionStore:
     """The attribution step and the reads of its counts."""
 
     def __init__(
-        self, client: Any, prefix: str, window_seconds: float, dedup_seconds: float
+        self,
+        client: Any,
+        prefix: str,
+        window_seconds: float = 7 * 86_400,
+        dedup_seconds: float = 86_400,
     ) -> None:
         self.client = client
         self.keys = Keys(prefix)
