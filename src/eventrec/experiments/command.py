@@ -75,6 +75,46 @@ def _experiment(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
+    """``eventrec synth --simulate-experiment NAME`` and its options."""
+    group = parser.add_argument_group(
+        "experiment simulation",
+        "send requests through serving for simulated users and publish their views, saves "
+        "and bookings with planted propensities (eventrec.experiments.simulate)",
+    )
+    group.add_argument(
+        "--simulate-experiment", metavar="NAME", help="the running experiment to simulate"
+    )
+    group.add_argument(
+        "--serving-url",
+        default=None,
+        help="serving's base URL (default: http://EVENTREC_HTTP_HOST:EVENTREC_HTTP_PORT)",
+    )
+    group.add_argument(
+        "--simulate-users", type=int, default=2000, help="simulated users (default: 2000)"
+    )
+    group.add_argument(
+        "--simulate-requests", type=int, default=3, help="requests per user (default: 3)"
+    )
+
+
+def simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from eventrec.experiments.simulate import simulate_experiment
+
+    url = args.serving_url or f"http://{settings.http_host}:{settings.http_port}"
+    result = simulate_experiment(
+        settings,
+        args.simulate_experiment,
+        url,
+        users=args.simulate_users,
+        requests_per_user=args.simulate_requests,
+        seed=args.seed,
+    )
+    print(json.dumps(result.as_dict(), indent=2))
+    print(f"then: eventrec experiment report {args.simulate_experiment}")
+    return 0
+
+
 def register(commands: Any) -> None:
     """Add ``experiment`` to ``eventrec``'s sub-parsers."""
     parser: argparse.ArgumentParser = commands.add_parser(

@@ -19,7 +19,7 @@ if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
   return 0
 end
 local code = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], ARGV[1], string.gsub(ARGV[2], '"__CODE__"', tostring(code)))
+redis.call('HSET', KEYS[1], ARGV[1], (string.gsub(ARGV[2], '"__CODE__"', tostring(code))))
 redis.call('INCR', KEYS[3])
 return code
 """
