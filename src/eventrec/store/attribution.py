@@ -255,6 +255,15 @@ class AttributionStore:
             )
         return AttributionResult(*(int(v) for v in result[1:6]))
 
+    def stats(self, topic: str) -> dict[str, int]:
+        """The steps' counters summed over partitions: impressions, attributed, pending,
+        deduplicated, unmatched, dead_lettered, batches."""
+        total: dict[str, int] = {}
+        for partition in self.partitions(topic):
+            for name, value in self.client.hgetall(self.keys.stats(topic, partition)).items():
+                total[name.decode()] = total.get(name.decode(), 0) + int(value)
+        return total
+
     def partitions(self, topic: str) -> list[int]:
         return sorted(int(p) for p in self.client.smembers(self.keys.attribution_partitions(topic)))
 
