@@ -12,19 +12,27 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eventrec.devstack import LocalServices
 from eventrec.experiments.simulate import SimulationResult, simulate_experiment
+from eventrec.store.store import Store, connect
+from eventrec.store.versions import (
+    activate_version,
+    current_version,
+    export_version,
+    import_version,
+)
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.platform import generate
 from eventrec.synth.publish import publish
 from eventrec.topics import create_topics
 from tests.integration.conftest import unique_settings
 from tests.integration.ingest_helpers import ConsumerProcess, settings_env, wait_until
-from tests.integration.test_serving import ADMIN_TOKEN, ServeProcess, Stack
+from tests.integration.test_serving import ADMIN_TOKEN, ServeProcess, Stack, trainer_once
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +55,15 @@ def stack(services: LocalServices, tmp_path_factory: pytest.TempPathFactory) -> 
     try:
         serve.wait_ready()
 
+        store = Store(connect(settings.redis_url), settings.key_prefix)
+
         def catalog_and_profiles_loaded() -> bool:
-            user = platform.users[-1].user_id
-            body = serve.recommend(user)
-            return len(body["items"]) == 10 and body["strategy"] != "trending"
+            profiles = store.entity_documents("users", settings.topic_users)
+            body = serve.recommend(platform.users[-1].user_id)
+            return len(profiles) == len(platform.users) and len(body["items"]) == 10
 
         wait_until(catalog_and_profiles_loaded, 120, "catalog and profiles applied")
+        store.client.close()
         yield Stack(settings, platform, serve)
     finally:
         serve.stop()
@@ -199,3 +210,45 @@ def test_every_response_reaches_the_impressions_topic(stack: Stack) -> None:
     stats = client.get("/impressions/stats").json()
     assert stats["dropped"] == 0
     assert stats["failed"] == 0
+
+
+def test_variants_keep_their_model_versions(stack: Stack, tmp_path: Path) -> None:
+    """`current` is fixed at creation; a later switch changes only users outside."""
+    trainer_once(stack.settings)
+    store = Store(connect(stack.settings.redis_url), stack.settings.key_prefix)
+    try:
+        first = current_version(store)
+        assert first is not None
+        export_version(store, first, tmp_path / "copy")
+        second = import_version(store, tmp_path / "copy")
+        create(
+            stack,
+            {
+                "name": "versions",
+                "variants": [
+                    {"name": "control", "model_version": "current"},
+                    {"name": "b", "model_version": second},
+                ],
+                "traffic": 0.5,
+            },
+        )
+        activate_version(store, import_version(store, tmp_path / "copy"))
+        third = current_version(store)
+    finally:
+        store.client.close()
+    assert len({first, second, third}) == 3
+    wanted = {"control": first, "b": second, None: third}
+    users = [u.user_id for u in stack.platform.users[:200]]
+
+    def served() -> dict[str | None, set[str]]:
+        seen: dict[str | None, set[str]] = {}
+        for user in users:
+            body = stack.serve.recommend(user)
+            variant = (body.get("experiment") or {}).get("variant")
+            seen.setdefault(variant, set()).add(body["model_version"])
+        return seen
+
+    wait_until(
+        lambda: served() == {k: {v} for k, v in wanted.items()}, 60, "each group on its version"
+    )
+    stop(stack, "versions")
