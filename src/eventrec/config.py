@@ -139,7 +139,7 @@ class Settings(BaseSettings):
         "(topic recreated or truncated): resume from earliest, latest, or stop.",
     )
     search_history: int = Field(
-        20, ge=0, le=1000, description="Recent search queries kept per user."
+        20, ge=0, le=1000, description="Recent search queries kept per user (0: none)."
     )
     row_compact_bytes: int = Field(
         4096,
@@ -176,6 +176,12 @@ class Settings(BaseSettings):
         le=90,
         description="An interaction carrying recommendation_id counts for that response's "
         "variant and position within this many days; impression records expire with it.",
+    )
+    serving_reload_max_age_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="/ready fails (503) when serving's last successful check for a new model "
+        "version or catalog change is older than this.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every eventrec process."

@@ -11,6 +11,17 @@ from eventrec.serving.catalog import top_positions
 from eventrec.serving.state import VERBS, ServingState, UserProfileHint
 
 
+def hide_own_events(
+    state: ServingState, records: np.ndarray, mask: np.ndarray, hide_viewed: bool
+) -> None:
+    """Clear in ``mask`` the events a user's row hides: booked, dismissed, rated (and
+    viewed or saved with ``hide_viewed``), as the personalised answer does."""
+    _, hidden, _ = state.user_vector(records)
+    mask[hidden] = False
+    if hide_viewed:
+        mask[state.touched_positions(records)] = False
+
+
 def trending_items(
     state: ServingState,
     mask: np.ndarray,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from eventrec.serving.runtime import Caches, Clients
 
 USER_CACHE_SIZE = 1_000_000
+# The users topic's partitions change only when partitions are added: re-read this often.
+PROFILE_PARTITIONS_SECONDS = 5.0
 
 
 async def read_rows(
@@ -64,14 +67,20 @@ async def read_rows(
     return rows
 
 
-async def read_profile(clients: Clients, user_id: str) -> UserProfileHint | None:
-    """The user's city and preferred categories from the profiles topic's data, if any."""
+async def read_profile(clients: Clients, caches: Caches, user_id: str) -> UserProfileHint | None:
+    """The user's city and preferred categories, looked up in the users topic's partitions
+    that hold profiles (as the consumer recorded them, not as configured)."""
     keys = clients.keys
-    settings = clients.settings
+    topic = clients.settings.topic_users
     try:
+        now = time.monotonic()
+        if now - caches.profile_partitions_at > PROFILE_PARTITIONS_SECONDS:
+            members = await clients.redis.smembers(keys.entity_partitions(topic))
+            caches.profile_partitions = sorted(int(p) for p in members)
+            caches.profile_partitions_at = now
         pipe = clients.redis.pipeline(transaction=False)
-        for partition in range(settings.topic_partitions):
-            pipe.hget(keys.profiles(settings.topic_users, partition), user_id)
+        for partition in caches.profile_partitions:
+            pipe.hget(keys.profiles(topic, partition), user_id)
         found = next((doc for doc in await pipe.execute() if doc is not None), None)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise Unavailable(f"redis unavailable: {exc}") from None

@@ -29,7 +29,7 @@ from eventrec.serving.state import ServingState, build_state
 from eventrec.store.experiments import ExperimentStore
 from eventrec.store.keys import Keys
 from eventrec.store.store import Store, connect
-from eventrec.store.versions import ModelVersionError
+from eventrec.store.versions import ModelVersionError, current_version
 
 log = logging.getLogger("eventrec.serving")
 
@@ -58,25 +58,42 @@ class Clients:
 
 
 class Caches:
-    """What serving loaded from Redis: the current state, and users' row locations."""
+    """What serving loaded from Redis: the current state, refused versions, row locations."""
 
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
         self.state: ServingState | None = None
         self.load_error: str | None = None
+        # Versions that failed serving's checks, with the reason: never loaded again.
+        self.refused: dict[str, str] = {}
         self.user_locations: dict[str, str] = {}
         # Running experiments, and the state of each variant's own model version.
         self.experiments: list[Experiment] = []
         self.variant_states: dict[str, ServingState] = {}
         self.variant_errors: dict[str, str] = {}
+        # Partitions of the users topic that hold profiles, and when they were read.
+        self.profile_partitions: list[int] = []
+        self.profile_partitions_at = -float("inf")
+        # When the watcher last saw Redis and had what it saw loaded (monotonic).
+        self.checked_at = time.monotonic()
+        self.watch_error: str | None = None
 
     def reload(self) -> bool:
-        """Build a new state if the model version or the catalog changed; keep the old on error."""
+        """Build a new state if the model version or the catalog changed; keep the old on error.
+
+        A version that fails the checks is refused once: the state keeps the last checked
+        version (catalog and trending still refresh) and the refusal is remembered.
+        """
+        store, settings = self.clients.store, self.clients.settings
         try:
-            state = build_state(self.clients.store, self.clients.settings.topic_events, self.state)
+            version = current_version(store.client, store.keys.prefix)
+            if version in self.refused:
+                version = self.state.model_version if self.state is not None else None
+            state = build_state(store, settings.topic_events, self.state, version)
         except ModelVersionError as exc:
-            if self.load_error != str(exc):
-                log.error("model version refused, serving the previous one: %s", exc)
+            log.error("model version %s refused, serving the previous one: %s", version, exc)
+            if version is not None:
+                self.refused[version] = str(exc)
             self.load_error = str(exc)
             return False
         except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -146,12 +163,20 @@ class Caches:
 
 
 class ReloadWatcher:
-    """Polls the version and catalog counters; reloads within a second of a change."""
+    """Polls the version and catalog counters; reloads within a second of a change.
+
+    It never ends on an error: it logs, backs off (up to ``MAX_BACKOFF_SECONDS``) and
+    tries again; ``Caches.checked_at`` tells ``/ready`` how long it has been failing.
+    """
+
+    MAX_BACKOFF_SECONDS = 10.0
 
     def __init__(self, clients: Clients, caches: Caches) -> None:
         self.clients = clients
         self.caches = caches
         self._task: asyncio.Task[None] | None = None
+        self._seen: tuple[Any, ...] | None = None
+        self._last_trending = time.monotonic()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._watch())
@@ -161,27 +186,50 @@ class ReloadWatcher:
             self._task.cancel()
 
     async def _watch(self) -> None:
+        caches = self.caches
+        pause = self.clients.settings.serving_reload_seconds
+        failures = 0
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                ok = await self.check()
+            except Exception as exc:  # the watcher must outlive any one failure
+                failures += 1
+                caches.watch_error = f"{type(exc).__name__}: {exc}"
+                if failures == 1 or failures % 100 == 0:
+                    log.exception("reload watcher failed (%d in a row); retrying", failures)
+                ok = False
+            if ok:
+                failures = 0
+                caches.watch_error = None
+                caches.checked_at = time.monotonic()
+            base = self.clients.settings.serving_reload_seconds
+            pause = min(self.MAX_BACKOFF_SECONDS, base * 2 ** min(failures, 10))
+
+    async def check(self) -> bool:
+        """One poll: reload when something changed; True when everything seen is loaded."""
         clients, caches = self.clients, self.caches
         settings, keys = clients.settings, clients.keys
-        seen: tuple[Any, ...] | None = None
-        last_trending = time.monotonic()
-        while True:
-            await asyncio.sleep(settings.serving_reload_seconds)
-            try:
-                current, switches, experiments = await clients.redis.mget(
-                    keys.model_current, keys.model_switches, keys.experiments_version
-                )
-                catalog_version = await asyncio.to_thread(
-                    clients.store.entity_version, settings.topic_events
-                )
-            except (redis.ConnectionError, redis.TimeoutError):
-                continue
-            marker = (current, switches, experiments, catalog_version)
-            stale_trending = time.monotonic() - last_trending > 30
-            changed = marker != seen or stale_trending or caches.load_error is not None
-            if changed and await asyncio.to_thread(caches.reload):
-                seen = marker
-                last_trending = time.monotonic()
+        try:
+            current, switches, experiments = await clients.redis.mget(
+                keys.model_current, keys.model_switches, keys.experiments_version
+            )
+            catalog_version = await asyncio.to_thread(
+                clients.store.entity_version, settings.topic_events
+            )
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            caches.watch_error = f"redis unavailable: {exc}"
+            return False
+        marker = (current, switches, experiments, catalog_version)
+        stale_trending = time.monotonic() - self._last_trending > 30
+        if marker == self._seen and not stale_trending and caches.load_error is None:
+            return True
+        if await asyncio.to_thread(caches.reload):
+            self._seen = marker
+            self._last_trending = time.monotonic()
+            return True
+        # A refused version is a known state, not a failing watcher.
+        return current is not None and current.decode() in caches.refused
 
 
 class Runtime:
@@ -201,7 +249,10 @@ class Runtime:
 
     async def start(self) -> None:
         self.impressions.start()
-        await asyncio.to_thread(self.caches.reload)
+        try:
+            await asyncio.to_thread(self.caches.reload)
+        except Exception:  # the watcher retries; /ready tells the load balancer meanwhile
+            log.exception("first load failed")
         self.watcher.start()
 
     async def stop(self) -> None:

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -216,11 +216,16 @@ def _strongest(
 
 
 def build_state(
-    store: Store, topic_events: str, previous: ServingState | None, version: str | None = None
+    store: Store,
+    topic_events: str,
+    previous: ServingState | None,
+    version: str | Literal["current"] | None = "current",
 ) -> ServingState:
-    """Load the current version (or ``version``) and catalog; reuse what has not changed."""
+    """Load a checked model version (default: the current one) and the catalog; reuse
+    what has not changed."""
     catalog_version = store.entity_version(topic_events)
-    version = version or current_version(store.client, store.keys.prefix)
+    if version == "current":
+        version = current_version(store.client, store.keys.prefix)
     model: LoadedModel | None
     if previous is not None and previous.model_version == version:
         model = previous.model

@@ -8,8 +8,9 @@ port with ``SO_REUSEPORT``; the kernel spreads new connections across them.
 
 The supervisor binds every socket itself (a port in use fails at once, with the address
 in the message), starts one process per socket, restarts a worker that dies (waiting
-longer after each quick death, never a tight loop), and on SIGTERM/SIGINT stops them all
-and exits 0.
+longer after each quick death, never a tight loop; the dead worker's socket is closed
+meanwhile so the kernel stops routing connections to it, and the replacement gets a new
+one), and on SIGTERM/SIGINT stops them all and exits 0.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def listening_socket(host: str, port: int, reuse_port: bool, backlog: int = 2048
 class _Worker:
     def __init__(self, index: int, sock: socket.socket) -> None:
         self.index = index
-        self.sock = sock
+        self.sock: socket.socket | None = sock
+        self.address: tuple[str, int] = sock.getsockname()[:2]
         self.process: BaseProcess | None = None
         self.started_at = 0.0
         self.quick_deaths = 0
@@ -81,6 +83,9 @@ class Supervisor:
         self.restarts = 0
 
     def _start(self, worker: _Worker) -> None:
+        if worker.sock is None:
+            host, port = worker.address
+            worker.sock = listening_socket(host, port, reuse_port=True)
         process = self._context.Process(
             target=self._target, args=(worker.sock,), name=f"eventrec-serve-{worker.index}"
         )
@@ -107,7 +112,8 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             for worker in self._workers:
-                worker.sock.close()
+                if worker.sock is not None:
+                    worker.sock.close()
         return 0
 
     def _check(self, worker: _Worker) -> None:
@@ -133,9 +139,18 @@ class Supervisor:
             process.close()
             worker.process = None
             worker.restart_at = now + pause
+            # A socket nobody accepts on still gets its share of new connections: close it,
+            # the replacement binds a new one.
+            if worker.sock is not None:
+                worker.sock.close()
+                worker.sock = None
         if now >= worker.restart_at:
             self.restarts += 1
-            self._start(worker)
+            try:
+                self._start(worker)
+            except OSError as exc:
+                log.error("cannot restart serving worker %d: %s", worker.index, exc)
+                worker.restart_at = now + MAX_RESTART_PAUSE
 
     def _stop_all(self) -> None:
         running = [w.process for w in self._workers if w.process is not None]

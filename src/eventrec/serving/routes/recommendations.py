@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from eventrec.serving.catalog import Filters
 from eventrec.serving.deps import FastJSONResponse, current_state
 from eventrec.serving.experiments import Assignment, assign
-from eventrec.serving.items import explain, trending_items
+from eventrec.serving.items import explain, hide_own_events, trending_items
 from eventrec.serving.reads import read_profile
 from eventrec.serving.runtime import Runtime
 
@@ -127,8 +127,15 @@ async def recommendations(request: Request) -> JSONResponse:
         mask = answer.mask
         if mask is None:
             mask = state.catalog.eligible(filters, time.time())
+            if answer.records is not None and len(answer.records):
+                # Too few interactions to personalise, enough to hide what was booked.
+                hide_own_events(state, answer.records, mask, runtime.settings.hide_viewed)
         # A variant of plain trending ignores the profile too (what must not be shown stays hidden).
-        profile = None if forced_trending else await read_profile(runtime.clients, user_id)
+        profile = (
+            None
+            if forced_trending
+            else await read_profile(runtime.clients, runtime.caches, user_id)
+        )
         strategy, items = trending_items(state, mask, limit, profile)
     request_id = uuid.uuid4().hex
     record_impression(
