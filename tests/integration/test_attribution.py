@@ -124,7 +124,7 @@ def test_a_stale_batch_is_fenced(attribution: tuple[AttributionStore, Settings])
     assert store.user_counts(TOPIC, 7, 2, ["impressions"])[1]["impressions"] == {"u1": 1}
 
 
-def test_old_impressions_are_trimmed_and_memory_stays_under_64_bytes_each(
+def test_old_impressions_are_trimmed_and_20_a_user_take_under_64_bytes_each(
     attribution: tuple[AttributionStore, Settings],
 ) -> None:
     store, _ = attribution
