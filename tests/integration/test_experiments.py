@@ -65,6 +65,15 @@ def stack(services: LocalServices, tmp_path_factory: pytest.TempPathFactory) -> 
 
         wait_until(catalog_and_profiles_loaded, 120, "catalog and profiles applied")
         store.client.close()
+
+        def serving_sees_every_profile() -> bool:
+            # Serving re-reads which partitions hold profiles every few seconds.
+            return all(
+                serve.recommend(user.user_id)["strategy"].startswith("trending_profile")
+                for user in platform.users
+            )
+
+        wait_until(serving_sees_every_profile, 120, "serving uses every profile")
         yield Stack(settings, platform, serve)
     finally:
         serve.stop()
@@ -236,6 +245,20 @@ def test_every_response_reaches_the_impressions_topic(stack: Stack) -> None:
     assert stats["offered"] - before["offered"] == 50
     assert stats["dropped"] == 0
     assert stats["failed"] == 0
+
+    # Every impression this worker sent is counted once: in an experiment's report or,
+    # for the rest (these 50 among them), as traffic outside experiments.
+    def counted() -> int:
+        days = client.get("/attribution", headers=ADMIN).json()["days"]
+        total = sum(day.get("impressions", 0) for day in days.values())
+        for experiment in client.get("/experiments", headers=ADMIN).json()["experiments"]:
+            name = experiment["name"]
+            report = client.get(f"/experiments/{name}/report", headers=ADMIN).json()
+            total += sum(row["impressions"] for row in report["variants"])
+        return total
+
+    wait_until(lambda: counted() == stats["sent"], 60, "every impression counted once")
+    assert client.get("/attribution").status_code == 401
 
 
 def test_variants_keep_their_model_versions(stack: Stack, tmp_path: Path) -> None:

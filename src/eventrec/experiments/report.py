@@ -58,6 +58,15 @@ def build_report(
     }
 
 
+def outside_experiments(attribution: AttributionStore, topic: str) -> dict[str, Any]:
+    """Day (ISO date) -> counter -> count, for responses outside every experiment."""
+    days: dict[str, dict[str, int]] = {}
+    for day, fields in attribution.day_counts(topic, 0).items():
+        date = datetime.fromtimestamp(day * 86_400, UTC).date().isoformat()
+        days[date] = {field.partition(":")[2]: value for field, value in sorted(fields.items())}
+    return {"days": days}
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report as a few lines of text for the terminal."""
     experiment = report["experiment"]

@@ -10,7 +10,7 @@ import redis
 from fastapi import APIRouter, HTTPException, Path
 
 from eventrec.errors import ExperimentError
-from eventrec.experiments.report import build_report
+from eventrec.experiments.report import build_report, outside_experiments
 from eventrec.schemas.impressions import ExperimentSpec
 from eventrec.serving.deps import AdminDep, RuntimeDep
 from eventrec.serving.errors import Unavailable
@@ -80,6 +80,18 @@ async def report(runtime: RuntimeDep, _admin: AdminDep, name: NameParam) -> dict
     attribution = AttributionStore(store.client, store.keys.prefix)
     result: dict[str, Any] = await _call(
         build_report, attribution, runtime.settings.topic_impressions, experiment
+    )
+    return result
+
+
+@router.get("/attribution", summary="Traffic outside experiments: impressions and outcomes")
+async def attribution(runtime: RuntimeDep, _admin: AdminDep) -> dict[str, Any]:
+    """Per day: impressions, views, saves and bookings attributed to the responses of
+    users outside every experiment, in total and by position (``view:1`` …)."""
+    store = runtime.clients.store
+    counts = AttributionStore(store.client, store.keys.prefix)
+    result: dict[str, Any] = await _call(
+        outside_experiments, counts, runtime.settings.topic_impressions
     )
     return result
 
