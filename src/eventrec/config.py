@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     topic_dlq: TopicName = Field(
         "interactions.dlq", description="Dead-letter topic: every message that failed validation."
     )
+    topic_impressions: TopicName = Field(
+        "impressions",
+        description="Topic of served responses and the outcomes attributed to them (key: user_id).",
+    )
     topic_partitions: int = Field(
         6, ge=1, le=10_000, description="Partitions per topic when `eventrec topics create` runs."
     )
@@ -166,6 +170,20 @@ class Settings(BaseSettings):
         le=10,
         description="How often serving checks for a new model version or catalog change.",
     )
+    impressions_queue_size: int = Field(
+        10_000,
+        ge=1,
+        le=10_000_000,
+        description="Impressions a serving worker holds for its background producer; "
+        "past this they are dropped (and counted), never waited for.",
+    )
+    attribution_window_days: float = Field(
+        7.0,
+        gt=0,
+        le=90,
+        description="An interaction carrying recommendation_id counts for that response's "
+        "variant and position within this many days; impression records expire with it.",
+    )
     serving_reload_max_age_seconds: float = Field(
         60.0,
         gt=0,
@@ -257,7 +275,13 @@ class Settings(BaseSettings):
 
     @property
     def topics(self) -> list[str]:
-        return [self.topic_interactions, self.topic_events, self.topic_users, self.topic_dlq]
+        return [
+            self.topic_interactions,
+            self.topic_events,
+            self.topic_users,
+            self.topic_dlq,
+            self.topic_impressions,
+        ]
 
 
 def env_name(field: str) -> str:

@@ -1,4 +1,4 @@
-"""The four Kafka topics eventrec uses: creating them, and checking that they exist."""
+"""The five Kafka topics eventrec uses: creating them, and checking that they exist."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_events, partitions, dict(compacted)),
         TopicSpec(settings.topic_users, partitions, dict(compacted)),
         TopicSpec(settings.topic_dlq, partitions, {"retention.ms": str(settings.dlq_retention_ms)}),
+        # Kept a day past the attribution window: a consumer down for a day still attributes.
+        TopicSpec(
+            settings.topic_impressions,
+            partitions,
+            {"retention.ms": str(int((settings.attribution_window_days + 1) * 86_400_000))},
+        ),
     ]
 
 

@@ -27,6 +27,7 @@ from kafka.structs import OffsetAndMetadata
 
 from eventrec.config import Settings
 from eventrec.consumer import metrics
+from eventrec.consumer.attribution import outcomes_of, prepare_attribution
 from eventrec.consumer.handler import (
     Message,
     prepare_entities,
@@ -37,6 +38,7 @@ from eventrec.consumer.rebalance import Rebalance
 from eventrec.consumer.writer import Step, Writer
 from eventrec.errors import ConfigError, FencedBatchError
 from eventrec.schemas import DeadLetter
+from eventrec.store.attribution import AttributionStore
 from eventrec.store.store import StepResult, Store, connect
 from eventrec.telemetry import MetricsServer
 from eventrec.topics import missing_topics
@@ -70,6 +72,12 @@ class InteractionConsumer:
         self._producer: KafkaProducer | None = None
         self._last_lag_check = 0.0
         self._writer = Writer(self._with_redis, store.stored_offset)
+        self._attribution = AttributionStore(
+            store.client,
+            settings.key_prefix,
+            window_seconds=settings.attribution_window_days * 86_400,
+            dedup_seconds=settings.dedup_window_seconds,
+        )
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -80,7 +88,7 @@ class InteractionConsumer:
                 missing = missing_topics(
                     settings,
                     [settings.topic_interactions, settings.topic_events, settings.topic_users,
-                     settings.topic_dlq],
+                     settings.topic_dlq, settings.topic_impressions],
                 )  # fmt: skip
                 if missing:
                     raise ConfigError(
@@ -112,7 +120,12 @@ class InteractionConsumer:
                     max_poll_interval_ms=300_000,
                 )
                 self._consumer.subscribe(
-                    [settings.topic_interactions, settings.topic_events, settings.topic_users],
+                    [
+                        settings.topic_interactions,
+                        settings.topic_events,
+                        settings.topic_users,
+                        settings.topic_impressions,
+                    ],
                     listener=Rebalance(self.partitions_revoked, self.seek_to_stored),
                 )
                 self._kafka_outage.ok()
@@ -218,12 +231,24 @@ class InteractionConsumer:
                 )
             )
             self._send_dead_letters(prepared.dead_letters)
+            # Interactions naming a response go to attribution before the step, like dead
+            # letters: a crash re-sends them, and attribution de-duplicates the copy.
+            dead_offsets = {letter.offset for letter in prepared.dead_letters}
+            self._send(settings.topic_impressions, outcomes_of(messages, dead_offsets))
             batch = prepared.batch
 
             def step() -> StepResult:
                 return self.store.apply_interactions(batch, time.time(), compact=_compact)
 
             dead = len(prepared.dead_letters)
+        elif tp.topic == settings.topic_impressions:
+            attribution = prepare_attribution(tp.topic, tp.partition, expected, messages)
+            self._send_dead_letters(attribution.dead_letters)
+            dead = len(attribution.dead_letters)
+
+            def step() -> StepResult:
+                result = self._attribution.apply(attribution.batch, time.time())
+                return StepResult(applied=result.applied, duplicates=result.duplicates)
         else:
             kind = "events" if tp.topic == settings.topic_events else "users"
             entities = prepare_entities(kind, tp.topic, tp.partition, messages)
@@ -303,6 +328,23 @@ class InteractionConsumer:
                 return
             except KafkaError as exc:
                 # Re-sending after a failed flush can duplicate a dead letter; never lose one.
+                if self.stopping.is_set():
+                    raise StoppedError from exc
+                self.stopping.wait(self._kafka_outage.failed(exc))
+
+    def _send(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+        """Publish and flush, retrying through a Kafka outage (a re-send may duplicate)."""
+        if not messages:
+            return
+        assert self._producer is not None
+        while True:
+            try:
+                for key, value in messages:
+                    self._producer.send(topic, key=key, value=value)
+                self._producer.flush(timeout=30)
+                self._kafka_outage.ok()
+                return
+            except KafkaError as exc:
                 if self.stopping.is_set():
                     raise StoppedError from exc
                 self.stopping.wait(self._kafka_outage.failed(exc))

@@ -21,10 +21,13 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
 from eventrec.config import Settings
+from eventrec.schemas.impressions import Experiment
 from eventrec.serving import metrics
+from eventrec.serving.impressions import ImpressionSender
 from eventrec.serving.reads import read_rows
 from eventrec.serving.scoring import BatchScorer
 from eventrec.serving.state import ServingState, build_state
+from eventrec.store.experiments import ExperimentStore
 from eventrec.store.keys import Keys
 from eventrec.store.store import Store, connect
 from eventrec.store.versions import ModelVersionError, current_version
@@ -65,6 +68,10 @@ class Caches:
         # Versions that failed serving's checks, with the reason: never loaded again.
         self.refused: dict[str, str] = {}
         self.user_locations: dict[str, str] = {}
+        # Running experiments, and the state of each variant's own model version.
+        self.experiments: list[Experiment] = []
+        self.variant_states: dict[str, ServingState] = {}
+        self.variant_errors: dict[str, str] = {}
         # Partitions of the users topic that hold profiles, and when they were read.
         self.profile_partitions: list[int] = []
         self.profile_partitions_at = -float("inf")
@@ -100,6 +107,7 @@ class Caches:
         self.state = state
         self.load_error = None
         metrics.state_loaded(state.model_version, len(state.catalog))
+        self._reload_variants(state)
         if (
             previous is None
             or state.catalog is not previous.catalog
@@ -114,6 +122,47 @@ class Caches:
                 extra={"model_version": state.model_version, "catalog_events": len(state.catalog)},
             )
         return True
+
+    def _reload_variants(self, state: ServingState) -> None:
+        """The running experiments, and a state per model version a variant pins.
+
+        A version that cannot be loaded (pruned, refused) serves its variant's users the
+        current version instead; their impressions name the version they really got.
+        """
+        store = self.clients.store
+        try:
+            experiments = ExperimentStore(store.client, store.keys.prefix).running()
+        except (redis.ConnectionError, redis.TimeoutError):
+            return
+        states: dict[str, ServingState] = {}
+        errors: dict[str, str] = {}
+        wanted = {
+            variant.model_version
+            for experiment in experiments
+            for variant in experiment.variants
+            if variant.model_version and variant.model_version != state.model_version
+        }
+        for version in sorted(wanted):
+            previous = self.variant_states.get(version)
+            if previous is None or previous.catalog_version != state.catalog_version:
+                previous = state  # share the catalog just loaded; only the model differs
+            try:
+                states[version] = build_state(
+                    store, self.clients.settings.topic_events, previous, version=version
+                )
+            except (ModelVersionError, redis.ConnectionError, redis.TimeoutError) as exc:
+                if self.variant_errors.get(version) != str(exc):
+                    log.error("variant model version %s not loaded: %s", version, exc)
+                errors[version] = str(exc)
+        self.experiments = experiments
+        self.variant_states = states
+        self.variant_errors = errors
+
+    def state_for(self, version: str | None, state: ServingState) -> ServingState:
+        """The state serving ``version`` (the current one when it is current or unloaded)."""
+        if version is None or version == state.model_version:
+            return state
+        return self.variant_states.get(version, state)
 
 
 class ReloadWatcher:
@@ -168,14 +217,16 @@ class ReloadWatcher:
         clients, caches = self.clients, self.caches
         settings, keys = clients.settings, clients.keys
         try:
-            current, switches = await clients.redis.mget(keys.model_current, keys.model_switches)
+            current, switches, experiments = await clients.redis.mget(
+                keys.model_current, keys.model_switches, keys.experiments_version
+            )
             catalog_version = await asyncio.to_thread(
                 clients.store.entity_version, settings.topic_events
             )
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             caches.watch_error = f"redis unavailable: {exc}"
             return False
-        marker = (current, switches, catalog_version)
+        marker = (current, switches, experiments, catalog_version)
         stale_trending = time.monotonic() - self._last_trending > 30
         if marker == self._seen and not stale_trending and caches.load_error is None:
             return True
@@ -200,8 +251,10 @@ class Runtime:
             min_records=settings.min_interactions_personal,
             hide_viewed=settings.hide_viewed,
         )
+        self.impressions = ImpressionSender(settings)
 
     async def start(self) -> None:
+        self.impressions.start()
         try:
             await asyncio.to_thread(self.caches.reload)
         except Exception:  # the watcher retries; /ready tells the load balancer meanwhile
@@ -219,4 +272,5 @@ class Runtime:
                 scorer.scanned / max(scorer.scored, 1),
             )
         self.watcher.stop()
+        await asyncio.to_thread(self.impressions.stop)
         await self.clients.close()

@@ -86,6 +86,57 @@ class Keys:
         """Set of the partitions of a catalog/profile topic that hold entities."""
         return f"{self.prefix}:{{{topic}}}:partitions"
 
+    # -- attribution (per impressions partition; built by the attribution script) -------
+
+    def attribution_base(self, topic: str, partition: int) -> str:
+        """Prefix of a partition's attribution keys; the script appends:
+
+        ``shown:<user_id>`` (the user's impression records, ``model.impressions``),
+        ``pending:<user_id>`` (outcomes whose impression has not arrived),
+        ``outcome-dedup:<bucket>`` (set of (user, interaction_id) hashes),
+        ``exp:<code>:day:<day>`` (hash ``<variant>:<counter>`` of one day, days since
+        the epoch, counters ``impressions`` and ``<outcome>[:<position>]``) and
+        ``exp:<code>:v<variant>:<counter>`` (hash user_id -> count, experiments only).
+        """
+        return self._tagged(topic, partition, "")
+
+    def attribution_shown(self, topic: str, partition: int, user_id: str) -> str:
+        return self._tagged(topic, partition, f"shown:{user_id}")
+
+    def attribution_days(self, topic: str, partition: int, code: int) -> str:
+        """Glob of an experiment's per-day count hashes on one partition."""
+        return self._tagged(topic, partition, f"exp:{code}:day:*")
+
+    def attribution_day(self, topic: str, partition: int, code: int, day: int) -> str:
+        return self._tagged(topic, partition, f"exp:{code}:day:{day}")
+
+    def attribution_users(
+        self, topic: str, partition: int, code: int, variant: int, counter: str
+    ) -> str:
+        """Hash user_id -> count of one counter of one variant of an experiment."""
+        return self._tagged(topic, partition, f"exp:{code}:v{variant}:{counter}")
+
+    def attribution_partitions(self, topic: str) -> str:
+        """Set of the impressions partitions that hold attribution data."""
+        return f"{self.prefix}:{{{topic}}}:partitions"
+
+    # -- experiments (one hash tag: created, listed and stopped together) ---------------
+
+    @property
+    def experiments(self) -> str:
+        """Hash experiment name -> JSON definition (``schemas.impressions.Experiment``)."""
+        return f"{self.prefix}:{{experiments}}:definitions"
+
+    @property
+    def experiment_codes(self) -> str:
+        """Counter whose INCR numbers each new experiment (its compact code)."""
+        return f"{self.prefix}:{{experiments}}:codes"
+
+    @property
+    def experiments_version(self) -> str:
+        """Counter bumped on every change of the experiments; serving reloads on it."""
+        return f"{self.prefix}:{{experiments}}:version"
+
     # -- announcements -------------------------------------------------------------------
 
     def channel(self, topic: str) -> str:

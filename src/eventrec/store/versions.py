@@ -368,9 +368,11 @@ def list_versions(store_or_client: Any, prefix: str | None = None) -> list[dict[
 
 
 def prune_versions(store_or_client: Any, keep: int, prefix: str | None = None) -> list[str]:
-    """Delete all but the newest ``keep`` versions, never the current one; the deleted."""
+    """Delete all but the newest ``keep`` versions, never the current one nor one that a
+    running experiment's variant serves; the deleted."""
     client, keys = _client(store_or_client), _keys(store_or_client, prefix)
     keep = max(1, keep)
+    in_experiments = _experiment_versions(client, keys)
     with client.pipeline(transaction=True) as pipe:
         while True:
             try:
@@ -379,7 +381,9 @@ def prune_versions(store_or_client: Any, keep: int, prefix: str | None = None) -
                 versions = [v.decode() for v in pipe.zrange(keys.model_versions, 0, -1)]
                 current = pipe.get(keys.model_current)
                 current_name = None if current is None else current.decode()
-                doomed = [v for v in versions[:-keep] if v != current_name]
+                doomed = [
+                    v for v in versions[:-keep] if v != current_name and v not in in_experiments
+                ]
                 if not doomed:
                     pipe.unwatch()
                     return []
@@ -391,6 +395,18 @@ def prune_versions(store_or_client: Any, keep: int, prefix: str | None = None) -
                 return doomed
             except redis.WatchError:
                 continue
+
+
+def _experiment_versions(client: Any, keys: Keys) -> set[str]:
+    """Model versions pinned by the variants of running experiments (``store.experiments``)."""
+    versions: set[str] = set()
+    for raw in client.hvals(keys.experiments):
+        document = json.loads(raw)
+        if document.get("status") == "running":
+            versions.update(
+                v["model_version"] for v in document.get("variants", ()) if v.get("model_version")
+            )
+    return versions
 
 
 def load_version(
