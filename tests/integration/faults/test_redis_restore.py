@@ -38,11 +38,18 @@ from tests.integration.faults.harness import (
     produce_kafka_python,
     wait_caught_up,
 )
-from tests.integration.ingest_helpers import ConsumerProcess, settings_env, wait_until
+from tests.integration.ingest_helpers import (
+    ConsumerProcess,
+    applied_offsets,
+    settings_env,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
-N_EVENTS = 100
+# The whole catalog fits one response (limit ≤ 50), so every hidden event is visible.
+N_EVENTS = 40
+LIMIT = 50
 
 
 def free_port() -> int:
@@ -66,16 +73,17 @@ class RedisServer:
 
     def start(self, appendonly: bool = True) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-                "--save", "", "--appendonly", "yes" if appendonly else "no",
-                "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
-            ],
-            stdout=(self.directory / "redis.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        with (self.directory / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+                    "--save", "", "--appendonly", "yes" if appendonly else "no",
+                    "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
         client = redis.Redis(port=self.port)
 
         def up() -> bool:
@@ -195,7 +203,7 @@ def assert_serving_shows_each_user_only_their_own_history(
 ) -> None:
     for user_id in users:
         own = hidden_by_history(wanted[user_id])
-        body = serve.get("/recommendations", user_id=user_id, limit=N_EVENTS)
+        body = serve.get("/recommendations", user_id=user_id, limit=LIMIT)
         assert body is not None, user_id
         shown = {item["event_id"] for item in body["items"]}
         assert not shown & own, (user_id, "shown what they booked, rated or dismissed")
@@ -238,28 +246,33 @@ def test_a_restore_from_an_older_copy_keeps_every_row_exact(
     consumer = ConsumerProcess(settings, tmp_path / "consumer.log").start()
     serve = ServeProcess(settings, tmp_path / "serve.log")
     try:
-        wait_until(
-            lambda: len((serve.get("/popular", limit=N_EVENTS) or {}).get("items", ())) == N_EVENTS,
-            120,
-            "serving has the catalog",
-        )
-        produce_kafka_python(settings, first)
-        wait_caught_up(settings, 120)
-        server.backup(tmp_path / "backup.rdb")
+        try:
+            wait_until(
+                lambda: (
+                    len((serve.get("/popular", limit=LIMIT) or {}).get("items", ())) == N_EVENTS
+                ),
+                120,
+                "serving has the catalog",
+            )
+            produce_kafka_python(settings, first)
+            wait_caught_up(settings, 120)
+            assert applied_offsets(settings) == len(first)
+            server.backup(tmp_path / "backup.rdb")  # the copy holds the first part only
 
-        produce_kafka_python(settings, second)
-        wait_caught_up(settings, 120)
-        wanted, _, _ = expected_rows(first + second)
-        b_users = sorted(u for u in wanted if u.startswith("b-"))[:150]
-        # Serving reads these rows now: its event tables know every partition's tail.
-        assert_serving_shows_each_user_only_their_own_history(serve, wanted, b_users)
+            produce_kafka_python(settings, second)
+            wait_caught_up(settings, 120)
+            wanted, _, _ = expected_rows(first + second)
+            b_users = sorted(u for u in wanted if u.startswith("b-"))[:150]
+            # Serving reads these rows now: its event tables know every partition's tail.
+            assert_serving_shows_each_user_only_their_own_history(serve, wanted, b_users)
 
-        server.restore(tmp_path / "backup.rdb")
-        produce_kafka_python(settings, third)
-        wait_caught_up(settings, 180)
-    finally:
-        assert consumer.stop() == 0, consumer.log()[-3000:]
-    try:
+            server.restore(tmp_path / "backup.rdb")
+            produce_kafka_python(settings, third)
+            wait_caught_up(settings, 180)
+            # The consumer found its positions ahead of Redis and replayed the lost part.
+            assert "batch fenced" in consumer.log()
+        finally:
+            assert consumer.stop() == 0, consumer.log()[-3000:]
         sent = first + second + third
         counted = assert_exact(settings, sent)
         assert counted.applied + counted.deduplicated == 10_000
