@@ -13,7 +13,7 @@ import pytest
 from eventrec.config import Settings
 from eventrec.local_services import LocalServices
 from eventrec.store import Store, connect
-from eventrec.topics import create_topics
+from eventrec.topics import create_topics, missing_topics
 from tests.integration.conftest import unique_settings
 from tests.integration.faults.harness import (
     NO_COMPACTION,
@@ -37,6 +37,8 @@ pytestmark = pytest.mark.integration
 def settings(services: LocalServices) -> Iterator[Settings]:
     test_settings = unique_settings(services, row_compact_bytes=NO_COMPACTION)
     create_topics(test_settings)
+    wanted = [test_settings.topic_interactions, test_settings.topic_dlq]
+    wait_until(lambda: not missing_topics(test_settings, wanted), 30, "the topics visible")
     yield test_settings
     store = Store(connect(test_settings.redis_url), test_settings.key_prefix)
     keys = list(store.client.scan_iter(match=f"{test_settings.key_prefix}:*", count=1000))

@@ -15,7 +15,7 @@ from kafka.admin import NewPartitions
 from eventrec.config import Settings
 from eventrec.local_services import LocalServices
 from eventrec.store import Store, connect
-from eventrec.topics import admin_client, create_topics
+from eventrec.topics import admin_client, create_topics, missing_topics
 from tests.integration.conftest import unique_settings
 from tests.integration.faults.harness import (
     NO_COMPACTION,
@@ -26,13 +26,11 @@ from tests.integration.faults.harness import (
     produce_kafka_python,
     wait_caught_up,
 )
-from tests.integration.ingest_helpers import ConsumerProcess
+from tests.integration.ingest_helpers import ConsumerProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
-# The issue asks for 200,000; scaled to 60,000 so the harness fits its budget in `make
-# test` on a shared two-core machine (the accounting is the same at any size).
-N_INTERACTIONS = 60_000
+N_INTERACTIONS = 200_000
 MEMBERS = 4
 
 
@@ -40,6 +38,8 @@ MEMBERS = 4
 def settings(services: LocalServices) -> Iterator[Settings]:
     test_settings = unique_settings(services, row_compact_bytes=NO_COMPACTION)
     create_topics(test_settings)
+    wanted = [test_settings.topic_interactions, test_settings.topic_dlq]
+    wait_until(lambda: not missing_topics(test_settings, wanted), 30, "the topics visible")
     yield test_settings
     store = Store(connect(test_settings.redis_url), test_settings.key_prefix)
     keys = list(store.client.scan_iter(match=f"{test_settings.key_prefix}:*", count=1000))
@@ -54,6 +54,13 @@ def grow(settings: Settings, partitions: int) -> None:
         admin.create_partitions({settings.topic_interactions: NewPartitions(partitions)})
     finally:
         admin.close()
+
+
+def start_member(settings: Settings, log_path: Path) -> ConsumerProcess:
+    """A consumer member, once it runs (a SIGTERM before it handles signals kills it)."""
+    started = ConsumerProcess(settings, log_path).start()
+    wait_until(lambda: "consumer started" in started.log(), 60, "a member started")
+    return started
 
 
 def test_growing_partitions_with_members_coming_and_going_loses_nothing(
@@ -83,16 +90,14 @@ def test_growing_partitions_with_members_coming_and_going_loses_nothing(
 
     thread = threading.Thread(target=producer, daemon=True)
     chance = random.Random(7)
-    members = [ConsumerProcess(settings, tmp_path / "member-0.log").start()]
+    members = [start_member(settings, tmp_path / "member-0.log")]
     started = 1
     thread.start()
     try:
         while thread.is_alive():
             time.sleep(chance.uniform(1.0, 3.0))
             if len(members) < MEMBERS and (len(members) == 1 or chance.random() < 0.5):
-                members.append(
-                    ConsumerProcess(settings, tmp_path / f"member-{started}.log").start()
-                )
+                members.append(start_member(settings, tmp_path / f"member-{started}.log"))
                 started += 1
             else:
                 leaving = members.pop(chance.randrange(len(members)))
@@ -100,7 +105,7 @@ def test_growing_partitions_with_members_coming_and_going_loses_nothing(
         thread.join()
         assert grown.is_set()
         if len(members) < 2:
-            members.append(ConsumerProcess(settings, tmp_path / f"member-{started}.log").start())
+            members.append(start_member(settings, tmp_path / f"member-{started}.log"))
             started += 1
         wait_caught_up(settings, 300)
     finally:
