@@ -229,7 +229,7 @@ def fit_version(
 ) -> FittedVersion:
     """Fit a model version from a snapshot.
 
-    ``now`` anchors the trending decay (the snapshot's time); by default the latest record.
+    ``now`` anchors every decay (the snapshot's time); by default the latest record.
 
     Parameters
     ----------
@@ -261,7 +261,7 @@ def fit_version(
         search_n_iter=2,
         max_factor_cells=options.max_factor_cells,
     )
-    model.fit(log)
+    model.fit(log, now=now)
     timings["search_and_refit"] = time.perf_counter() - started
     timings.update(model.timings_)
 
