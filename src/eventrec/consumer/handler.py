@@ -96,6 +96,46 @@ def pack_interaction(interaction: Interaction, event_index: int) -> bytes:
     )
 
 
+@dataclass
+class DecodedInteractions:
+    """One partition's batch after validation: its valid interactions and dead letters."""
+
+    topic: str
+    partition: int
+    expected_offset: int
+    next_offset: int
+    messages: list[Message] = field(default_factory=list)
+    fields: list[InteractionFields] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def user_ids(self) -> list[str]:
+        return [f.user_id for f in self.fields]
+
+
+def decode_interactions(
+    topic: str,
+    partition: int,
+    expected_offset: int,
+    messages: Sequence[Message],
+    latest: float | None = None,
+) -> DecodedInteractions:
+    """Validate one partition's messages; the invalid ones become dead letters.
+
+    ``latest``: the latest acceptable ``occurred_at`` (clock plus allowed skew).
+    """
+    decoded = DecodedInteractions(topic, partition, expected_offset, messages[-1].offset + 1)
+    for message in messages:
+        try:
+            fields = decode_interaction_fields(message.key, message.value, latest=latest)
+        except InvalidMessageError as exc:
+            decoded.dead_letters.append(_dead(topic, partition, message, exc.reason))
+            continue
+        decoded.messages.append(message)
+        decoded.fields.append(fields)
+    return decoded
+
+
 def prepare_interactions(
     topic: str,
     partition: int,
@@ -104,36 +144,32 @@ def prepare_interactions(
     claim_owners: OwnerResolver,
     latest: float | None = None,
 ) -> PreparedInteractions:
-    """Validate one partition's messages and build its atomic store batch.
+    """Validate one partition's messages and build its atomic store batch."""
+    decoded = decode_interactions(topic, partition, expected_offset, messages, latest)
+    return assemble_interactions(decoded, claim_owners(decoded.user_ids, partition))
+
+
+def assemble_interactions(
+    decoded: DecodedInteractions, owners: Sequence[int]
+) -> PreparedInteractions:
+    """The store batch of validated interactions, given each one's owner partition.
 
     Interactions of users owned by another partition come back as routes, not records.
     Every valid message's event is named in the batch, in offset order, so the step gives
     it its partition-local index whether it is applied here or not (docs/design.md).
-    ``latest``: the latest acceptable ``occurred_at`` (clock plus allowed skew).
     """
-    dead: list[DeadLetter] = []
-    valid_messages: list[Message] = []
-    valid: list[InteractionFields] = []
-    for message in messages:
-        try:
-            fields = decode_interaction_fields(message.key, message.value, latest=latest)
-        except InvalidMessageError as exc:
-            dead.append(_dead(topic, partition, message, exc.reason))
-            continue
-        valid_messages.append(message)
-        valid.append(fields)
-
+    partition = decoded.partition
+    dead = decoded.dead_letters
     search, rating, booking = (
         InteractionType.SEARCH,
         InteractionType.RATING,
         InteractionType.BOOKING,
     )
-    owners = claim_owners([f.user_id for f in valid], partition)
     batch = InteractionBatch(
-        topic=topic,
+        topic=decoded.topic,
         partition=partition,
-        expected_offset=expected_offset,
-        next_offset=messages[-1].offset + 1,
+        expected_offset=decoded.expected_offset,
+        next_offset=decoded.next_offset,
     )
     event_slot: dict[str, int] = {}
     routes: list[Route] = []
@@ -145,7 +181,7 @@ def prepare_interactions(
     record_aux: list[int] = []
     record_hashes: list[bytes] = []
     type_code = _TYPE_CODE
-    for message, fields, owner in zip(valid_messages, valid, owners, strict=True):
+    for message, fields, owner in zip(decoded.messages, decoded.fields, owners, strict=True):
         (
             interaction_id,
             user_id,

@@ -29,8 +29,9 @@ from eventrec.config import Settings
 from eventrec.consumer.handler import (
     Message,
     Route,
+    assemble_interactions,
+    decode_interactions,
     prepare_entities,
-    prepare_interactions,
 )
 from eventrec.consumer.outage import Outage, RedisRetry, StoppedError
 from eventrec.consumer.rebalance import Rebalance
@@ -210,19 +211,17 @@ class InteractionConsumer:
         step: Callable[[], StepResult]
         if tp.topic == settings.topic_interactions:
             latest = time.time() + settings.max_clock_skew_seconds
-            prepared = self._with_redis(
-                lambda: prepare_interactions(
-                    tp.topic, tp.partition, expected, messages, self.store.claim_owners, latest
-                )
-            )
-            self._send_dead_letters(prepared.dead_letters, prepared.routes, tp)
-            batch = prepared.batch
+            decoded = decode_interactions(tp.topic, tp.partition, expected, messages, latest)
+            self._send_dead_letters(decoded.dead_letters)
 
             def step() -> StepResult:
-                return self.store.apply_interactions(batch, time.time(), compact=_compact)
+                # On the writer thread: owners, routes and the step never hold up the poll.
+                owners = self.store.claim_owners(decoded.user_ids, tp.partition)
+                prepared = assemble_interactions(decoded, owners)
+                self._send_dead_letters([], prepared.routes, tp)
+                return self.store.apply_interactions(prepared.batch, time.time(), compact=_compact)
 
-            dead = len(prepared.dead_letters)
-            routed = len(prepared.routes)
+            dead = len(decoded.dead_letters)
         else:
             kind = "events" if tp.topic == settings.topic_events else "users"
             entities = prepare_entities(kind, tp.topic, tp.partition, messages)
@@ -234,7 +233,6 @@ class InteractionConsumer:
                     partial(self.store.remove_entity_copies, kind, tp.topic, tp.partition, ids)
                 )
             dead = len(entities.dead_letters)
-            routed = 0
 
             def step() -> StepResult:
                 return self.store.apply_entities(
@@ -242,7 +240,7 @@ class InteractionConsumer:
                 )
 
         self.positions[tp] = next_offset
-        self._writer.submit(Step(tp, expected, next_offset, dead, step, routed))
+        self._writer.submit(Step(tp, expected, next_offset, dead, step))
 
     def _collect_results(self, refence: bool = True) -> None:
         for done in self._writer.results(raise_failure=refence):
@@ -257,7 +255,7 @@ class InteractionConsumer:
             counters.processed += result.applied
             counters.deduplicated += result.duplicates
             counters.dead_lettered += step.dead_lettered
-            counters.routed += step.routed
+            counters.routed += result.routed
             counters.batches += 1
             counters.compacted += result.compacted
             log.debug(

@@ -124,6 +124,7 @@ class StepResult:
     applied: int
     duplicates: int
     compacted: int = 0
+    routed: int = 0
 
 
 class Store:
@@ -285,7 +286,12 @@ class Store:
             for slot in result[3:]:
                 if self.compact_row(row_keys[int(slot) - 1], compact):
                     compacted += 1
-        return StepResult(applied=int(result[1]), duplicates=int(result[2]), compacted=compacted)
+        return StepResult(
+            applied=int(result[1]),
+            duplicates=int(result[2]),
+            compacted=compacted,
+            routed=batch.routed,
+        )
 
     def compact_row(self, key: str, compact: Callable[[np.ndarray], np.ndarray]) -> bool:
         """Rewrite one row compacted, unless it changed meanwhile (then the next batch will)."""
