@@ -33,7 +33,7 @@ import numpy as np
 from kafka import KafkaProducer
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.store.store import Store, connect
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.platform import generate

@@ -25,7 +25,7 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.schemas import decode_interaction
 from eventrec.store import Store, connect
 from eventrec.synth.config import SynthConfig

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.records import (
     RECORD_DTYPE,

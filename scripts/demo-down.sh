@@ -2,7 +2,7 @@
 # `make demo-down`: stops what `make demo` started (by the PIDs it recorded), nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEMO=.local/demo
+DEMO="${DEMO_DIR:-.local/demo}"
 for name in serving trainer consumer; do
   pidfile="$DEMO/$name.pid"
   [ -f "$pidfile" ] || continue

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 EVENTREC=.venv/bin/eventrec
-DEMO=.local/demo
+DEMO="${DEMO_DIR:-.local/demo}"
 mkdir -p "$DEMO"
 export EVENTREC_HTTP_PORT="${EVENTREC_HTTP_PORT:-8000}"
 API="http://127.0.0.1:${EVENTREC_HTTP_PORT}"
@@ -19,10 +19,12 @@ started=$(date +%s)
 
 step() { printf '\n== %s\n' "$*"; }
 
-# A process of the demo: started in the background, its PID and log under .local/demo.
+running() { [ -f "$DEMO/$1.pid" ] && kill -0 "$(cat "$DEMO/$1.pid")" 2>/dev/null; }
+
+# A process of the demo: started in the background, its PID and log under $DEMO.
 start() {
   local name=$1; shift
-  if [ -f "$DEMO/$name.pid" ] && kill -0 "$(cat "$DEMO/$name.pid")" 2>/dev/null; then
+  if running "$name"; then
     echo "$name already running (pid $(cat "$DEMO/$name.pid"))"
     return
   fi
@@ -63,8 +65,11 @@ step "waiting for the consumer to apply every interaction"
 $EVENTREC demo-wait ingest --timeout 600
 
 step "trainer (fits now, on the complete matrix, then every hour)"
+# A trainer started now fits now: wait for a version newer than any that exists already.
+before=0
+if ! running trainer; then before=$($EVENTREC demo-wait sequence); fi
 start trainer $EVENTREC trainer
-$EVENTREC demo-wait model --timeout 600
+$EVENTREC demo-wait model --timeout 600 --newer-than "$before"
 ready=$(date +%s)
 
 step "evaluation: eventrec against popularity and the original guide's SVD + cosine"

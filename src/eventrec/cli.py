@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
-from eventrec.config import Settings, describe_settings, load_settings
+from eventrec.config import Settings, describe_settings, effective_settings, load_settings
 from eventrec.errors import EventrecError
 from eventrec.logs import configure_logging
 
@@ -15,7 +16,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _services(args: argparse.Namespace, settings: Settings) -> int:
-    from eventrec.local_services import LocalServices
+    from eventrec.devstack import LocalServices
 
     services = LocalServices(settings)
     if args.action == "up":
@@ -89,12 +90,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _settings(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print("| variable | default | meaning |\n|---|---|---|")
+    effective = dict(effective_settings(settings))
     for variable, default, description in describe_settings():
         if args.markdown:
             shown = f"`{default}`" if default else "(unset)"
             print(f"| `{variable}` | {shown} | {description} |")
         else:
-            print(f"{variable}={default}\n    {description}")
+            value = default if args.defaults else effective[variable]
+            print(f"{variable}={value}\n    {description}")
     return 0
 
 
@@ -136,9 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     register_trainer(commands)
     register_demo(commands)
 
-    settings = commands.add_parser("settings", help="list every setting with its default")
-    settings.add_argument(
-        "--markdown", action="store_true", help="as the README's table of settings"
+    settings = commands.add_parser(
+        "settings", help="list every setting with the value in effect here (secrets hidden)"
+    )
+    shown = settings.add_mutually_exclusive_group()
+    shown.add_argument("--defaults", action="store_true", help="the defaults instead")
+    shown.add_argument(
+        "--markdown", action="store_true", help="the defaults as the README's table of settings"
     )
     settings.set_defaults(handler=_settings, json_logs=False)
     return parser
@@ -161,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left early (`| head`): stop quietly, also at interpreter exit's flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

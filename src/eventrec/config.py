@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventrec.errors import ConfigError
@@ -32,12 +32,12 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:19092",
         description="Kafka bootstrap servers, host:port[,host:port]; "
-        "default is the local broker of `eventrec services up`.",
+        "unset: the local broker of `eventrec services up`, on EVENTREC_LOCAL_KAFKA_PORT.",
     )
     redis_url: str = Field(
         "redis://127.0.0.1:16379/0",
         description="Redis URL (redis:// or rediss://); "
-        "default is the local server of `eventrec services up`.",
+        "unset: the local server of `eventrec services up`, on EVENTREC_LOCAL_REDIS_PORT.",
     )
     key_prefix: str = Field(
         "eventrec",
@@ -153,7 +153,7 @@ class Settings(BaseSettings):
         "(topic recreated or truncated): resume from earliest, latest, or stop.",
     )
     search_history: int = Field(
-        20, ge=0, le=1000, description="Recent search queries kept per user."
+        20, ge=0, le=1000, description="Recent search queries kept per user (0: none)."
     )
     row_compact_bytes: int = Field(
         4096,
@@ -176,6 +176,12 @@ class Settings(BaseSettings):
         gt=0,
         le=10,
         description="How often serving checks for a new model version or catalog change.",
+    )
+    serving_reload_max_age_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="/ready fails (503) when serving's last successful check for a new model "
+        "version or catalog change is older than this.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every eventrec process."
@@ -220,6 +226,18 @@ class Settings(BaseSettings):
             raise ValueError("1-64 characters of letters, digits, _ . : -")
         return value
 
+    @model_validator(mode="after")
+    def _follow_local_ports(self) -> Settings:
+        # Unset URLs follow the local ports, so moving the local stack moves every client.
+        # Set past validation (frozen) to leave them out of model_fields_set: unset = managed.
+        if "kafka_bootstrap_servers" not in self.model_fields_set:
+            object.__setattr__(
+                self, "kafka_bootstrap_servers", f"127.0.0.1:{self.local_kafka_port}"
+            )
+        if "redis_url" not in self.model_fields_set:
+            object.__setattr__(self, "redis_url", f"redis://127.0.0.1:{self.local_redis_port}/0")
+        return self
+
     @property
     def bootstrap_servers(self) -> list[str]:
         return self.kafka_bootstrap_servers.split(",")
@@ -251,4 +269,22 @@ def describe_settings() -> list[tuple[str, str, str]]:
     for name, field in Settings.model_fields.items():
         default = "" if field.default is None else str(field.default)
         rows.append((env_name(name), default, field.description or ""))
+    return rows
+
+
+SECRET_FIELDS = frozenset({"admin_token"})
+
+
+def effective_settings(settings: Settings) -> list[tuple[str, str]]:
+    """(variable, value in effect) of every setting; a set secret shows as ``(set)``."""
+    rows = []
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            shown = ""
+        elif name in SECRET_FIELDS:
+            shown = "(set)"
+        else:
+            shown = str(value)
+        rows.append((env_name(name), shown))
     return rows

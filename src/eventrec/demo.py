@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 from eventrec.config import Settings
 from eventrec.model.records import TYPE_NAMES
 from eventrec.store.store import Store, connect
-from eventrec.store.versions import current_version, read_metadata
+from eventrec.store.versions import current_version, pinned_version, read_metadata
 
 
 def _progress(text: str) -> None:
@@ -47,8 +47,17 @@ def wait_ingested(settings: Settings, timeout: float) -> int:
         time.sleep(0.5)
 
 
-def wait_model(settings: Settings, min_interactions: int, timeout: float) -> dict[str, Any]:
-    """Wait for a current model version fitted on at least ``min_interactions``."""
+def model_sequence(settings: Settings) -> int:
+    """How many model versions were ever written (the next one is numbered above it)."""
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    return int(store.client.get(store.keys.model_sequence) or 0)
+
+
+def wait_model(
+    settings: Settings, min_interactions: int, timeout: float, newer_than: int = 0
+) -> dict[str, Any]:
+    """Wait for a current model version fitted on at least ``min_interactions`` and
+    numbered above ``newer_than`` (a second demo must not announce the first one's)."""
     store = Store(connect(settings.redis_url), settings.key_prefix)
     deadline = time.monotonic() + timeout
     started = time.monotonic()
@@ -56,9 +65,16 @@ def wait_model(settings: Settings, min_interactions: int, timeout: float) -> dic
         version = current_version(store)
         if version is not None:
             metadata = read_metadata(store, version)
-            if int(metadata.get("data", {}).get("interactions", 0)) >= min_interactions:
+            fitted_on = int(metadata.get("data", {}).get("interactions", 0))
+            if fitted_on >= min_interactions and int(metadata["sequence"]) > newer_than:
                 print(file=sys.stderr)
                 return metadata
+        pinned = pinned_version(store)
+        if pinned is not None:
+            raise SystemExit(
+                f"\nversion {pinned} is pinned: new versions are stored but do not go live "
+                f"(`eventrec model unpin`)"
+            )
         _progress(f"trainer: fitting ({time.monotonic() - started:.0f}s)")
         time.sleep(1.0)
     raise SystemExit(f"\nno model version within {timeout:.0f}s: see the trainer's log")
@@ -119,8 +135,20 @@ def register(commands: Any) -> None:
     wait = commands.add_parser(
         "demo-wait", help="(make demo) wait for the consumer, or for a model version"
     )
-    wait.add_argument("what", choices=["ingest", "model"])
-    wait.add_argument("--timeout", type=float, default=600)
+    wait.add_argument(
+        "what",
+        choices=["ingest", "model", "sequence"],
+        help="ingest: every interaction applied; model: a published version; "
+        "sequence: print the number of versions written so far and exit",
+    )
+    wait.add_argument("--timeout", type=float, default=600, help="seconds (default: 600)")
+    wait.add_argument(
+        "--newer-than",
+        type=int,
+        default=0,
+        metavar="SEQUENCE",
+        help="model: wait for a version numbered above this (from `demo-wait sequence`)",
+    )
     wait.set_defaults(handler=_wait, json_logs=False)
     show = commands.add_parser(
         "demo-report", help="(make demo) sample users' history beside their recommendations"
@@ -134,7 +162,10 @@ def _wait(args: argparse.Namespace, settings: Settings) -> int:
         total = wait_ingested(settings, args.timeout)
         print(f"all {total:,} interactions are in Redis")
         return 0
-    metadata = wait_model(settings, 1, args.timeout)
+    if args.what == "sequence":
+        print(model_sequence(settings))
+        return 0
+    metadata = wait_model(settings, 1, args.timeout, newer_than=args.newer_than)
     metrics = metadata.get("metrics", {})
     print(
         f"model {metadata['version']} published: validation NDCG@10 "

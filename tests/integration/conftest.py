@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.topics import create_topics
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,6 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from eventrec.config import Settings
 from eventrec.model.aggregate import aggregate
+from eventrec.model.records import TYPE_CODES
 from eventrec.store import Store, connect
 
 RATING_WEIGHTS = (0.0, 0.0, 1.0, 3.0, 5.0)
@@ -347,3 +348,75 @@ def assert_same_matrix(expected: dict[str, Any], stored: dict[str, Any], cap: in
     differing = sorted(u for u in wanted.keys() | stored["searches"].keys()
                        if wanted.get(u) != stored["searches"].get(u))  # fmt: skip
     assert not differing, [(u, wanted.get(u), stored["searches"].get(u)) for u in differing[:5]]
+
+
+def expected_counts(messages: Iterable[Message]) -> dict[str, int]:
+    """What the consumer's counters must read: first-seen valid messages applied, re-sent
+    ones de-duplicated, invalid ones dead-lettered; each exactly once, whatever crashed."""
+    seen: set[str] = set()
+    counts = {"processed": 0, "deduplicated": 0, "dead_lettered": 0}
+    for message in messages:
+        if not message.valid:
+            counts["dead_lettered"] += 1
+            continue
+        assert message.body is not None
+        first = message.body["interaction_id"] not in seen
+        seen.add(message.body["interaction_id"])
+        counts["processed" if first else "deduplicated"] += 1
+    return counts
+
+
+def stored_counts(settings: Settings) -> dict[str, int]:
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    counts = {"processed": 0, "deduplicated": 0, "dead_lettered": 0}
+    for partition in range(settings.topic_partitions):
+        stats = store.stats(settings.topic_interactions, partition)
+        for name in counts:
+            counts[name] += int(stats.get(name, 0))
+    store.client.close()
+    return counts
+
+
+def expected_rows(messages: Iterable[Message]) -> dict[str, list[tuple[str, int, int]]]:
+    """Per user, every first-seen valid interaction but searches as (event, type, time),
+    sorted: the rows exactly, where the aggregate view saturates (views, bookings)."""
+    seen: set[str] = set()
+    rows: dict[str, list[tuple[str, int, int]]] = {}
+    for message in messages:
+        body = message.body
+        if not message.valid or body is None or body["interaction_id"] in seen:
+            continue
+        seen.add(body["interaction_id"])
+        if body["type"] == "search":
+            continue
+        stamp = int(datetime.fromisoformat(body["occurred_at"]).timestamp())
+        rows.setdefault(body["user_id"], []).append(
+            (body["event_id"], TYPE_CODES[body["type"]], stamp)
+        )
+    return {user: sorted(row) for user, row in rows.items()}
+
+
+def stored_rows(settings: Settings) -> dict[str, list[tuple[str, int, int]]]:
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    topic = settings.topic_interactions
+    event_ids = {p: store.partition_event_ids(topic, p) for p in store.owner_partitions()}
+    rows = {}
+    for user_id in store.user_ids():
+        found = store.user_row(topic, user_id)
+        if found is None or not len(found[1]):
+            continue
+        partition, records = found
+        rows[user_id] = sorted(
+            (event_ids[partition][int(r["event"])], int(r["type"]), int(r["time"])) for r in records
+        )
+    store.client.close()
+    return rows
+
+
+def assert_exactly_once(messages: list[Message], settings: Settings) -> None:
+    """Exact counters and rows: a message applied twice or lost shows here."""
+    assert stored_counts(settings) == expected_counts(messages)
+    expected, stored = expected_rows(messages), stored_rows(settings)
+    assert stored.keys() == expected.keys()
+    differing = [u for u in expected if stored[u] != expected[u]]
+    assert not differing, [(u, len(expected[u]), len(stored[u])) for u in differing[:5]]

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.schemas import DeadLetter
 from eventrec.store import Store, connect
 from tests.integration.conftest import unique_settings
@@ -19,6 +19,7 @@ from tests.integration.ingest_helpers import (
     Message,
     Stream,
     applied_offsets,
+    assert_exactly_once,
     assert_same_matrix,
     expected_matrix,
     produce,
@@ -148,3 +149,24 @@ def test_names_the_missing_topics(services: LocalServices, tmp_path: Path) -> No
     assert consumer.process.wait(timeout=60) != 0
     assert f"missing Kafka topics: {settings.topic_interactions}" in consumer.log()
     assert "eventrec topics create" in consumer.log()
+
+
+def test_search_history_0_keeps_no_query_and_counts_every_search(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    settings = settings.model_copy(update={"search_history": 0})
+    messages = Stream(n_users=200, n_events=50, seed=13).take(3000)
+    searches = [m for m in messages if m.valid and m.body and m.body["type"] == "search"]
+    assert len(searches) > 50
+    produce(settings, settings.topic_interactions, messages)
+    consumer = ConsumerProcess(settings, tmp_path / "consumer.log").start()
+    try:
+        wait_until(lambda: applied_offsets(settings) == len(messages), 120, "every offset applied")
+    finally:
+        assert consumer.stop() == 0, consumer.log()[-3000:]
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    assert {u: store.user_searches(settings.topic_interactions, u) for u in store.user_ids()} == {
+        u: [] for u in store.user_ids()
+    }
+    store.client.close()
+    assert_exactly_once(messages, settings)

@@ -11,14 +11,15 @@ import pytest
 import redis
 
 from eventrec.config import Settings
+from eventrec.devstack import LocalServices
 from eventrec.errors import FencedBatchError
-from eventrec.local_services import LocalServices
 from eventrec.store import InteractionBatch, Store, connect, interaction_hash
 from tests.integration.ingest_helpers import (
     ConsumerProcess,
     Message,
     Stream,
     applied_offsets,
+    assert_exactly_once,
     assert_same_matrix,
     expected_matrix,
     produce,
@@ -51,19 +52,17 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(
     log_path = tmp_path / "consumer.log"
     consumer = ConsumerProcess(settings, log_path).start()
     chance = random.Random(5)
-    kills = 0
     try:
-        while kills < 6:
+        for _ in range(6):
             time.sleep(chance.uniform(0.5, 2.5))
             consumer.kill()
-            kills += 1
             consumer = ConsumerProcess(settings, log_path).start()
         producer.join(timeout=300)
         assert not producer.is_alive()
         wait_until(lambda: applied_offsets(settings) == len(messages), 300, "every offset applied")
     finally:
         assert consumer.stop() == 0, consumer.log()[-3000:]
-    assert kills >= 5
+    assert_exactly_once(messages, settings)
     assert_same_matrix(expected_matrix(messages), stored_matrix(settings))
 
 
@@ -125,6 +124,7 @@ def test_redis_down_for_10_seconds_mid_stream(
         assert consumer.stop() == 0, consumer.log()[-3000:]
     assert "redis unavailable" in consumer.log()
     assert "redis is back" in consumer.log()
+    assert_exactly_once(messages, settings)
     assert_same_matrix(expected_matrix(messages), stored_matrix(settings))
 
 
@@ -145,4 +145,5 @@ def test_broker_restart_mid_stream(
         assert consumer.process.poll() is None
     finally:
         assert consumer.stop() == 0, consumer.log()[-3000:]
+    assert_exactly_once(messages, settings)
     assert_same_matrix(expected_matrix(messages), stored_matrix(settings))

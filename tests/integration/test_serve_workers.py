@@ -84,6 +84,17 @@ def test_workers_restart_after_a_crash_and_stop_cleanly(settings: Settings, tmp_
         answered = sum(healthy(port) for _ in range(20))
         assert answered == 20
         assert "serving worker exited with -9" in log.read_text()
+        wait_until(lambda: listeners(port) == 2, 30, "the replacement listening")
+
+        # A second quick death: restarted after 2 s, and meanwhile its socket is closed, so
+        # the kernel sends every new connection to the live worker.
+        replacement = max(workers_of(server.pid))
+        os.kill(replacement, signal.SIGKILL)
+        wait_until(lambda: "restarting in 2 s" in log.read_text(), 30, "the second death seen")
+        assert listeners(port) == 1
+        assert sum(healthy(port) for _ in range(10)) == 10
+        wait_until(lambda: listeners(port) == 2, 30, "the replacement's socket")
+        wait_until(lambda: len(workers_of(server.pid)) == 2, 30, "two workers again")
 
         # A second server on the same port is refused, not silently given half the traffic.
         second = start(settings, port, tmp_path / "second.log", workers=2)
@@ -104,6 +115,17 @@ def test_workers_restart_after_a_crash_and_stop_cleanly(settings: Settings, tmp_
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def listeners(port: int) -> int:
+    """Sockets listening on ``port`` (each worker's SO_REUSEPORT socket is one)."""
+    suffix = f":{port:04X}"
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            count += fields[1].endswith(suffix) and fields[3] == "0A"
+    return count
 
 
 def still_running(pids: set[int]) -> set[int]:

@@ -10,16 +10,21 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.schemas import EventStatus, encode
+from eventrec.serving.app import create_app
+from eventrec.store.store import Store, connect
+from eventrec.store.versions import activate_version, current_version, load_version, write_version
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.platform import SyntheticPlatform, generate
 from eventrec.synth.publish import publish
@@ -109,8 +114,11 @@ def stack(services: LocalServices, tmp_path_factory: pytest.TempPathFactory) -> 
     settings = unique_settings(services)
     create_topics(settings)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    # Category tastes only: the checks below look for the planted categories.
     platform = generate(
-        SynthConfig(n_users=2000, n_events=400, n_interactions=80_000, seed=3, now=now)
+        SynthConfig(
+            n_users=2000, n_events=400, n_interactions=80_000, seed=3, now=now, latent_share=0.0
+        )
     )
     publish(platform, settings, progress=False)
     logs = tmp_path_factory.mktemp("serving")
@@ -191,7 +199,9 @@ def test_recommendations_recover_planted_tastes(stack: Stack) -> None:
         popular_hits += len(favourites & set(popular))
     assert ours_category / len(users) >= 0.6
     assert ours_category >= 1.5 * popular_category
-    assert ours_hits >= 2 * popular_hits
+    # Planted favourites include the platform's hugely popular events (heavy-tailed since
+    # #11), which the popular list finds too.
+    assert ours_hits >= 1.5 * popular_hits
 
 
 def test_never_shows_started_cancelled_booked_dismissed_or_rated(stack: Stack) -> None:
@@ -468,3 +478,169 @@ def test_redis_outage_gives_503_and_serving_recovers(stack: Stack, services: Loc
         responses = concurrent_recommendations(many, users)
     assert [r.status_code for r in responses] == [200] * len(users), responses[0].text
     assert stack.serve.recommend(user_id)["strategy"] == "personalised"
+
+
+# -- serving under faults, in process (the app on the stack's data, settings of its own) --
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@contextmanager
+def in_process(settings: Settings, **overrides: Any) -> Iterator[httpx.Client]:
+    """The app served from a thread of this process, on the stack's Redis, own settings."""
+    own = settings.model_copy(update={"admin_token": ADMIN_TOKEN, **overrides})
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(own), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="in-process-serve", daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, 60, "the in-process server")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def broken_copy(store: Store, version: str) -> str:
+    """A new stored version equal to ``version`` but for damaged item factors."""
+    loaded = load_version(store, version=version)
+    metadata = {k: v for k, v in loaded.metadata.items() if k not in ("arrays", "checksum")}
+    broken = write_version(store, loaded.arrays(), metadata)
+    store.client.hset(
+        store.keys.model_arrays(broken), "item_factors", loaded.item_factors.tobytes()[:-4]
+    )
+    return broken
+
+
+def test_a_refused_version_leaves_replicas_ready_on_the_checked_one(stack: Stack) -> None:
+    store = Store(connect(stack.settings.redis_url), stack.settings.key_prefix)
+    good = current_version(store)
+    assert good is not None
+    broken = broken_copy(store, good)
+    user_id = active_users(stack.platform, 1)[0]
+    try:
+        with in_process(stack.settings) as app:
+            assert app.get("/ready").json()["model_version"] == good
+            # Checked before activation: refused with the reason, nothing switched.
+            refused = app.post(f"/models/{broken}/activate", headers=ADMIN)
+            assert refused.status_code == 409
+            assert "item_factors" in refused.json()["detail"]
+            assert current_version(store) == good
+
+            # Made current behind serving's back (an older tool): every replica refuses it
+            # and stays ready on the version it checked.
+            activate_version(store, broken)
+            replicas = (app, stack.serve.client)
+            wait_until(
+                lambda: all(broken in r.get("/ready").json().get("refused", {}) for r in replicas),
+                10,
+                "both replicas refused it",
+            )
+            for replica in replicas:
+                ready = replica.get("/ready")
+                assert ready.status_code == 200, ready.text
+                assert ready.json()["model_version"] == good
+                assert "item_factors" in ready.json()["refused"][broken]
+            listed = {v["version"]: v for v in app.get("/models").json()["versions"]}
+            assert "item_factors" in listed[broken]["refused"]
+            assert "refused" not in listed[good]
+            answer = app.get("/recommendations", params={"user_id": user_id}).json()
+            assert answer["model_version"] == good
+            assert answer["strategy"] == "personalised"
+    finally:
+        activate_version(store, good)
+        store.client.close()
+
+
+def test_the_reload_watcher_outlives_a_failure_and_ready_shows_its_age(stack: Stack) -> None:
+    store = Store(connect(stack.settings.redis_url), stack.settings.key_prefix)
+    keys = store.keys
+    trending = store.client.get(keys.model_trending)
+    try:
+        with in_process(stack.settings, serving_reload_max_age_seconds=2.0) as app:
+            ready = app.get("/ready").json()
+            assert ready["ready"] is True
+            assert 0 <= ready["reload_age_seconds"] < 2
+            # A reload that fails on something else than Redis or a refused version.
+            store.client.set(keys.model_trending, b"{not json")
+            store.client.incr(keys.model_switches)
+            wait_until(lambda: app.get("/ready").status_code == 503, 20, "not ready")
+            failing = app.get("/ready").json()
+            assert failing["reload_age_seconds"] > 2
+            assert "JSONDecodeError" in failing["reason"]
+            store.client.set(keys.model_trending, trending)
+            wait_until(lambda: app.get("/ready").status_code == 200, 30, "the watcher recovered")
+            assert app.get("/ready").json()["reload_age_seconds"] < 2
+    finally:
+        store.client.set(keys.model_trending, trending)
+        store.client.close()
+
+
+def test_fallback_hides_own_events_and_finds_profiles_in_every_partition(stack: Stack) -> None:
+    """Users under EVENTREC_MIN_INTERACTIONS_PERSONAL get trending, minus their own events;
+    profiles are found in the partitions that hold them, not the configured count."""
+    settings = stack.settings
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    users = active_users(stack.platform, 80)
+    own = history(stack.platform)
+    with in_process(settings, min_interactions_personal=1_000_000, topic_partitions=1) as app:
+        popular = {i["event_id"] for i in app.get("/popular", params={"limit": 50}).json()["items"]}
+        exposed = 0
+        for user_id in users:
+            hidden = set().union(*own[user_id].values())
+            exposed += bool(hidden & popular)
+            body = app.get("/recommendations", params={"user_id": user_id, "limit": 50}).json()
+            assert body["strategy"].startswith("trending"), body["strategy"]
+            shown = {item["event_id"] for item in body["items"]}
+            assert not shown & hidden, (user_id, shown & hidden)
+        assert exposed >= 10  # the unmasked trending list would have shown them
+
+        keys = store.keys
+
+        def partition_of(user_id: str) -> int:
+            found = [
+                p
+                for p in range(6)
+                if store.client.hexists(keys.profiles(settings.topic_users, p), user_id)
+            ]
+            assert len(found) == 1
+            return found[0]
+
+        far = [u for u in users if partition_of(u) > 0][:10]
+        assert len(far) == 10
+        for user_id in far:
+            body = app.get("/recommendations", params={"user_id": user_id}).json()
+            assert body["strategy"].startswith("trending_profile"), user_id
+    store.client.close()
+
+
+def test_admin_coalesces_train_requests_and_answers_503_without_redis(stack: Stack) -> None:
+    store = Store(connect(stack.settings.redis_url), stack.settings.key_prefix)
+    store.client.delete(store.keys.train_requests)
+    try:
+        with in_process(stack.settings) as app:
+            first = app.post("/train", headers=ADMIN)
+            second = app.post("/train", headers=ADMIN)
+            assert (first.status_code, first.json()) == (202, {"queued": 1, "coalesced": False})
+            assert (second.status_code, second.json()) == (202, {"queued": 1, "coalesced": True})
+            assert store.client.llen(store.keys.train_requests) == 1
+    finally:
+        store.client.delete(store.keys.train_requests)
+        store.client.close()
+
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    with in_process(stack.settings, redis_url=nowhere) as app:
+        for method, path in (
+            ("POST", "/train"),
+            ("POST", "/models/v000001/activate"),
+            ("POST", "/models/v000001/pin"),
+            ("DELETE", "/models/pin"),
+            ("GET", "/models"),
+        ):
+            response = app.request(method, path, headers=ADMIN)
+            assert response.status_code == 503, (path, response.text)
+            assert "redis unavailable" in response.json()["detail"]
+            assert response.headers["Retry-After"]

@@ -6,7 +6,7 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.topics import admin_client, create_topics, missing_topics
 from tests.integration.conftest import unique_settings
 

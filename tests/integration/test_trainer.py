@@ -7,25 +7,29 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import redis
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.store import Store, connect
 from eventrec.store.versions import (
     ModelVersionError,
     current_version,
     list_versions,
     load_version,
+    pinned_version,
     read_trending,
     request_training,
+    unpin_version,
     write_version,
 )
 from eventrec.synth.config import SynthConfig
@@ -339,3 +343,135 @@ def test_sigterm_during_a_fit_abandons_it_and_keeps_the_current_version(
     assert current_version(store) == current
     assert store.client.get(store.keys.model_sequence) == sequence
     assert store.client.get(store.keys.train_lock) is None
+
+
+def test_run_forever_outlives_a_version_error_and_a_snapshot_error(
+    ingested: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventrec.trainer import loop
+
+    monkeypatch.setattr(loop, "RETRY_SECONDS", 0.05)
+    trainer = loop.Trainer(ingested, store)
+    failures = [
+        ValueError("index 9 is out of range (the snapshot kept racing the consumer)"),
+        ModelVersionError("model version v000099: arrays ['trending'] are missing"),
+        ValueError("again"),
+    ]
+    calls: list[int] = []
+
+    def snapshot() -> object:
+        calls.append(1)
+        if len(calls) == len(failures):
+            trainer.stopping.set()
+        raise failures[len(calls) - 1]
+
+    monkeypatch.setattr(trainer, "_snapshot", snapshot)
+    runner = threading.Thread(target=trainer.run_forever)
+    runner.start()
+    runner.join(timeout=60)
+    assert not runner.is_alive()
+    assert len(calls) == 3
+    assert store.client.get(store.keys.train_lock) is None
+    assert store.client.get(store.keys.train_running) is None
+
+
+def test_a_version_serving_would_refuse_never_goes_live(
+    ingested: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventrec.trainer import loop
+
+    if current_version(store) is None:
+        fit_once(ingested)
+    current = current_version(store)
+    real_fit = loop.fit_version
+
+    def fit_without_content(*args: Any, **kwargs: Any) -> Any:
+        fitted = real_fit(*args, **kwargs)
+        del fitted.metadata["content"]  # writes fine, fails serving's load
+        return fitted
+
+    monkeypatch.setattr(loop, "fit_version", fit_without_content)
+    outcome = loop.Trainer(ingested, store).cycle("test")
+    assert outcome.outcome == "failed", outcome
+    assert "incomplete metadata" in outcome.reason
+    assert outcome.version is not None
+    assert outcome.version in {v["version"] for v in list_versions(store)}
+    assert current_version(store) == current
+
+
+def test_a_pin_holds_against_the_trainer_until_activate_moves_it_or_unpin(
+    ingested: Settings, store: Store
+) -> None:
+    from eventrec.trainer import loop
+
+    if current_version(store) is None:
+        fit_once(ingested)
+    pinned = current_version(store)
+    assert pinned is not None
+    done = eventrec(ingested, "model", "pin", pinned)
+    assert done.returncode == 0, done.stderr
+    try:
+        trainer = loop.Trainer(ingested, store)
+        stored = trainer.cycle("test")
+        assert stored.outcome == "stored", stored
+        assert stored.version is not None
+        assert current_version(store) == pinned
+        assert f"version {pinned} is pinned" in stored.reason
+
+        # An explicit activation is obeyed and moves the pin.
+        done = eventrec(ingested, "model", "activate", stored.version)
+        assert done.returncode == 0, done.stderr
+        assert current_version(store) == stored.version
+        assert pinned_version(store) == stored.version
+        listing = eventrec(ingested, "model", "list")
+        assert f"pinned: {stored.version}" in listing.stdout
+
+        done = eventrec(ingested, "model", "unpin")
+        assert done.returncode == 0, done.stderr
+        assert f"unpinned {stored.version}" in done.stdout
+        published = trainer.cycle("test")
+        assert published.outcome == "published", published
+        assert current_version(store) == published.version != stored.version
+    finally:
+        unpin_version(store)
+
+
+def test_requests_for_the_data_of_a_running_fit_are_coalesced(
+    ingested: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventrec.trainer import loop
+
+    topic = ingested.topic_interactions
+    store.client.delete(store.keys.train_requests)
+    fitting, release = threading.Event(), threading.Event()
+    real_fit = loop.fit_version
+
+    def held_fit(*args: Any, **kwargs: Any) -> Any:
+        fitting.set()
+        assert release.wait(60)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "fit_version", held_fit)
+    outcomes: list[loop.CycleOutcome] = []
+    runner = threading.Thread(target=lambda: outcomes.append(loop.Trainer(ingested, store).cycle()))
+    runner.start()
+    partition = min(int(p) for p in store.client.smembers(store.keys.user_partitions))
+    offset = store.stored_offset(topic, partition)
+    assert offset is not None
+    try:
+        assert fitting.wait(60)
+        assert request_training(store, reason="same data", topic=topic) == (0, True)
+        assert store.client.llen(store.keys.train_requests) == 0
+        # New data since the running fit's snapshot: a fit is queued, once.
+        assert store.reset_offset(topic, partition, offset, offset + 1)
+        assert request_training(store, reason="new data", topic=topic) == (1, False)
+        assert request_training(store, reason="new data", topic=topic) == (1, True)
+    finally:
+        store.reset_offset(topic, partition, offset + 1, offset)
+        release.set()
+        runner.join(timeout=120)
+    assert [o.outcome for o in outcomes] == ["published"]
+    # No fit runs now: a request is queued even for the data the last fit read.
+    store.client.delete(store.keys.train_requests)
+    assert request_training(store, reason="after", topic=topic) == (1, False)
+    store.client.delete(store.keys.train_requests)

@@ -73,3 +73,25 @@ def test_settings_are_immutable() -> None:
     settings = Settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.key_prefix = "other"  # type: ignore[misc]
+
+
+def test_unset_urls_follow_the_local_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTREC_LOCAL_KAFKA_PORT", "19392")
+    monkeypatch.setenv("EVENTREC_LOCAL_REDIS_PORT", "16679")
+    settings = load_settings()
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:19392"
+    assert settings.bootstrap_servers == ["127.0.0.1:19392"]
+    assert settings.redis_url == "redis://127.0.0.1:16679/0"
+    # Still unset: `eventrec services` manages the local servers on the moved ports.
+    assert "kafka_bootstrap_servers" not in settings.model_fields_set
+    assert "redis_url" not in settings.model_fields_set
+
+
+def test_set_urls_win_over_the_local_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTREC_LOCAL_KAFKA_PORT", "19392")
+    monkeypatch.setenv("EVENTREC_LOCAL_REDIS_PORT", "16679")
+    monkeypatch.setenv("EVENTREC_KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092")
+    monkeypatch.setenv("EVENTREC_REDIS_URL", "redis://redis-1:6379/2")
+    settings = load_settings()
+    assert settings.kafka_bootstrap_servers == "kafka-1:9092"
+    assert settings.redis_url == "redis://redis-1:6379/2"

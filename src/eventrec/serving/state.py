@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -220,10 +220,17 @@ def _strongest(
     return result
 
 
-def build_state(store: Store, topic_events: str, previous: ServingState | None) -> ServingState:
-    """Load the current version and catalog; reuse what has not changed."""
+def build_state(
+    store: Store,
+    topic_events: str,
+    previous: ServingState | None,
+    version: str | Literal["current"] | None = "current",
+) -> ServingState:
+    """Load a checked model version (default: the current one) and the catalog; reuse
+    what has not changed."""
     catalog_version = store.entity_version(topic_events)
-    version = current_version(store.client, store.keys.prefix)
+    if version == "current":
+        version = current_version(store.client, store.keys.prefix)
     model: LoadedModel | None
     if previous is not None and previous.model_version == version:
         model = previous.model

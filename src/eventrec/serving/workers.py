@@ -8,8 +8,9 @@ port with ``SO_REUSEPORT``; the kernel spreads new connections across them.
 
 The supervisor binds every socket itself (a port in use fails at once, with the address
 in the message), starts one process per socket, restarts a worker that dies (waiting
-longer after each quick death, never a tight loop), and on SIGTERM/SIGINT stops them all
-and exits 0.
+longer after each quick death, never a tight loop; the dead worker's socket is closed
+meanwhile so the kernel stops routing connections to it, and the replacement gets a new
+one that it listens on once started), and on SIGTERM/SIGINT stops them all and exits 0.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ MAX_RESTART_PAUSE = 30.0
 STOP_TIMEOUT = 30.0
 
 
-def listening_socket(host: str, port: int, reuse_port: bool, backlog: int = 2048) -> socket.socket:
-    """A bound, listening TCP socket whose accepted connections have TCP_NODELAY.
+def listening_socket(
+    host: str, port: int, reuse_port: bool, backlog: int = 2048, listen: bool = True
+) -> socket.socket:
+    """A bound TCP socket, listening unless ``listen`` is false, whose accepted connections
+    have TCP_NODELAY.
 
     Without TCP_NODELAY each small reply can wait on the client's delayed ACK (40 ms).
+    A socket bound but not listening gets no connections: uvicorn starts listening once
+    the app has started (loaded its model), so a replacement worker joins the port ready.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -49,7 +55,8 @@ def listening_socket(host: str, port: int, reuse_port: bool, backlog: int = 2048
     except OSError as exc:
         sock.close()
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(backlog)
+    if listen:
+        sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
 
@@ -57,7 +64,8 @@ def listening_socket(host: str, port: int, reuse_port: bool, backlog: int = 2048
 class _Worker:
     def __init__(self, index: int, sock: socket.socket) -> None:
         self.index = index
-        self.sock = sock
+        self.sock: socket.socket | None = sock
+        self.address: tuple[str, int] = sock.getsockname()[:2]
         self.process: BaseProcess | None = None
         self.started_at = 0.0
         self.quick_deaths = 0
@@ -81,6 +89,9 @@ class Supervisor:
         self.restarts = 0
 
     def _start(self, worker: _Worker) -> None:
+        if worker.sock is None:
+            host, port = worker.address
+            worker.sock = listening_socket(host, port, reuse_port=True, listen=False)
         process = self._context.Process(
             target=self._target, args=(worker.sock,), name=f"eventrec-serve-{worker.index}"
         )
@@ -107,7 +118,8 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             for worker in self._workers:
-                worker.sock.close()
+                if worker.sock is not None:
+                    worker.sock.close()
         return 0
 
     def _check(self, worker: _Worker) -> None:
@@ -133,9 +145,18 @@ class Supervisor:
             process.close()
             worker.process = None
             worker.restart_at = now + pause
+            # A socket nobody accepts on still gets its share of new connections: close it,
+            # the replacement binds a new one.
+            if worker.sock is not None:
+                worker.sock.close()
+                worker.sock = None
         if now >= worker.restart_at:
             self.restarts += 1
-            self._start(worker)
+            try:
+                self._start(worker)
+            except OSError as exc:
+                log.error("cannot restart serving worker %d: %s", worker.index, exc)
+                worker.restart_at = now + MAX_RESTART_PAUSE
 
     def _stop_all(self) -> None:
         running = [w.process for w in self._workers if w.process is not None]

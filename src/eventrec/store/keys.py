@@ -142,6 +142,16 @@ class Keys:
         return self._models("train-requests")
 
     @property
+    def model_pin(self) -> str:
+        """The pinned version: while set, the trainer stores versions but does not switch."""
+        return self._models("pin")
+
+    @property
+    def train_running(self) -> str:
+        """The data (stored offsets) the running fit read; coalesces requests for the same."""
+        return self._models("train-running")
+
+    @property
     def train_lock(self) -> str:
         """The trainer lock: a token with an expiry, held while one trainer fits."""
         return self._models("train-lock")

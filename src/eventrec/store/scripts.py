@@ -116,8 +116,11 @@ for j = 0, (#ARGV - base) / 3 - 1 do
   local hash = ARGV[base + j * 3 + 2]
   if fresh(hash) then
     local key = KEYS[first_row_key - 1 + n_rows + slot]
-    redis.call('LPUSH', key, ARGV[base + j * 3 + 3])
-    redis.call('LTRIM', key, 0, search_cap - 1)
+    -- A cap of 0 keeps no query (LTRIM to -1 would keep them all).
+    if search_cap > 0 then
+      redis.call('LPUSH', key, ARGV[base + j * 3 + 3])
+      redis.call('LTRIM', key, 0, search_cap - 1)
+    end
     applied = applied + 1
   else
     duplicates = duplicates + 1

@@ -181,6 +181,10 @@ class Store:
         value = self.client.hget(self.keys.owner, user_id)
         return None if value is None else int(value)
 
+    def user_ids(self) -> list[str]:
+        """Every user id that has an owner (a row, searches, or a routed interaction)."""
+        return [raw.decode() for raw in self.client.hkeys(self.keys.owner)]
+
     def owner_partitions(self) -> list[int]:
         """The interactions partitions that own users, ascending."""
         return sorted(int(p) for p in self.client.smembers(self.keys.user_partitions))

@@ -39,15 +39,19 @@ __all__ = [
     "array_bytes",
     "checksum",
     "current_version",
+    "data_marker",
     "event_content",
     "export_version",
     "import_version",
     "list_versions",
     "load_version",
+    "mark_training",
+    "pinned_version",
     "prune_versions",
     "read_metadata",
     "read_trending",
     "request_training",
+    "unpin_version",
     "write_trending",
     "write_version",
 ]
@@ -67,13 +71,29 @@ ARRAYS_FILE = "arrays.npz"
 
 # Switch the current version only if it exists and (when a token is given) the caller
 # still holds the trainer lock: a trainer that lost its lock must not publish.
+# A trainer (token given) does not switch while a version is pinned; an explicit activation
+# moves the pin to the activated version. ARGV[4] = '1': pin it (set the pin) too.
 ACTIVATE = """
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then return 0 end
-if ARGV[2] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[2] then return -1 end
+if ARGV[2] ~= '' then
+  if redis.call('GET', KEYS[4]) ~= ARGV[2] then return -1 end
+  if redis.call('EXISTS', KEYS[5]) == 1 then return -2 end
+elseif ARGV[4] == '1' or redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('SET', KEYS[5], ARGV[1])
+end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 return 1
+"""
+
+# Queue a fit unless one is queued, or a fit of the same data (stored offsets) is running.
+REQUEST_TRAINING = """
+if redis.call('LLEN', KEYS[1]) > 0 then return {0, redis.call('LLEN', KEYS[1])} end
+if redis.call('EXISTS', KEYS[3]) == 1 and redis.call('GET', KEYS[2]) == ARGV[2] then
+  return {0, 0}
+end
+return {1, redis.call('RPUSH', KEYS[1], ARGV[1])}
 """
 
 
@@ -281,30 +301,54 @@ def write_version(
 
 
 def activate_version(
-    store_or_client: Any, version: str, prefix: str | None = None, lock_token: str = ""
-) -> None:
+    store_or_client: Any,
+    version: str,
+    prefix: str | None = None,
+    lock_token: str = "",
+    pin: bool = False,
+) -> bool:
     """Make ``version`` current (one SET), bump the switch counter and announce it.
 
-    With ``lock_token``, only while that token still holds the trainer lock.
+    With ``lock_token`` (the trainer), only while that token still holds the trainer lock,
+    and not while a version is pinned: then nothing changes and the result is False.
+    Without it (an operator), a pin moves to ``version``; ``pin=True`` sets one.
     """
     client, keys = _client(store_or_client), _keys(store_or_client, prefix)
     result = int(
         client.eval(
             ACTIVATE,
-            4,
+            5,
             keys.model_current,
             keys.model_versions,
             keys.model_switches,
             keys.train_lock,
+            keys.model_pin,
             version,
             lock_token,
             keys.model_channel,
+            "1" if pin else "0",
         )
     )
     if result == 0:
         raise ModelVersionError(f"model version {version} does not exist")
     if result == -1:
         raise ModelVersionError(f"not activating {version}: this trainer lost the training lock")
+    return result == 1
+
+
+def pinned_version(store_or_client: Any, prefix: str | None = None) -> str | None:
+    """The pinned version, or None when the trainer's versions go live."""
+    client, keys = _client(store_or_client), _keys(store_or_client, prefix)
+    value = client.get(keys.model_pin)
+    return None if value is None else value.decode()
+
+
+def unpin_version(store_or_client: Any, prefix: str | None = None) -> str | None:
+    """Remove the pin (the current version stays); the version that was pinned."""
+    client, keys = _client(store_or_client), _keys(store_or_client, prefix)
+    pinned = pinned_version(client, keys.prefix)
+    client.delete(keys.model_pin)
+    return pinned
 
 
 def current_version(store_or_client: Any, prefix: str | None = None) -> str | None:
@@ -543,8 +587,41 @@ def read_trending(store_or_client: Any, prefix: str | None = None) -> dict[str, 
     return document
 
 
-def request_training(store_or_client: Any, prefix: str | None = None, reason: str = "") -> int:
-    """Queue an on-demand fit for the trainer (``POST /train``); the queue's length."""
+def data_marker(store: Store, topic: str) -> str:
+    """The data a fit would read, as the stored offsets of the interactions' partitions."""
+    partitions = sorted(int(p) for p in store.client.smembers(store.keys.user_partitions))
+    offsets = store.stored_offsets(topic, partitions)
+    return json.dumps([[p, offsets[p]] for p in partitions])
+
+
+def mark_training(store: Store, marker: str | None, seconds: float = 3600.0) -> None:
+    """Record the data the running fit reads (None: no fit runs)."""
+    if marker is None:
+        store.client.delete(store.keys.train_running)
+    else:
+        store.client.set(store.keys.train_running, marker, ex=max(1, int(seconds)))
+
+
+def request_training(
+    store_or_client: Any, prefix: str | None = None, reason: str = "", topic: str | None = None
+) -> tuple[int, bool]:
+    """Queue an on-demand fit for the trainer (``POST /train``): (queue length, coalesced).
+
+    Coalesced (nothing queued) when a request is already queued, or, given the
+    interactions ``topic`` of a :class:`Store`, when the running fit read the same data.
+    """
     client, keys = _client(store_or_client), _keys(store_or_client, prefix)
+    marker = ""
+    if topic is not None and isinstance(store_or_client, Store):
+        marker = data_marker(store_or_client, topic)
     request = {"requested_at": _now_iso(time.time()), "reason": reason}
-    return int(client.rpush(keys.train_requests, json.dumps(request)))
+    queued, length = client.eval(
+        REQUEST_TRAINING,
+        3,
+        keys.train_requests,
+        keys.train_running,
+        keys.train_lock,
+        json.dumps(request),
+        marker or "-",
+    )
+    return int(length), not int(queued)

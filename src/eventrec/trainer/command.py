@@ -1,4 +1,4 @@
-"""`eventrec trainer` and `eventrec model list|show|activate|export|import`."""
+"""`eventrec trainer` and `eventrec model list|show|activate|pin|unpin|export|import`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from eventrec.store.versions import (
     import_version,
     list_versions,
     load_version,
+    pinned_version,
     read_metadata,
+    unpin_version,
 )
 
 __all__ = ["register"]
@@ -60,6 +62,9 @@ def _model(args: argparse.Namespace, settings: Settings) -> int:
             print("no model versions yet")
         for metadata in versions:
             print(_summary(metadata))
+        pinned = pinned_version(store)
+        if pinned is not None:
+            print(f"pinned: {pinned} (the trainer stores new versions but does not switch)")
         return 0
     if args.action == "show":
         metadata = read_metadata(store, args.version)
@@ -67,10 +72,15 @@ def _model(args: argparse.Namespace, settings: Settings) -> int:
         load_version(store, version=args.version)
         print(json.dumps(metadata, indent=2, sort_keys=True))
         return 0
-    if args.action == "activate":
+    if args.action in ("activate", "pin"):
         load_version(store, version=args.version)
-        activate_version(store, args.version)
-        print(f"current model version: {args.version}")
+        activate_version(store, args.version, pin=args.action == "pin")
+        pinned = pinned_version(store)
+        print(f"current model version: {args.version}" + (" (pinned)" if pinned else ""))
+        return 0
+    if args.action == "unpin":
+        was = unpin_version(store)
+        print(f"unpinned {was}" if was else "no version was pinned")
         return 0
     if args.action == "export":
         target = export_version(store, args.version, args.directory)
@@ -78,6 +88,7 @@ def _model(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     version = import_version(store, args.directory)
     if args.activate:
+        load_version(store, version=version)
         activate_version(store, version)
     print(f"imported {args.directory} as {version}" + (" (now current)" if args.activate else ""))
     return 0
@@ -95,14 +106,21 @@ def register(commands: Any) -> None:
     trainer.set_defaults(handler=_trainer, json_logs=True)
 
     model: argparse.ArgumentParser = commands.add_parser(
-        "model", help="list, inspect, roll back, export or import model versions"
+        "model", help="list, inspect, roll back, pin, export or import model versions"
     )
     actions = model.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("list", help="every stored version; * marks the current one")
     show = actions.add_parser("show", help="a version's metadata (and whether it loads)")
     show.add_argument("version")
-    activate = actions.add_parser("activate", help="make a stored version current (rollback)")
+    activate = actions.add_parser(
+        "activate", help="make a stored version current (rollback); moves a pin to it"
+    )
     activate.add_argument("version")
+    pin = actions.add_parser(
+        "pin", help="make a stored version current and keep it: the trainer's versions wait"
+    )
+    pin.add_argument("version")
+    actions.add_parser("unpin", help="let the trainer's next version go live again")
     export = actions.add_parser("export", help="write a version as arrays.npz + metadata.json")
     export.add_argument("version")
     export.add_argument("directory", type=Path)

@@ -25,6 +25,10 @@ from eventrec.store import Snapshot, Store, connect
 from eventrec.store.versions import (
     ModelVersionError,
     activate_version,
+    data_marker,
+    load_version,
+    mark_training,
+    pinned_version,
     prune_versions,
     write_trending,
     write_version,
@@ -49,8 +53,8 @@ class TrainerStopped(BaseException):
 
 @dataclass(frozen=True)
 class CycleOutcome:
-    """What one cycle did: ``published``, ``gated``, ``too_little_data``, ``no_model``,
-    ``failed``, ``lock_busy`` or ``stopped``."""
+    """What one cycle did: ``published``, ``stored`` (a version is pinned), ``gated``,
+    ``too_little_data``, ``no_model``, ``failed``, ``lock_busy`` or ``stopped``."""
 
     outcome: str
     reason: str
@@ -175,8 +179,17 @@ class Trainer:
     def _locked_cycle(self, trigger: str) -> CycleOutcome:
         started = time.perf_counter()
         settings, store = self.settings, self.store
-        # Requests queued so far are answered by this cycle's snapshot.
+        # Requests queued so far are answered by this cycle's snapshot; later ones for the
+        # same data coalesce into it (the marker is dropped when the cycle ends).
         store.client.delete(self.keys.train_requests)
+        mark_training(store, data_marker(store, settings.topic_interactions))
+        try:
+            return self._fit_and_publish(trigger, started)
+        finally:
+            mark_training(store, None)
+
+    def _fit_and_publish(self, trigger: str, started: float) -> CycleOutcome:
+        settings, store = self.settings, self.store
         fit_started_at = _iso_now()
         log.info("training cycle started", extra={"event": "cycle_started", "trigger": trigger})
         snapshot_started = time.perf_counter()
@@ -249,11 +262,26 @@ class Trainer:
         publish_started = time.perf_counter()
         version = write_version(store, fitted.arrays, fitted.metadata)
         try:
-            activate_version(store, version, lock_token=self.lock.token)
+            # Serving's own checks first: a version serving would refuse never goes live.
+            load_version(store, version=version)
+            switched = activate_version(store, version, lock_token=self.lock.token)
         except ModelVersionError as exc:
             outcome = CycleOutcome("failed", str(exc), version, time.perf_counter() - started)
             log.error(outcome.reason, extra={"event": "publish_failed", "version": version})
             self._status(outcome)
+            return outcome
+        if not switched:
+            outcome = CycleOutcome(
+                "stored",
+                f"version {version} stored, not current: version {pinned_version(store)} is "
+                f"pinned (`eventrec model unpin` lets new versions go live)",
+                version,
+                time.perf_counter() - started,
+            )
+            log.warning(
+                outcome.reason, extra={"event": "version_stored_pinned", "version": version}
+            )
+            self._status(outcome, metrics=metrics)
             return outcome
         pruned = prune_versions(store, settings.model_keep_versions)
         seconds = time.perf_counter() - started
@@ -304,9 +332,12 @@ class Trainer:
                 trigger = "request"
             try:
                 self.cycle(trigger)
-            except RedisError as exc:
+            except (RedisError, ModelVersionError, ValueError) as exc:
+                # Redis down, a version that cannot be written, a snapshot that kept racing
+                # the consumer: this cycle is lost, the trainer is not.
                 log.error(
-                    "training cycle failed on Redis: %s; retrying in %.0f s",
+                    "training cycle failed: %s: %s; retrying in %.0f s",
+                    type(exc).__name__,
                     exc,
                     min(interval, RETRY_SECONDS),
                     extra={"event": "cycle_failed"},

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.store import Store, connect
 from eventrec.topics import create_topics, missing_topics
 from tests.integration.conftest import unique_settings

@@ -13,7 +13,7 @@ import pytest
 from kafka.admin import NewPartitions
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.store import Store, connect
 from eventrec.topics import admin_client, create_topics, missing_topics
 from tests.integration.conftest import unique_settings

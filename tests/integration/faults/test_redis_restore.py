@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from eventrec.config import Settings
-from eventrec.local_services import LocalServices
+from eventrec.devstack import LocalServices
 from eventrec.model.aggregate import aggregate
 from eventrec.model.records import InteractionLog
 from eventrec.store import Store, connect

@@ -15,8 +15,8 @@ from tests.unit.serving.test_catalog import event
 
 from eventrec.model.aggregate import InteractionWeights
 from eventrec.model.records import TYPE_BOOKING, TYPE_SAVE, TYPE_VIEW, InteractionLog
-from eventrec.serving.app import _reasons
 from eventrec.serving.catalog import Catalog, Filters, top_positions
+from eventrec.serving.items import explain
 from eventrec.serving.scoring import DIRECT_LIMIT, BatchScorer, best_eligible
 from eventrec.serving.state import ServingState
 
@@ -285,12 +285,12 @@ def test_a_failing_batch_fails_its_requests_not_the_scorer() -> None:
 def test_reasons_name_the_interaction_that_contributed_most() -> None:
     state = make_state()
     strongest = {0: (TYPE_BOOKING, 1), 1: (TYPE_VIEW, 2)}
-    reasons = _reasons(state, [2, 3, 0, 4], strongest)
+    reasons = explain(state, [2, 3, 0, 4], strongest)
     assert reasons == [
         "because you booked title a",  # c is close to a
         "because you viewed title b",  # d is close to b
         "because you viewed title b",  # a itself: another event is named
         "new in Colombo, like events you booked",  # e is newer than the model
     ]
-    assert _reasons(state, [0], {0: (TYPE_SAVE, 1)}) == ["you saved this event"]
-    assert _reasons(state, [1], {}) == ["recommended for you"]
+    assert explain(state, [0], {0: (TYPE_SAVE, 1)}) == ["you saved this event"]
+    assert explain(state, [1], {}) == ["recommended for you"]

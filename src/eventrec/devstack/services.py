@@ -129,8 +129,16 @@ class LocalServices:
         except (OSError, ValueError):
             return None
 
-    def _record_pid(self, directory: Path, pid: int) -> None:
+    def _record_pid(self, directory: Path, pid: int, address: str) -> None:
         (directory / "pid").write_text(f"{pid} {_start_time(pid)}\n")
+        (directory / "address").write_text(address + "\n")
+
+    def _recorded_address(self, directory: Path, default: str) -> str:
+        """Where the recorded process listens: its ports, not the current environment's."""
+        try:
+            return (directory / "address").read_text().strip() or default
+        except OSError:
+            return default
 
     # -- public ------------------------------------------------------------------------
 
@@ -151,13 +159,21 @@ class LocalServices:
 
     def down(self) -> list[ServiceStatus]:
         """Stop the processes this state directory started; nothing else."""
+        stopped = {
+            name: self._recorded_address(directory, default)
+            for name, directory, default in (
+                ("kafka", self.kafka_dir, self.kafka_address),
+                ("redis", self.redis_dir, self.redis_url),
+            )
+        }
         if self.manage_kafka:
             self._stop(self.kafka_dir, "kafka")
         if self.manage_redis:
             self._stop(self.redis_dir, "redis")
-        return self.status()
+        return self.status(stopped)
 
-    def status(self) -> list[ServiceStatus]:
+    def status(self, recorded: dict[str, str] | None = None) -> list[ServiceStatus]:
+        """Each server's state, at the address it was started on (``recorded`` after down)."""
         statuses = []
         for name, directory, address, managed in (
             ("kafka", self.kafka_dir, self.kafka_address, self.manage_kafka),
@@ -174,6 +190,10 @@ class LocalServices:
             record = self._pid(directory)
             running = _pid_alive(record)
             pid = record[0] if record is not None and running else None
+            if running:
+                address = self._recorded_address(directory, address)
+            elif recorded is not None:
+                address = recorded.get(name, address)
             statuses.append(ServiceStatus(name, address, pid, running, True))
         return statuses
 
@@ -184,8 +204,9 @@ class LocalServices:
             return
         if _port_open(self.redis_port):
             raise LocalServicesError(
-                f"port {self.redis_port} is taken by a process eventrec did not start; "
-                f"set EVENTREC_LOCAL_REDIS_PORT or EVENTREC_REDIS_URL"
+                f"port {self.redis_port} is taken by a process eventrec did not start: move the "
+                f"whole local stack with EVENTREC_LOCAL_REDIS_PORT (every eventrec client "
+                f"follows it), or use that server with EVENTREC_REDIS_URL"
             )
         server = shutil.which("redis-server")
         if server is None:
@@ -212,7 +233,7 @@ class LocalServices:
             start_new_session=True,
         )
         _STARTED[process.pid] = process
-        self._record_pid(self.redis_dir, process.pid)
+        self._record_pid(self.redis_dir, process.pid, self.redis_url)
         redis_log = self.redis_dir / "redis.log"
         self._wait(lambda: _port_open(self.redis_port), process, "redis", redis_log)
         log.info("redis-server started on port %d (pid %d)", self.redis_port, process.pid)
@@ -297,9 +318,10 @@ class LocalServices:
         for port in (self.kafka_port, self.controller_port):
             if _port_open(port):
                 raise LocalServicesError(
-                    f"port {port} is taken by a process eventrec did not start; set "
-                    f"EVENTREC_LOCAL_KAFKA_PORT / EVENTREC_LOCAL_KAFKA_CONTROLLER_PORT or "
-                    f"EVENTREC_KAFKA_BOOTSTRAP_SERVERS"
+                    f"port {port} is taken by a process eventrec did not start: move the "
+                    f"whole local stack with EVENTREC_LOCAL_KAFKA_PORT and "
+                    f"EVENTREC_LOCAL_KAFKA_CONTROLLER_PORT (every eventrec client follows "
+                    f"them), or use that broker with EVENTREC_KAFKA_BOOTSTRAP_SERVERS"
                 )
         libs = self.fetch_kafka()
         java = self._java()
@@ -340,7 +362,7 @@ class LocalServices:
         )
         output.close()
         _STARTED[process.pid] = process
-        self._record_pid(self.kafka_dir, process.pid)
+        self._record_pid(self.kafka_dir, process.pid, self.kafka_address)
         self._wait(self._kafka_ready, process, "kafka", self.kafka_dir / "server.log")
         log.info(
             "kafka %s started on port %d (pid %d)", KAFKA_VERSION, self.kafka_port, process.pid
@@ -411,6 +433,7 @@ class LocalServices:
             while _pid_alive(record):
                 time.sleep(0.05)
         (directory / "pid").unlink(missing_ok=True)
+        (directory / "address").unlink(missing_ok=True)
         log.info("%s stopped (pid %d)", name, pid)
 
 

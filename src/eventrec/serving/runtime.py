@@ -1,0 +1,219 @@
+"""The resources of one serving process, in three parts with one job each.
+
+:class:`Clients` are the connections (settings, key names, a sync store, an async
+Redis); :class:`Caches` hold what was loaded from them (the current :class:`ServingState`
+and the users' row locations); the :class:`ReloadWatcher` polls Redis and rebuilds the
+state when a version or the catalog changed. :class:`Runtime` puts them together with the
+request scorer; the routers reach it through ``serving.deps``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+
+from eventrec.config import Settings
+from eventrec.serving.reads import read_rows
+from eventrec.serving.scoring import BatchScorer
+from eventrec.serving.state import ServingState, build_state
+from eventrec.store.keys import Keys
+from eventrec.store.store import Store, connect
+from eventrec.store.versions import ModelVersionError, current_version
+
+log = logging.getLogger("eventrec.serving")
+
+
+class Clients:
+    """Settings, key names and the two Redis clients of one serving process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.store = Store(connect(settings.redis_url, retries=1), settings.key_prefix)
+        # redis-py types replies as bytes | str by connection options; ours are bytes.
+        # One immediate retry: after a Redis restart each pooled connection fails once
+        # (the server closed it) and reconnects; a Redis still down fails fast.
+        self.redis: Any = aioredis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            retry=AsyncRetry(NoBackoff(), 1),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        self.store.client.close()
+
+
+class Caches:
+    """What serving loaded from Redis: the current state, refused versions, profile partitions."""
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+        self.state: ServingState | None = None
+        self.load_error: str | None = None
+        # Versions that failed serving's checks, with the reason: never loaded again.
+        self.refused: dict[str, str] = {}
+        # Partitions of the users topic that hold profiles, and when they were read.
+        self.profile_partitions: list[int] = []
+        self.profile_partitions_at = -float("inf")
+        # When the watcher last saw Redis and had what it saw loaded (monotonic).
+        self.checked_at = time.monotonic()
+        self.watch_error: str | None = None
+
+    def reload(self) -> bool:
+        """Build a new state if the model version or the catalog changed; keep the old on error.
+
+        A version that fails the checks is refused once: the state keeps the last checked
+        version (catalog and trending still refresh) and the refusal is remembered.
+        """
+        store, settings = self.clients.store, self.clients.settings
+        version: str | None = None
+        try:
+            version = current_version(store.client, store.keys.prefix)
+            if version in self.refused:
+                version = self.state.model_version if self.state is not None else None
+            state = build_state(store, settings.topic_events, self.state, version)
+        except ModelVersionError as exc:
+            log.error("model version %s refused, serving the previous one: %s", version, exc)
+            if version is not None:
+                self.refused[version] = str(exc)
+            self.load_error = str(exc)
+            return False
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if self.load_error != "redis":
+                log.warning("redis unavailable while reloading: %s", exc)
+            self.load_error = "redis"
+            return False
+        previous = self.state
+        self.state = state
+        self.load_error = None
+        if (
+            previous is None
+            or state.catalog is not previous.catalog
+            or state.model is not previous.model
+        ):
+            # The catalog's documents and id maps are hundreds of thousands of long-lived
+            # objects: out of the collector's way, a full collection does not stall requests.
+            gc.freeze()
+        if previous is None or previous.model_version != state.model_version:
+            log.info(
+                "model version loaded",
+                extra={"model_version": state.model_version, "catalog_events": len(state.catalog)},
+            )
+        return True
+
+
+class ReloadWatcher:
+    """Polls the version and catalog counters; reloads within a second of a change.
+
+    It never ends on an error: it logs, backs off (up to ``MAX_BACKOFF_SECONDS``) and
+    tries again; with Redis down it keeps its pace, to reload as soon as Redis is back.
+    ``Caches.checked_at`` tells ``/ready`` how long it has been failing.
+    """
+
+    MAX_BACKOFF_SECONDS = 10.0
+
+    def __init__(self, clients: Clients, caches: Caches) -> None:
+        self.clients = clients
+        self.caches = caches
+        self._task: asyncio.Task[None] | None = None
+        self._seen: tuple[Any, ...] | None = None
+        self._last_trending = time.monotonic()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _watch(self) -> None:
+        caches = self.caches
+        pause = self.clients.settings.serving_reload_seconds
+        failures = 0
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                ok = await self.check()
+            except Exception as exc:  # the watcher must outlive any one failure
+                failures += 1
+                caches.watch_error = f"{type(exc).__name__}: {exc}"
+                if failures == 1 or failures % 100 == 0:
+                    log.exception("reload watcher failed (%d in a row); retrying", failures)
+                ok = False
+            else:
+                # Redis down is not a fault of ours: keep polling at the usual pace.
+                failures = 0
+            if ok:
+                caches.watch_error = None
+                caches.checked_at = time.monotonic()
+            base = self.clients.settings.serving_reload_seconds
+            pause = min(self.MAX_BACKOFF_SECONDS, base * 2 ** min(failures, 10))
+
+    async def check(self) -> bool:
+        """One poll: reload when something changed; True when everything seen is loaded."""
+        clients, caches = self.clients, self.caches
+        settings, keys = clients.settings, clients.keys
+        try:
+            current, switches = await clients.redis.mget(keys.model_current, keys.model_switches)
+            catalog_version = await asyncio.to_thread(
+                clients.store.entity_version, settings.topic_events
+            )
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            caches.watch_error = f"redis unavailable: {exc}"
+            return False
+        marker = (current, switches, catalog_version)
+        stale_trending = time.monotonic() - self._last_trending > 30
+        if marker == self._seen and not stale_trending and caches.load_error is None:
+            return True
+        if await asyncio.to_thread(caches.reload):
+            self._seen = marker
+            self._last_trending = time.monotonic()
+            return True
+        # A refused version is a known state, not a failing watcher.
+        return current is not None and current.decode() in caches.refused
+
+
+class Runtime:
+    """One serving process: its clients, caches, reload watcher and request scorer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.clients = Clients(settings)
+        self.caches = Caches(self.clients)
+        self.watcher = ReloadWatcher(self.clients, self.caches)
+        self.scorer = BatchScorer(
+            lambda user_ids, state: read_rows(self.clients, self.caches, user_ids, state),
+            min_records=settings.min_interactions_personal,
+            hide_viewed=settings.hide_viewed,
+        )
+
+    async def start(self) -> None:
+        try:
+            await asyncio.to_thread(self.caches.reload)
+        except Exception:  # the watcher retries; /ready tells the load balancer meanwhile
+            log.exception("first load failed")
+        self.watcher.start()
+
+    async def stop(self) -> None:
+        scorer = self.scorer
+        if scorer.batches:
+            log.info(
+                "answered %d requests in %d batches (%.1f per batch), %.0f vectors scored each",
+                scorer.scored,
+                scorer.batches,
+                scorer.scored / scorer.batches,
+                scorer.scanned / max(scorer.scored, 1),
+            )
+        self.watcher.stop()
+        await self.clients.close()
