@@ -78,6 +78,16 @@ def test_growing_partitions_with_members_coming_and_going_loses_nothing(
     chunks = 30
     size = -(-len(sent) // chunks)
     grown = threading.Event()
+    grown_at: list[float] = []
+    first_new_applied: list[float] = []
+
+    def new_partitions_applied() -> bool:
+        store = Store(connect(settings.redis_url), settings.key_prefix)
+        try:
+            stored = store.stored_offsets(settings.topic_interactions, range(6, 12))
+        finally:
+            store.client.close()
+        return any(offset for offset in stored.values())
 
     def producer() -> None:
         for i, start in enumerate(range(0, len(sent), size)):
@@ -85,6 +95,7 @@ def test_growing_partitions_with_members_coming_and_going_loses_nothing(
             produce_kafka_python(settings, sent[start : start + size], metadata_max_age_ms=1000)
             if i == chunks // 3:
                 grow(settings, 12)
+                grown_at.append(time.monotonic())
                 grown.set()
             time.sleep(0.5)
 
@@ -96,6 +107,8 @@ def test_growing_partitions_with_members_coming_and_going_loses_nothing(
     try:
         while thread.is_alive():
             time.sleep(chance.uniform(1.0, 3.0))
+            if grown.is_set() and not first_new_applied and new_partitions_applied():
+                first_new_applied.append(time.monotonic())
             if len(members) < MEMBERS and (len(members) == 1 or chance.random() < 0.5):
                 members.append(start_member(settings, tmp_path / f"member-{started}.log"))
                 started += 1
@@ -108,10 +121,14 @@ def test_growing_partitions_with_members_coming_and_going_loses_nothing(
             members.append(start_member(settings, tmp_path / f"member-{started}.log"))
             started += 1
         wait_caught_up(settings, 300)
+        if not first_new_applied:
+            first_new_applied.append(time.monotonic())
     finally:
         for member in members:
             assert member.stop() == 0, member.log()[-3000:]
     assert started >= 4
+    # Added partitions are consumed within a minute (EVENTREC_CONSUMER_METADATA_MAX_AGE_MS).
+    assert first_new_applied[0] - grown_at[0] < 60
     ends = end_offsets(settings, settings.topic_interactions)
     assert len(ends) == 12
     assert all(ends[p] > 0 for p in range(6, 12))
