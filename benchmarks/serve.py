@@ -202,11 +202,8 @@ def load_rows(store: Store, settings: Settings, data: dict[str, np.ndarray]) -> 
     n_users = int(data["user"].max()) + 1
     n_events = len(data["cluster_of_event"])
     event_ids = [f"ev-{i:06d}" for i in range(n_events)]
-    event_index = np.zeros(n_events, dtype=np.int64)
-    for start in range(0, n_events, 5000):
-        event_index[start : start + 5000] = store.event_indices(event_ids[start : start + 5000])
     records = np.empty(len(data["user"]), dtype=RECORD_DTYPE)
-    records["event"] = event_index[data["event"]]
+    records["event"] = data["event"]
     records["time"] = data["time"]
     records["type"] = data["kind"]
     records["value"] = data["value"]
@@ -217,12 +214,17 @@ def load_rows(store: Store, settings: Settings, data: dict[str, np.ndarray]) -> 
         offset = 0
         for start in range(0, len(members), USERS_PER_BATCH):
             chunk = members[start : start + USERS_PER_BATCH]
-            found = store.user_indices([user_id(int(u)) for u in chunk], partition)
+            names = [user_id(int(u)) for u in chunk]
+            store.claim_owners(names, partition)
+            rows = np.concatenate([records[bounds[m] : bounds[m + 1]] for m in chunk.tolist()])
+            # The step names events by their place in the batch's list (1-based).
+            named, place = np.unique(rows["event"], return_inverse=True)
+            rows["event"] = place + 1
             batch = InteractionBatch(topic, partition, offset, 0)
-            for member, (index, row_partition) in zip(chunk.tolist(), found, strict=True):
-                assert row_partition == partition
-                row = records[bounds[member] : bounds[member + 1]]
-                batch.add_records([index] * len(row), row.tobytes(), [NO_HASH] * len(row))
+            batch.event_ids = [event_ids[int(e)] for e in named]
+            owners = [n for m, n in zip(chunk.tolist(), names, strict=True)
+                      for _ in range(bounds[m + 1] - bounds[m])]  # fmt: skip
+            batch.add_records(owners, rows.tobytes(), [NO_HASH] * len(rows))
             batch.next_offset = offset + len(batch.slots)
             store.apply_interactions(batch, time.time())
             offset = batch.next_offset
@@ -230,8 +232,8 @@ def load_rows(store: Store, settings: Settings, data: dict[str, np.ndarray]) -> 
 
 def publish_model(store: Store, settings: Settings) -> str:
     """Fit a 64-factor model on the stored rows (no search) and make it current."""
-    log_ = store.snapshot(settings.topic_interactions)
-    event_ids = store.event_ids()[: log_.n_events]
+    snapshot = store.snapshot(settings.topic_interactions)
+    log_, event_ids = snapshot.log, snapshot.event_ids
     documents = store.entity_documents("events", settings.topic_events)
     model = EventrecModel(n_factors=64, random_state=0).fit(log_)
     featurizer, content_map, content_info = fit_content_map(
@@ -284,13 +286,17 @@ def guide_app() -> Any:
     store = Store(connect(settings.redis_url), settings.key_prefix)
     loaded = load_version(store)
     snapshot = store.snapshot(settings.topic_interactions)
-    confidence = aggregate(snapshot, loaded.model.weights_, loaded.model.now_).confidence
-    confidence = sp.csr_matrix(confidence[:, : len(loaded.event_ids)], dtype=np.float32)
+    confidence = aggregate(snapshot.log, loaded.model.weights_, loaded.model.now_).confidence
+    # The snapshot's dense event order is its own: select the model's events by id.
+    column = {event_id: i for i, event_id in enumerate(snapshot.event_ids)}
+    confidence = sp.csr_matrix(confidence, dtype=np.float32)[
+        :, [column[event_id] for event_id in loaded.event_ids]
+    ]
     scaled = sp.csr_matrix(confidence.multiply(loaded.column_scale[None, :]), dtype=np.float32)
     user_features = np.asarray(scaled @ loaded.item_factors, dtype=np.float32)
     event_features = loaded.item_factors
     columns = loaded.event_ids
-    index = {name: i for i, name in enumerate(store.user_ids())}
+    index = {name: i for i, name in enumerate(snapshot.user_ids)}
     store.client.close()
 
     def get_recommendations(user: str, n_recommendations: int = 10) -> list[dict[str, Any]]:

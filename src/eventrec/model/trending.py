@@ -32,7 +32,8 @@ def trending_scores(
 
     Each record weighs ``TRENDING_WEIGHTS[type] * 0.5 ** (age_days / half_life_days)``;
     ``now`` defaults to the latest record, so a quiet week does not zero every score.
-    Records after ``now`` do not count. Returns shape (n_events,), never negative.
+    A record after ``now`` (within the consumer's clock-skew allowance) counts as fresh,
+    never as older. Returns shape (n_events,), never negative.
     """
     if not len(log):
         return np.zeros(log.n_events, dtype=np.float32)
@@ -42,7 +43,6 @@ def trending_scores(
     weight = np.zeros(len(log), dtype=np.float64)
     for kind, value in TRENDING_WEIGHTS.items():
         weight[kinds == kind] = value
-    weight[times > reference] = 0.0
     age_days = np.maximum(reference - times, 0.0) / SECONDS_PER_DAY
     weight *= 0.5 ** (age_days / half_life_days)
     scores = np.bincount(log.records["event"], weights=weight, minlength=log.n_events)

@@ -59,7 +59,7 @@ class Clients:
 
 
 class Caches:
-    """What serving loaded from Redis: the current state, refused versions, row locations."""
+    """What serving loaded from Redis: the current state, refused versions, profile partitions."""
 
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
@@ -67,7 +67,6 @@ class Caches:
         self.load_error: str | None = None
         # Versions that failed serving's checks, with the reason: never loaded again.
         self.refused: dict[str, str] = {}
-        self.user_locations: dict[str, str] = {}
         # Running experiments, and the state of each variant's own model version.
         self.experiments: list[Experiment] = []
         self.variant_states: dict[str, ServingState] = {}

@@ -387,8 +387,11 @@ def fit_version(
     documents: Mapping[str, bytes],
     options: FitOptions,
     current: Mapping[str, Any] | None = None,
+    now: float | None = None,
 ) -> FittedVersion:
     """Fit a model version from a snapshot.
+
+    ``now`` anchors every decay (the snapshot's time); by default the latest record.
 
     Parameters
     ----------
@@ -460,7 +463,14 @@ def fit_version(
         )
 
     step = time.perf_counter()
-    served = fit_served(log, parsed, search.estimator(), end, options.trending_half_life_days)
+    # Decays are anchored to the snapshot's time; the validation cut to the data's end.
+    served = fit_served(
+        log,
+        parsed,
+        search.estimator(),
+        end if now is None else now,
+        options.trending_half_life_days,
+    )
     model, content_map, trending = served.model, served.content_map, served.trending
     timings["refit_and_content_map"] = time.perf_counter() - step
 
