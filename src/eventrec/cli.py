@@ -127,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve, json_logs=True)
 
     from eventrec.demo import register as register_demo
+    from eventrec.dlq.command import register as register_dlq
     from eventrec.evaluation.command import register as register_evaluate
+    from eventrec.publish import register as register_publish
     from eventrec.synth.command import register as register_synth
     from eventrec.trainer.command import register as register_trainer
 
@@ -135,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_evaluate(commands)
     register_trainer(commands)
     register_demo(commands)
+    register_publish(commands)
+    register_dlq(commands)
 
     settings = commands.add_parser("settings", help="list every setting with its default")
     settings.add_argument(

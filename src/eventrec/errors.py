@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class EventrecError(Exception):
     """Base of every error eventrec raises on purpose."""
@@ -33,3 +36,14 @@ class FencedBatchError(EventrecError):
 
 class LocalServicesError(EventrecError):
     """The local Kafka broker or Redis server of `eventrec services` could not start."""
+
+
+class DeliveryError(ServiceUnavailableError):
+    """Kafka did not acknowledge some messages; ``undelivered`` holds them to send again."""
+
+    def __init__(self, undelivered: Sequence[Any]) -> None:
+        self.undelivered = list(undelivered)
+        first = self.undelivered[0].error if self.undelivered else None
+        super().__init__(
+            f"{len(self.undelivered):,} messages were not delivered; first error: {first!r}"
+        )
