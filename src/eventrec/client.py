@@ -7,8 +7,10 @@ dead-letter is refused here, before sending, with the reason the dead letter wou
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from types import TracebackType
 from typing import Any, Literal
 
@@ -39,9 +41,19 @@ def message_bytes(message: Message) -> bytes:
     if isinstance(message, Mapping):
         try:
             return orjson.dumps(dict(message))
-        except (orjson.JSONEncodeError, TypeError) as exc:
+        except (orjson.JSONEncodeError, TypeError):
+            pass
+        try:  # the standard library also writes integers beyond 64 bits
+            return json.dumps(dict(message), default=_iso).encode("utf-8")
+        except (TypeError, ValueError) as exc:
             raise InvalidMessageError(f"value: not serialisable as JSON: {exc}") from None
     raise TypeError(f"expected a model, a mapping or bytes, not {type(message).__name__}")
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 def check(
