@@ -26,6 +26,7 @@ from kafka.errors import KafkaError, OffsetOutOfRangeError
 from kafka.structs import OffsetAndMetadata
 
 from eventrec.config import Settings
+from eventrec.consumer.delivery import Outgoing, deliver
 from eventrec.consumer.handler import (
     Message,
     prepare_entities,
@@ -40,6 +41,9 @@ from eventrec.store.store import StepResult, Store, connect
 from eventrec.topics import missing_topics
 
 log = logging.getLogger("eventrec.consumer")
+
+# A produce request carries a dead letter with its record and batch framing.
+DLQ_REQUEST_HEADROOM = 4096
 
 
 @dataclass
@@ -86,6 +90,7 @@ class InteractionConsumer:
                         + ", ".join(missing)
                         + " (create them with `eventrec topics create`)"
                     )
+                delivery_ms = int(settings.dlq_delivery_timeout_seconds * 1000)
                 self._producer = KafkaProducer(
                     bootstrap_servers=settings.bootstrap_servers,
                     client_id="eventrec-consumer-dlq",
@@ -93,6 +98,9 @@ class InteractionConsumer:
                     retries=2**31 - 1,
                     max_in_flight_requests_per_connection=1,
                     linger_ms=5,
+                    max_request_size=settings.dlq_max_message_bytes + DLQ_REQUEST_HEADROOM,
+                    delivery_timeout_ms=delivery_ms,
+                    request_timeout_ms=min(30_000, delivery_ms - 1_000),
                 )
                 self._consumer = KafkaConsumer(
                     bootstrap_servers=settings.bootstrap_servers,
@@ -278,26 +286,22 @@ class InteractionConsumer:
         self.positions[tp] = stored
 
     def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
+        """Return once Kafka acknowledged every dead letter; the batch waits until then."""
         if not letters:
             return
         assert self._producer is not None
-        while True:
-            try:
-                for letter in letters:
-                    self._producer.send(
-                        self.settings.topic_dlq,
-                        key=letter.key,
-                        value=letter.value,
-                        headers=letter.headers(),
-                    )
-                self._producer.flush(timeout=30)
-                self._kafka_outage.ok()
-                return
-            except KafkaError as exc:
-                # Re-sending after a failed flush can duplicate a dead letter; never lose one.
-                if self.stopping.is_set():
-                    raise StoppedError from exc
-                self.stopping.wait(self._kafka_outage.failed(exc))
+        limit = self.settings.dlq_max_message_bytes
+        # Too large a message is dead-lettered cut to fit, or it would stall the partition.
+        outgoing = [
+            Outgoing.dead_letter(self.settings.topic_dlq, x.fitting(limit)) for x in letters
+        ]
+        deliver(self._producer, outgoing, flush_timeout=30, on_failure=self._kafka_failed)
+        self._kafka_outage.ok()
+
+    def _kafka_failed(self, exc: BaseException) -> None:
+        if self.stopping.is_set():
+            raise StoppedError from exc
+        self.stopping.wait(self._kafka_outage.failed(exc))
 
     def _reset_out_of_range(self, exc: OffsetOutOfRangeError) -> None:
         assert self._consumer is not None
