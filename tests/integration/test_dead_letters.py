@@ -1,0 +1,261 @@
+"""Dead letters against the real broker and server: none lost, none stalling, replayable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from kafka import KafkaProducer
+from kafka.partitioner import murmur2
+
+from eventrec.config import Settings
+from eventrec.local_services import LocalServices
+from eventrec.model.records import TYPE_BOOKING
+from eventrec.schemas import DeadLetter
+from eventrec.store import Store, connect
+from eventrec.topics import create_topics
+from tests.integration.conftest import unique_settings
+from tests.integration.ingest_helpers import (
+    BASE_TIME,
+    ConsumerProcess,
+    Message,
+    Stream,
+    applied_offsets,
+    assert_same_matrix,
+    expected_matrix,
+    produce,
+    read_topic,
+    settings_env,
+    stored_matrix,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def dlq_settings(services: LocalServices) -> Iterator[Settings]:
+    """This test's topics and prefix; dead letters expire quickly, and are kept small."""
+    test_settings = unique_settings(
+        services, dlq_delivery_timeout_seconds=3, dlq_max_message_bytes=20_000
+    )
+    create_topics(test_settings)
+    yield test_settings
+    client = redis.Redis.from_url(test_settings.redis_url)
+    keys = list(client.scan_iter(match=f"{test_settings.key_prefix}:*", count=1000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+    client.close()
+
+
+def interaction(user: str, number: int, kind: str = "view", **fields: Any) -> Message:
+    body: dict[str, Any] = {
+        "schema_version": 1,
+        "interaction_id": f"{user}-{number}",
+        "user_id": user,
+        "event_id": f"event-{number % 7}",
+        "type": kind,
+        "occurred_at": datetime.fromtimestamp(BASE_TIME + number, UTC).isoformat(),
+        **fields,
+    }
+    return Message(user.encode(), json.dumps(body).encode(), True, body=body)
+
+
+def broken(user: str, number: int) -> Message:
+    return Message(user.encode(), b'{"schema_version": 1, "user_id": "' + user.encode(), False)
+
+
+def default_partition(key: bytes, partitions: int) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def produce_to(settings: Settings, messages: list[Message], partition_of: Any) -> None:
+    """Publish each message to the partition ``partition_of(message)`` names."""
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    pending = [
+        (m, producer.send(settings.topic_interactions, key=m.key, value=m.value,
+                          partition=partition_of(m)))
+        for m in messages
+    ]  # fmt: skip
+    producer.flush()
+    for message, future in pending:
+        metadata = future.get(timeout=30)
+        message.partition, message.offset = metadata.partition, metadata.offset
+    producer.close()
+
+
+def dead_letters(settings: Settings, expected: int) -> list[DeadLetter]:
+    records = read_topic(settings, settings.topic_dlq, expected, timeout=60)
+    return [DeadLetter.from_kafka(r.key, r.value, r.headers) for r in records]
+
+
+def stored_offsets(settings: Settings) -> dict[int, int | None]:
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    offsets = store.stored_offsets(settings.topic_interactions, range(settings.topic_partitions))
+    store.client.close()
+    return offsets
+
+
+def test_a_dead_letter_whose_send_fails_holds_its_batch_until_it_is_sent(
+    dlq_settings: Settings, services: LocalServices, tmp_path: Path
+) -> None:
+    settings = dlq_settings
+    first = Stream(n_users=200, n_events=50, seed=61, invalid_fraction=0.05).take(2000)
+    # New users, so the consumer needs Redis for this batch before its dead letters go out.
+    second = [
+        broken(f"late-{i}", i) if i % 5 == 0 else interaction(f"late-{i}", i) for i in range(40)
+    ]
+    consumer = ConsumerProcess(settings, tmp_path / "consumer.log").start()
+    try:
+        produce(settings, settings.topic_interactions, first)
+        wait_until(lambda: applied_offsets(settings) == len(first), 120, "the first messages")
+        held = stored_offsets(settings)
+
+        # The right moment: the batch is polled and waits for Redis; then Kafka goes away.
+        services._stop(services.redis_dir, "redis")
+        produce(settings, settings.topic_interactions, second)
+        wait_until(lambda: "redis unavailable" in consumer.log(), 60, "the consumer to wait")
+        services._stop(services.kafka_dir, "kafka")
+        services._redis_up()
+        wait_until(lambda: "redis is back" in consumer.log(), 60, "redis to be back")
+        time.sleep(3 * settings.dlq_delivery_timeout_seconds)  # the sends expire meanwhile
+        assert "kafka unavailable" in consumer.log()
+        during = stored_offsets(settings)
+        for message in second:
+            if not message.valid:  # no offset moved past an unsent dead letter
+                assert (during[message.partition] or 0) <= message.offset
+        assert any(during[p] == held[p] for p in {m.partition for m in second if not m.valid})
+
+        services._kafka_up()
+        total = len(first) + len(second)
+        wait_until(lambda: applied_offsets(settings) == total, 120, "every offset applied")
+    finally:
+        services.up()
+        assert consumer.stop() == 0, consumer.log()[-3000:]
+
+    invalid = [m for m in first + second if not m.valid]
+    letters = dead_letters(settings, len(invalid))
+    sent = Counter((letter.partition, letter.offset) for letter in letters)
+    assert sent == Counter((m.partition, m.offset) for m in invalid)  # each once, none lost
+    assert_same_matrix(expected_matrix(first + second), stored_matrix(settings))
+
+
+def test_an_oversized_message_is_dead_lettered_cut_and_the_partition_keeps_flowing(
+    dlq_settings: Settings, tmp_path: Path
+) -> None:
+    settings = dlq_settings
+    user = "user-big"
+    huge = interaction(user, 50, blob="x" * 100_000)
+    huge.valid = False
+    messages = [interaction(user, n) for n in range(50)] + [huge]
+    messages += [interaction(user, n) for n in range(51, 120)]
+    consumer = ConsumerProcess(settings, tmp_path / "consumer.log").start()
+    try:
+        produce(settings, settings.topic_interactions, messages)
+        wait_until(lambda: applied_offsets(settings) == len(messages), 90, "every offset applied")
+    finally:
+        assert consumer.stop() == 0, consumer.log()[-3000:]
+
+    [letter] = dead_letters(settings, 1)
+    assert (letter.partition, letter.offset) == (huge.partition, huge.offset)
+    assert letter.truncated
+    assert letter.original_size == len(huge.key) + len(huge.value)
+    assert letter.key == huge.key
+    assert letter.value is not None
+    assert 0 < len(letter.value) < 20_000
+    assert huge.value.startswith(letter.value)
+    assert letter.reason == "blob: Extra inputs are not permitted"
+    assert_same_matrix(expected_matrix(messages), stored_matrix(settings))
+
+
+def eventrec(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eventrec.cli", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def record_counts(settings: Settings) -> Counter[tuple[str, str, int]]:
+    """(user, event, type code) → records stored: what each interaction applied amounts to."""
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    log = store.snapshot(settings.topic_interactions)
+    users, events = store.user_ids(), store.event_ids()
+    store.client.close()
+    return Counter(
+        (users[u], events[int(r["event"])], int(r["type"]))
+        for u, r in zip(log.user, log.records, strict=True)
+    )
+
+
+def deduplicated(settings: Settings) -> int:
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    total = sum(
+        store.stats(settings.topic_interactions, p).get("deduplicated", 0)
+        for p in range(settings.topic_partitions)
+    )
+    store.client.close()
+    return total
+
+
+def test_a_replay_after_the_fix_applies_each_once_and_a_second_replay_changes_nothing(
+    dlq_settings: Settings, tmp_path: Path
+) -> None:
+    settings = dlq_settings
+    partitions = settings.topic_partitions
+    users = [f"fan-{i}" for i in range(30)]
+    # Each user's row is where the default partitioner put their first interaction...
+    firsts = [interaction(user, 0, "save") for user in users]
+    # ...then a misconfigured producer sends the rest to the next partition: dead-lettered.
+    misrouted = [interaction(user, n, "booking", booking_id=f"b-{user}-{n}")
+                 for user in users for n in range(1, 5)]  # fmt: skip
+    spoiled = [broken(user, 9) for user in users[:5]]
+    consumer = ConsumerProcess(settings, tmp_path / "consumer.log").start()
+    try:
+        produce(settings, settings.topic_interactions, firsts)
+        wait_until(lambda: applied_offsets(settings) == len(firsts), 60, "the rows claimed")
+        produce_to(
+            settings,
+            misrouted + spoiled,
+            lambda m: (default_partition(m.key, partitions) + 1) % partitions,
+        )
+        total = len(firsts) + len(misrouted) + len(spoiled)
+        wait_until(lambda: applied_offsets(settings) == total, 90, "every offset applied")
+        assert len(dead_letters(settings, len(misrouted) + len(spoiled))) == 30 * 4 + 5
+        before = record_counts(settings)
+        assert sum(before.values()) == len(firsts)
+
+        # The producer is fixed; the dead letters are replayed keyed, to their owners.
+        listed = eventrec(settings, "dlq", "list", "--reason", "has its row on partition")
+        assert listed.returncode == 0, listed.stderr
+        assert "120 dead letters match" in listed.stdout
+        replay = eventrec(settings, "dlq", "replay")
+        assert replay.returncode == 0, replay.stderr
+        assert replay.stdout.splitlines()[0] == (
+            "replayed 120, still invalid 5, skipped 0 (of 125 matching dead letters; 125 read)"
+        )
+        wait_until(lambda: applied_offsets(settings) == total + 120, 60, "the replay applied")
+        after = record_counts(settings)
+        bodies = [m.body for m in misrouted if m.body is not None]
+        booking = Counter((b["user_id"], b["event_id"], TYPE_BOOKING) for b in bodies)
+        assert after == before + booking  # each misrouted interaction exactly once
+
+        again = eventrec(settings, "dlq", "replay")
+        assert again.returncode == 0, again.stderr
+        wait_until(lambda: applied_offsets(settings) == total + 240, 60, "the second replay")
+        assert record_counts(settings) == after
+        assert deduplicated(settings) == 120
+    finally:
+        assert consumer.stop() == 0, consumer.log()[-3000:]
