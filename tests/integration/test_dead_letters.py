@@ -259,3 +259,43 @@ def test_a_replay_after_the_fix_applies_each_once_and_a_second_replay_changes_no
         assert deduplicated(settings) == 120
     finally:
         assert consumer.stop() == 0, consumer.log()[-3000:]
+
+
+def test_publish_sends_what_the_consumer_applies_and_refuses_the_rest(
+    dlq_settings: Settings, tmp_path: Path
+) -> None:
+    settings = dlq_settings
+    valid = [interaction(f"reader-{i % 40}", i) for i in range(200)]
+    lines = [m.value for m in valid]
+    refused = {
+        17: b'{"schema_version": 1, "interaction_id": "x-1", "user_id": "u", "type": "rating", '
+        b'"event_id": "e", "occurred_at": "2026-11-26T10:00:00Z"}',
+        60: b'{"schema_version": 1, "user_id": "u"',
+        133: json.dumps({**(valid[0].body or {}), "occurred_at": "2026-11-26T10:00:00"}).encode(),
+    }
+    for number in sorted(refused):  # 1-based line numbers in the file
+        lines.insert(number - 1, refused[number])
+    source = tmp_path / "interactions.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n\n")
+    refusals = tmp_path / "refused.jsonl"
+
+    published = eventrec(settings, "publish", str(source), "--topic", "interactions",
+                         "--refusals", str(refusals))  # fmt: skip
+    assert published.returncode == 1, published.stderr
+    report = published.stdout.splitlines()
+    assert report[0] == f"sent 200 of 203 messages to {settings.topic_interactions}"
+    assert "rating: required for type 'rating'  (line 17)" in published.stdout
+    assert "occurred_at: Input should have timezone info  (line 133)" in published.stdout
+    written = [json.loads(line) for line in refusals.read_text().splitlines()]
+    assert [row["line"] for row in written] == [17, 60, 133]
+
+    consumer = ConsumerProcess(settings, tmp_path / "consumer.log").start()
+    try:
+        wait_until(lambda: applied_offsets(settings) == 200, 60, "every offset applied")
+    finally:
+        assert consumer.stop() == 0, consumer.log()[-3000:]
+    assert read_topic(settings, settings.topic_dlq, 0, timeout=1) == []
+    records = read_topic(settings, settings.topic_interactions, 200, timeout=30)
+    assert sorted(r.value for r in records) == sorted(m.value for m in valid)  # byte for byte
+    assert all(r.key == json.loads(r.value)["user_id"].encode() for r in records)
+    assert_same_matrix(expected_matrix(valid), stored_matrix(settings))
