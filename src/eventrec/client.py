@@ -8,9 +8,11 @@ dead-letter is refused here, before sending, with the reason the dead letter wou
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime
+from datetime import time as time_of_day
 from types import TracebackType
 from typing import Any, Literal
 
@@ -51,7 +53,7 @@ def message_bytes(message: Message) -> bytes:
 
 
 def _iso(value: object) -> str:
-    if isinstance(value, datetime | date | time):
+    if isinstance(value, datetime | date | time_of_day):
         return value.isoformat()
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
@@ -61,11 +63,14 @@ def check(
     key: bytes | None,
     value: bytes,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    *,
+    latest: float | None = None,
 ) -> bytes:
     """The key to send ``value`` with on ``kind``'s topic: ``key``, or the message's id if None.
 
     Raises :class:`InvalidMessageError` with the reason the consumer would dead-letter the
-    message with (the decoder is the consumer's own, given the key returned).
+    message with (the decoder is the consumer's own, given the key returned). ``latest``
+    is the latest ``occurred_at`` the consumer accepts: its clock plus the allowed skew.
     """
     if len(value) > max_bytes:
         raise InvalidMessageError(
@@ -73,13 +78,13 @@ def check(
         )
     entity_id: str
     if kind == "interactions":
-        entity_id = decode_interaction_fields(key, value).user_id
+        entity_id = decode_interaction_fields(key, value, latest=latest).user_id
     elif kind == "events":
-        event = decode_event(key, value)
+        event = decode_event(key or _id_in(value, "event_id"), value)
         assert event is not None  # only a null value is a deletion
         entity_id = event.event_id
     elif kind == "users":
-        profile = decode_profile(key, value)
+        profile = decode_profile(key or _id_in(value, "user_id"), value)
         assert profile is not None
         entity_id = profile.user_id
     else:
@@ -87,9 +92,26 @@ def check(
     return entity_id.encode("utf-8") if key is None else key
 
 
-def key_for(kind: TopicKind, value: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
+def _id_in(value: bytes, field: str) -> bytes:
+    """The key a catalog or profile message will get: its id, or a stand-in when it has
+    none (the decoder then gives the reason the message is invalid, not the key's)."""
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return b"-"
+    entity_id = body.get(field) if isinstance(body, dict) else None
+    return entity_id.encode("utf-8") if isinstance(entity_id, str) and entity_id else b"-"
+
+
+def key_for(
+    kind: TopicKind,
+    value: bytes,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    *,
+    latest: float | None = None,
+) -> bytes:
     """The key ``value`` must be sent with (its id), or the consumer's reason to refuse it."""
-    return check(kind, None, value, max_bytes)
+    return check(kind, None, value, max_bytes, latest=latest)
 
 
 def deletion_key(kind: TopicKind, entity_id: str) -> bytes:
@@ -138,6 +160,7 @@ class Producer:
             "users": settings.topic_users,
         }
         self.max_message_bytes = max_message_bytes
+        self.max_clock_skew_seconds = settings.max_clock_skew_seconds
         self._owned = kafka is None
         self._kafka = kafka or KafkaProducer(
             bootstrap_servers=settings.bootstrap_servers,
@@ -164,8 +187,12 @@ class Producer:
         The key is the message's id; a ``key`` given must be that id (a replay's original).
         """
         value = message_bytes(message)
-        key = check(kind, key, value, self.max_message_bytes)
+        key = check(kind, key, value, self.max_message_bytes, latest=self.latest())
         return self._send(self.topics[kind], key, value, headers)
+
+    def latest(self) -> float:
+        """The latest ``occurred_at`` the consumer accepts now (as seen by this clock)."""
+        return time.time() + self.max_clock_skew_seconds
 
     def send_interaction(self, interaction: Interaction | Mapping[str, Any] | bytes) -> Any:
         """An interaction, keyed by its ``user_id``."""

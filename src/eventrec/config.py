@@ -130,6 +130,24 @@ class Settings(BaseSettings):
     trending_half_life_days: float = Field(
         7.0, gt=0, description="Half-life of bookings, saves and views in the trending list."
     )
+    max_clock_skew_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="An interaction whose occurred_at is later than the consumer's clock plus "
+        "this many seconds is dead-lettered (a future timestamp would distort every decay).",
+    )
+    consumer_metadata_max_age_ms: int = Field(
+        30_000,
+        ge=1_000,
+        description="How often the consumer refreshes topic metadata, in ms: partitions added "
+        "to a topic join the group's assignment within about this long.",
+    )
+    topic_delete_retention_ms: int = Field(
+        86_400_000,
+        ge=0,
+        description="delete.retention.ms of the compacted topics (events, users): how long a "
+        "tombstone stays for consumers that were down; default 1 day.",
+    )
     dedup_window_seconds: float = Field(
         86_400.0,
         gt=0,

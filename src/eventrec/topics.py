@@ -24,7 +24,12 @@ class TopicSpec:
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Interactions keep a week; catalog and profiles are compacted; dead letters stay long."""
     partitions = settings.topic_partitions
-    compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+    compacted = {
+        "cleanup.policy": "compact",
+        "min.compaction.lag.ms": "60000",
+        # A tombstone outlives a consumer's downtime, so a deletion is never missed.
+        "delete.retention.ms": str(settings.topic_delete_retention_ms),
+    }
     return [
         TopicSpec(settings.topic_interactions, partitions, {"retention.ms": str(7 * 86_400_000)}),
         TopicSpec(settings.topic_events, partitions, dict(compacted)),

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 import redis
-from kafka import KafkaProducer
-from kafka.partitioner import murmur2
 
 from eventrec.config import Settings
 from eventrec.local_services import LocalServices
@@ -72,25 +70,6 @@ def interaction(user: str, number: int, kind: str = "view", **fields: Any) -> Me
 
 def broken(user: str, number: int) -> Message:
     return Message(user.encode(), b'{"schema_version": 1, "user_id": "' + user.encode(), False)
-
-
-def default_partition(key: bytes, partitions: int) -> int:
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def produce_to(settings: Settings, messages: list[Message], partition_of: Any) -> None:
-    """Publish each message to the partition ``partition_of(message)`` names."""
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
-    pending = [
-        (m, producer.send(settings.topic_interactions, key=m.key, value=m.value,
-                          partition=partition_of(m)))
-        for m in messages
-    ]  # fmt: skip
-    producer.flush()
-    for message, future in pending:
-        metadata = future.get(timeout=30)
-        message.partition, message.offset = metadata.partition, metadata.offset
-    producer.close()
 
 
 def dead_letters(settings: Settings, expected: int) -> list[DeadLetter]:
@@ -191,8 +170,8 @@ def eventrec(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]
 def record_counts(settings: Settings) -> Counter[tuple[str, str, int]]:
     """(user, event, type code) → records stored: what each interaction applied amounts to."""
     store = Store(connect(settings.redis_url), settings.key_prefix)
-    log = store.snapshot(settings.topic_interactions)
-    users, events = store.user_ids(), store.event_ids()
+    snapshot = store.snapshot(settings.topic_interactions)
+    log, users, events = snapshot.log, snapshot.user_ids, snapshot.event_ids
     store.client.close()
     return Counter(
         (users[u], events[int(r["event"])], int(r["type"]))
@@ -214,45 +193,44 @@ def test_a_replay_after_the_fix_applies_each_once_and_a_second_replay_changes_no
     dlq_settings: Settings, tmp_path: Path
 ) -> None:
     settings = dlq_settings
-    partitions = settings.topic_partitions
     users = [f"fan-{i}" for i in range(30)]
-    # Each user's row is where the default partitioner put their first interaction...
     firsts = [interaction(user, 0, "save") for user in users]
-    # ...then a misconfigured producer sends the rest to the next partition: dead-lettered.
-    misrouted = [interaction(user, n, "booking", booking_id=f"b-{user}-{n}")
-                 for user in users for n in range(1, 5)]  # fmt: skip
+    # A producer whose clock runs 30 minutes fast: dead-lettered beyond the allowed skew.
+    ahead = int(time.time()) + 1800
+    fast = [interaction(user, n, "booking", booking_id=f"b-{user}-{n}",
+                        occurred_at=datetime.fromtimestamp(ahead + n, UTC).isoformat())
+            for user in users for n in range(1, 5)]  # fmt: skip
     spoiled = [broken(user, 9) for user in users[:5]]
+    total = len(firsts) + len(fast) + len(spoiled)
     consumer = ConsumerProcess(settings, tmp_path / "consumer.log").start()
     try:
-        produce(settings, settings.topic_interactions, firsts)
-        wait_until(lambda: applied_offsets(settings) == len(firsts), 60, "the rows claimed")
-        produce_to(
-            settings,
-            misrouted + spoiled,
-            lambda m: (default_partition(m.key, partitions) + 1) % partitions,
-        )
-        total = len(firsts) + len(misrouted) + len(spoiled)
+        produce(settings, settings.topic_interactions, firsts + fast + spoiled)
         wait_until(lambda: applied_offsets(settings) == total, 90, "every offset applied")
-        assert len(dead_letters(settings, len(misrouted) + len(spoiled))) == 30 * 4 + 5
-        before = record_counts(settings)
-        assert sum(before.values()) == len(firsts)
+    finally:
+        assert consumer.stop() == 0, consumer.log()[-3000:]
+    assert len(dead_letters(settings, len(fast) + len(spoiled))) == 30 * 4 + 5
+    before = record_counts(settings)
+    assert sum(before.values()) == len(firsts)
 
-        # The producer is fixed; the dead letters are replayed keyed, to their owners.
-        listed = eventrec(settings, "dlq", "list", "--reason", "has its row on partition")
+    # The fix: those clocks are trusted after all; the consumer and the replay allow 2 h.
+    fixed = settings.model_copy(update={"max_clock_skew_seconds": 7200.0})
+    consumer = ConsumerProcess(fixed, tmp_path / "fixed.log").start()
+    try:
+        listed = eventrec(fixed, "dlq", "list", "--reason", "later than the consumer's clock")
         assert listed.returncode == 0, listed.stderr
         assert "120 dead letters match" in listed.stdout
-        replay = eventrec(settings, "dlq", "replay")
+        replay = eventrec(fixed, "dlq", "replay")
         assert replay.returncode == 0, replay.stderr
         assert replay.stdout.splitlines()[0] == (
             "replayed 120, still invalid 5, skipped 0 (of 125 matching dead letters; 125 read)"
         )
         wait_until(lambda: applied_offsets(settings) == total + 120, 60, "the replay applied")
         after = record_counts(settings)
-        bodies = [m.body for m in misrouted if m.body is not None]
+        bodies = [m.body for m in fast if m.body is not None]
         booking = Counter((b["user_id"], b["event_id"], TYPE_BOOKING) for b in bodies)
-        assert after == before + booking  # each misrouted interaction exactly once
+        assert after == before + booking  # each interaction exactly once
 
-        again = eventrec(settings, "dlq", "replay")
+        again = eventrec(fixed, "dlq", "replay")
         assert again.returncode == 0, again.stderr
         wait_until(lambda: applied_offsets(settings) == total + 240, 60, "the second replay")
         assert record_counts(settings) == after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -58,8 +59,10 @@ def producer() -> tuple[Producer, FakeKafka]:
 
 
 def consumer_reason(key: bytes | None, value: bytes) -> str | None:
+    """The consumer's dead-letter reason, with its clock and default allowed skew, or None."""
+    latest = time.time() + Settings().max_clock_skew_seconds
     try:
-        decode_interaction_fields(key, value)
+        decode_interaction_fields(key, value, latest=latest)
     except InvalidMessageError as exc:
         return exc.reason
     return None
@@ -76,8 +79,9 @@ moments = st.sampled_from(
     ]
 )
 odd_moments = st.sampled_from(
-    ["2026-11-26T10:00:00", "2026-11-26 10:00", "nope", datetime(2026, 11, 26, 10), 1_700_000_000]
-)
+    ["2026-11-26T10:00:00", "2026-11-26 10:00", "nope", datetime(2026, 11, 26, 10), 1_700_000_000,
+     "2999-01-01T00:00:00Z", datetime(2999, 1, 1, tzinfo=UTC)]
+)  # fmt: skip
 KINDS = ["view", "save", "booking", "booking_cancelled", "rating", "dismiss", "search"]
 
 
@@ -229,6 +233,17 @@ def test_a_replays_original_key_must_be_the_id() -> None:
     assert check("interactions", b"u-1", value) == b"u-1"
     with pytest.raises(InvalidMessageError, match="does not match user_id 'u-1'"):
         check("interactions", b"u-2", value)
+
+
+def test_an_interaction_dated_ahead_of_the_allowed_skew_is_refused() -> None:
+    client, kafka = producer()
+    body = {"schema_version": 1, "interaction_id": "i-1", "user_id": "u-1", "event_id": "e-1"}
+    soon = datetime.now(UTC) + timedelta(minutes=5)
+    client.send_interaction(body | {"type": "view", "occurred_at": soon})
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with pytest.raises(InvalidMessageError, match="later than the consumer's clock plus"):
+        client.send_interaction(body | {"type": "view", "occurred_at": later})
+    assert len(kafka.sent) == 1
 
 
 def test_too_large_a_message_is_refused_with_its_size() -> None:

@@ -1,4 +1,5 @@
-"""Sending what must reach Kafka before a batch's step (dead letters), acknowledged one by one.
+"""Sending what must reach Kafka before a batch's step (dead letters, routed interactions),
+acknowledged one by one.
 
 kafka-python's ``flush()`` returns without raising when a record failed (its future holds
 the error), so a batch's offset may only advance once every future has succeeded.
@@ -21,6 +22,7 @@ class Outgoing:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    partition: int | None = None  # None: the producer's partitioner picks
 
     @classmethod
     def dead_letter(cls, topic: str, letter: DeadLetter) -> Outgoing:
@@ -36,6 +38,7 @@ class Sender(Protocol):
         value: bytes | None = None,
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
     ) -> Any: ...
 
     def flush(self, timeout: float | None = None) -> None: ...
@@ -63,7 +66,11 @@ def deliver(
         for message in to_send:
             try:
                 future = producer.send(
-                    message.topic, value=message.value, key=message.key, headers=message.headers
+                    message.topic,
+                    value=message.value,
+                    key=message.key,
+                    headers=message.headers,
+                    partition=message.partition,
                 )
             except KafkaError as exc:  # e.g. no metadata: the broker is unreachable
                 error = exc

@@ -29,6 +29,7 @@ from eventrec.config import Settings
 from eventrec.consumer.delivery import Outgoing, deliver
 from eventrec.consumer.handler import (
     Message,
+    Route,
     prepare_entities,
     prepare_interactions,
 )
@@ -51,6 +52,7 @@ class Counters:
     processed: int = 0
     dead_lettered: int = 0
     deduplicated: int = 0
+    routed: int = 0
     batches: int = 0
     fenced: int = 0
     compacted: int = 0
@@ -101,6 +103,7 @@ class InteractionConsumer:
                     max_request_size=settings.dlq_max_message_bytes + DLQ_REQUEST_HEADROOM,
                     delivery_timeout_ms=delivery_ms,
                     request_timeout_ms=min(30_000, delivery_ms - 1_000),
+                    metadata_max_age_ms=settings.consumer_metadata_max_age_ms,
                 )
                 self._consumer = KafkaConsumer(
                     bootstrap_servers=settings.bootstrap_servers,
@@ -116,6 +119,8 @@ class InteractionConsumer:
                     # rebalance: every second, so a new member takes partitions within ~1 s.
                     heartbeat_interval_ms=1_000,
                     max_poll_interval_ms=300_000,
+                    # Partitions added to a topic join the assignment within this long.
+                    metadata_max_age_ms=settings.consumer_metadata_max_age_ms,
                 )
                 self._consumer.subscribe(
                     [settings.topic_interactions, settings.topic_events, settings.topic_users],
@@ -212,28 +217,32 @@ class InteractionConsumer:
         next_offset = messages[-1].offset + 1
         step: Callable[[], StepResult]
         if tp.topic == settings.topic_interactions:
+            latest = time.time() + settings.max_clock_skew_seconds
             prepared = self._with_redis(
                 lambda: prepare_interactions(
-                    tp.topic,
-                    tp.partition,
-                    expected,
-                    messages,
-                    self.store.user_indices,
-                    self.store.event_indices,
+                    tp.topic, tp.partition, expected, messages, self.store.claim_owners, latest
                 )
             )
-            self._send_dead_letters(prepared.dead_letters)
+            self._send_dead_letters(prepared.dead_letters, prepared.routes, tp)
             batch = prepared.batch
 
             def step() -> StepResult:
                 return self.store.apply_interactions(batch, time.time(), compact=_compact)
 
             dead = len(prepared.dead_letters)
+            routed = len(prepared.routes)
         else:
             kind = "events" if tp.topic == settings.topic_events else "users"
             entities = prepare_entities(kind, tp.topic, tp.partition, messages)
             self._send_dead_letters(entities.dead_letters)
+            if entities.changes:
+                # Copies a keyless upsert once left on other partitions must not outlive this.
+                ids = [entity_id for entity_id, _ in entities.changes]
+                self._with_redis(
+                    partial(self.store.remove_entity_copies, kind, tp.topic, tp.partition, ids)
+                )
             dead = len(entities.dead_letters)
+            routed = 0
 
             def step() -> StepResult:
                 return self.store.apply_entities(
@@ -241,7 +250,7 @@ class InteractionConsumer:
                 )
 
         self.positions[tp] = next_offset
-        self._writer.submit(Step(tp, expected, next_offset, dead, step))
+        self._writer.submit(Step(tp, expected, next_offset, dead, step, routed))
 
     def _collect_results(self, refence: bool = True) -> None:
         for done in self._writer.results(raise_failure=refence):
@@ -256,6 +265,7 @@ class InteractionConsumer:
             counters.processed += result.applied
             counters.deduplicated += result.duplicates
             counters.dead_lettered += step.dead_lettered
+            counters.routed += step.routed
             counters.batches += 1
             counters.compacted += result.compacted
             log.debug(
@@ -285,9 +295,19 @@ class InteractionConsumer:
             self._consumer.seek(tp, stored)
         self.positions[tp] = stored
 
-    def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
-        """Return once Kafka acknowledged every dead letter; the batch waits until then."""
-        if not letters:
+    def _send_dead_letters(
+        self,
+        letters: list[DeadLetter],
+        routes: Sequence[Route] = (),
+        source: TopicPartition | None = None,
+    ) -> None:
+        """Send dead letters, and re-publish routed interactions to their owner partition.
+
+        Returns once Kafka acknowledged every one, before the batch's step: a crash in
+        between re-sends them (a dead letter may appear twice; a routed copy is absorbed by
+        the owner's de-duplication window).
+        """
+        if not letters and not routes:
             return
         assert self._producer is not None
         limit = self.settings.dlq_max_message_bytes
@@ -295,6 +315,22 @@ class InteractionConsumer:
         outgoing = [
             Outgoing.dead_letter(self.settings.topic_dlq, x.fitting(limit)) for x in letters
         ]
+        for route in routes:
+            assert source is not None
+            origin = f"{source.topic}/{source.partition}/{route.message.offset}"
+            headers = [
+                ("eventrec.routed_from", origin.encode()),
+                ("eventrec.owner", str(route.owner).encode()),
+            ]
+            outgoing.append(
+                Outgoing(
+                    self.settings.topic_interactions,
+                    route.message.key,
+                    route.message.value,
+                    headers,
+                    partition=route.owner,
+                )
+            )
         deliver(self._producer, outgoing, flush_timeout=30, on_failure=self._kafka_failed)
         self._kafka_outage.ok()
 
@@ -365,6 +401,7 @@ class InteractionConsumer:
                 "processed": c.processed,
                 "dead_lettered": c.dead_lettered,
                 "deduplicated": c.deduplicated,
+                "routed": c.routed,
                 "batches": c.batches,
                 "fenced": c.fenced,
                 "lag": lag,

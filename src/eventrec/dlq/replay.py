@@ -148,7 +148,13 @@ def replay_dead_letters(
         ]
         try:
             if dry_run:
-                check(kind, letter.key, letter.value, producer.max_message_bytes)
+                check(
+                    kind,
+                    letter.key,
+                    letter.value,
+                    producer.max_message_bytes,
+                    latest=producer.latest(),
+                )
             else:
                 producer.send(kind, letter.value, key=letter.key, headers=headers)
         except InvalidMessageError as exc:

@@ -34,12 +34,13 @@ from threadpoolctl import threadpool_limits
 
 from eventrec.config import Settings, load_settings
 from eventrec.logs import configure_logging
-from eventrec.model.records import RECORD_DTYPE, TYPE_NAMES
+from eventrec.model.records import TYPE_NAMES
 from eventrec.serving.catalog import Filters, top_positions
+from eventrec.serving.rows import read_rows
 from eventrec.serving.scoring import BatchScorer
 from eventrec.serving.state import VERBS, ServingState, UserProfileHint, build_state
 from eventrec.store.keys import Keys
-from eventrec.store.store import Store, connect, user_location
+from eventrec.store.store import Store, connect
 from eventrec.store.versions import (
     ModelVersionError,
     activate_version,
@@ -65,9 +66,6 @@ class Unavailable(Exception):  # noqa: N818 - an HTTP outcome, not an error clas
         self.reason = reason
 
 
-USER_CACHE_SIZE = 1_000_000
-
-
 class Runtime:
     """Resources of one serving process: settings, clients, and the current state."""
 
@@ -86,7 +84,6 @@ class Runtime:
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )
         self.state: ServingState | None = None
-        self.user_locations: dict[str, str] = {}
         self.scorer = BatchScorer(
             lambda user_ids, state: _read_rows(self, user_ids, state),
             min_records=settings.min_interactions_personal,
@@ -270,43 +267,12 @@ def _epoch(value: datetime | None) -> float | None:
 async def _read_rows(
     runtime: Runtime, user_ids: list[str], state: ServingState
 ) -> list[np.ndarray | None]:
-    """The current rows of a batch's users: at most two pipelined round trips.
-
-    The id map is append-only, so a user's row location never changes and is cached;
-    only users seen for the first time need the map. Events indexed since the state was
-    built (a row names one) get their ids read, so a booking of one can be hidden at once.
-    """
-    keys = runtime.keys
-    cache = runtime.user_locations
-    locations = [cache.get(user_id) for user_id in user_ids]
-    rows: list[np.ndarray | None] = [None] * len(user_ids)
+    """The current rows of a batch's users (serving/rows.py; nothing cached across Redis
+    losing data)."""
+    assert state.event_space is not None
+    topic = runtime.settings.topic_interactions
     try:
-        missing = [i for i, location in enumerate(locations) if location is None]
-        if missing:
-            pipe = runtime.redis.pipeline(transaction=False)
-            for i in missing:
-                pipe.hget(keys.user_index, user_ids[i])
-            if len(cache) + len(missing) > USER_CACHE_SIZE:
-                cache.clear()
-            topic = runtime.settings.topic_interactions
-            for i, found in zip(missing, await pipe.execute(), strict=True):
-                if found is not None:
-                    index, partition = user_location(found)
-                    locations[i] = cache[user_ids[i]] = keys.row(topic, partition, index)
-        present = [i for i, location in enumerate(locations) if location is not None]
-        if present:
-            pipe = runtime.redis.pipeline(transaction=False)
-            for i in present:
-                pipe.get(locations[i])
-            for i, raw in zip(present, await pipe.execute(), strict=True):
-                if raw:
-                    rows[i] = np.frombuffer(raw, dtype=RECORD_DTYPE)
-        known = len(state.store_event_ids)
-        newest = max((int(r["event"].max()) for r in rows if r is not None and len(r)), default=-1)
-        if newest >= known:
-            tail = await runtime.redis.lrange(keys.event_ids, known, -1)
-            if len(state.store_event_ids) == known:
-                state.store_event_ids.extend(raw.decode() for raw in tail)
+        rows = await read_rows(runtime.redis, runtime.keys, topic, user_ids, state.event_space)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise Unavailable(f"redis unavailable: {exc}") from None
     return rows

@@ -27,6 +27,7 @@ from eventrec.model.records import (
     InteractionLog,
 )
 from eventrec.serving.catalog import Catalog
+from eventrec.serving.events import EventSpace
 from eventrec.store.store import Store
 from eventrec.store.versions import LoadedModel, current_version, load_version
 
@@ -83,8 +84,12 @@ class ServingState:
     by_norm: NormOrder | None = None
     # Catalog position of each store event index (-1: not in the catalog); grows lazily.
     store_positions: npt.NDArray[np.int64] | None = None
+    # ``store_event_ids`` with the partitions' local -> space tables (serving/events.py).
+    event_space: EventSpace | None = None
 
     def __post_init__(self) -> None:
+        if self.event_space is None:
+            self.event_space = EventSpace(self.store_event_ids)
         self.catalog_positions(np.zeros(0, dtype=np.int64))  # builds the table off requests
         if self.by_norm is None and self.catalog_factors is not None:
             self.by_norm = NormOrder.of(self.catalog_factors)
@@ -228,7 +233,11 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
         catalog = previous.catalog
     else:
         catalog = Catalog.from_documents(store.entity_documents("events", topic_events))
-    store_event_ids = _store_event_ids(store, previous)
+    # Space indices below the model's size are model indices: a new model, a new space.
+    if previous is not None and previous.model is model and previous.event_space is not None:
+        space = previous.event_space
+    else:
+        space = EventSpace(list(model.event_ids) if model is not None else [])
 
     model_index = np.full(len(catalog), -1, dtype=np.int64)
     factors: npt.NDArray[np.float32] | None = None
@@ -271,24 +280,18 @@ def build_state(store: Store, topic_events: str, previous: ServingState | None) 
         catalog_factors=factors,
         catalog_model_index=model_index,
         trending=trending,
-        store_event_ids=store_event_ids,
+        store_event_ids=space.ids,
         catalog_version=catalog_version,
         model_version=version if model is not None else None,
         built_at=time.time(),
         trending_source=trending_source,
         by_norm=reused.by_norm if reused is not None else None,
         store_positions=previous.store_positions
-        if previous is not None and previous.catalog is catalog
+        if previous is not None and previous.catalog is catalog and previous.event_space is space
         else None,
+        event_space=space,
     )
     return state
-
-
-def _store_event_ids(store: Store, previous: ServingState | None) -> list[str]:
-    """The store's event ids; append-only, so only the tail past the previous list is read."""
-    if previous is None:
-        return store.event_ids()
-    return [*previous.store_event_ids, *store.event_ids(start=len(previous.store_event_ids))]
 
 
 def _trending(source: bytes | None, catalog: Catalog) -> npt.NDArray[np.float32]:

@@ -1,8 +1,9 @@
 """Every Redis key name eventrec uses. No other module spells a key.
 
 Keys that one atomic consumer step touches carry the hash tag of the step's Kafka
-partition (``{interactions.3}``), so a step stays in one slot on Redis Cluster. The id
-maps carry tags of their own (``{users}``, ``{events}``): their scripts touch only them.
+partition (``{interactions.3}``), so a step stays in one slot on Redis Cluster: a
+partition's rows, its event index and its offset are written together (docs/design.md).
+The owner map carries a tag of its own (``{users}``): its script touches only it.
 """
 
 from __future__ import annotations
@@ -14,32 +15,17 @@ from dataclasses import dataclass
 class Keys:
     prefix: str
 
-    # -- id maps (each map: a hash id -> value, and a list index -> id) ------------------
+    # -- owners (a routing hint: which interactions partition holds a user's row) ------
 
     @property
-    def user_index(self) -> str:
-        """Hash user_id -> "index:partition" (the partition that holds the user's row)."""
-        return f"{self.prefix}:{{users}}:index"
-
-    @property
-    def user_ids(self) -> str:
-        """List: position = user index, value = user_id."""
-        return f"{self.prefix}:{{users}}:ids"
+    def owner(self) -> str:
+        """Hash user_id -> the interactions partition that owns the user's row (first claim)."""
+        return f"{self.prefix}:{{users}}:owner"
 
     @property
     def user_partitions(self) -> str:
-        """Set of the interactions partitions that hold user rows."""
+        """Set of the interactions partitions that own users."""
         return f"{self.prefix}:{{users}}:partitions"
-
-    @property
-    def event_index(self) -> str:
-        """Hash event_id -> index."""
-        return f"{self.prefix}:{{events}}:index"
-
-    @property
-    def event_ids(self) -> str:
-        """List: position = event index, value = event_id."""
-        return f"{self.prefix}:{{events}}:ids"
 
     # -- per partition -------------------------------------------------------------------
 
@@ -54,20 +40,31 @@ class Keys:
         """Hash of counters: processed, deduplicated, dead_lettered, batches."""
         return self._tagged(topic, partition, "stats")
 
-    def row(self, topic: str, partition: int, user: int) -> str:
-        """A user's interaction records, appended (see ``model.records``)."""
+    def row(self, topic: str, partition: int, user: str | int) -> str:
+        """A user's interaction records, appended (see ``model.records``); keyed by user id.
+
+        Their event indices are local to the partition (see :meth:`event_ids`).
+        """
         return self._tagged(topic, partition, f"row:{user}")
 
     def row_users(self, topic: str, partition: int) -> str:
-        """List of the user indices that have a row in this partition."""
+        """List of the user ids that have a row in this partition, in order of first record."""
         return self._tagged(topic, partition, "users")
 
-    def searches(self, topic: str, partition: int, user: int) -> str:
+    def event_index(self, topic: str, partition: int) -> str:
+        """Hash event_id -> the partition-local event index its records carry."""
+        return self._tagged(topic, partition, "event-index")
+
+    def event_ids(self, topic: str, partition: int) -> str:
+        """List: position = partition-local event index, value = event_id."""
+        return self._tagged(topic, partition, "event-ids")
+
+    def searches(self, topic: str, partition: int, user: str | int) -> str:
         """A user's recent search queries, newest first, capped."""
         return self._tagged(topic, partition, f"searches:{user}")
 
     def dedup(self, topic: str, partition: int, bucket: int) -> str:
-        """Set of interaction-id hashes seen in one de-duplication time bucket."""
+        """Set of (user, interaction id) hashes seen in one de-duplication time bucket."""
         return self._tagged(topic, partition, f"dedup:{bucket}")
 
     def catalog(self, topic: str, partition: int) -> str:

@@ -225,8 +225,11 @@ def fit_version(
     event_ids: Sequence[str],
     documents: Mapping[str, bytes],
     options: FitOptions,
+    now: float | None = None,
 ) -> FittedVersion:
     """Fit a model version from a snapshot.
+
+    ``now`` anchors the trending decay (the snapshot's time); by default the latest record.
 
     Parameters
     ----------
@@ -269,7 +272,7 @@ def fit_version(
     timings["content_map"] = time.perf_counter() - step
 
     step = time.perf_counter()
-    trending = trending_scores(log, half_life_days=options.trending_half_life_days)
+    trending = trending_scores(log, now=now, half_life_days=options.trending_half_life_days)
     rating = _rating_errors(log, options.random_state)
     timings["trending_and_rating"] = time.perf_counter() - step
 

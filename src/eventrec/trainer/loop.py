@@ -21,8 +21,7 @@ from redis.exceptions import RedisError
 
 from eventrec.config import Settings
 from eventrec.model.errors import ModelFitError
-from eventrec.model.records import InteractionLog
-from eventrec.store import Store, connect
+from eventrec.store import Snapshot, Store, connect
 from eventrec.store.versions import (
     ModelVersionError,
     activate_version,
@@ -136,7 +135,7 @@ class Trainer:
         }
         self.store.client.set(self.keys.trainer_status, json.dumps(status))
 
-    def _snapshot(self) -> InteractionLog:
+    def _snapshot(self) -> Snapshot:
         """The store's snapshot, retried when a row outran the id-map sizes read before it.
 
         ``Store.snapshot`` reads the map sizes, then the rows: an event or user the consumer
@@ -181,8 +180,8 @@ class Trainer:
         fit_started_at = _iso_now()
         log.info("training cycle started", extra={"event": "cycle_started", "trigger": trigger})
         snapshot_started = time.perf_counter()
-        interaction_log = self._snapshot()
-        event_ids = store.event_ids()[: interaction_log.n_events]
+        snapshot = self._snapshot()
+        interaction_log, event_ids = snapshot.log, snapshot.event_ids
         snapshot_seconds = time.perf_counter() - snapshot_started
         log.info(
             "snapshot: %d interactions, %d users, %d events in %.2f s",
@@ -192,7 +191,9 @@ class Trainer:
             snapshot_seconds,
             extra={"event": "snapshot", "interactions": len(interaction_log)},
         )
-        trending = trending_scores(interaction_log, half_life_days=settings.trending_half_life_days)
+        trending = trending_scores(
+            interaction_log, now=snapshot.taken_at, half_life_days=settings.trending_half_life_days
+        )
         write_trending(
             store,
             event_ids,
@@ -217,7 +218,9 @@ class Trainer:
         )
         try:
             with _Progress("fitting"):
-                fitted = fit_version(interaction_log, event_ids, documents, self.options)
+                fitted = fit_version(
+                    interaction_log, event_ids, documents, self.options, now=snapshot.taken_at
+                )
         except ModelFitError as exc:
             outcome = CycleOutcome(
                 "no_model", f"no model fitted: {exc}", seconds=time.perf_counter() - started

@@ -24,7 +24,14 @@ class ScriptedProducer:
         self.acknowledged: list[bytes | None] = []
         self._open: list[tuple[Future, str, bytes | None]] = []
 
-    def send(self, topic: str, value: Any = None, key: Any = None, headers: Any = None) -> Future:
+    def send(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: Any = None,
+        partition: Any = None,
+    ) -> Future:
         outcome = self.script.pop(0)
         if outcome == "raise":
             raise KafkaTimeoutError("no metadata")
