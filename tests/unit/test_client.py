@@ -272,3 +272,13 @@ def test_flush_raises_for_what_kafka_did_not_acknowledge() -> None:
     ]
     kafka.fail_next = False
     client.flush()  # reported once, then forgotten
+
+
+def test_a_catalog_message_without_its_id_is_refused_for_the_id_not_the_key() -> None:
+    client, kafka = producer()
+    with pytest.raises(InvalidMessageError) as refused:
+        client.send_event({"schema_version": 1, "title": "Jazz night"})
+    assert refused.value.reason.startswith("event_id: Field required")
+    with pytest.raises(InvalidMessageError, match="Invalid JSON"):
+        client.send_profile(b"{not json")
+    assert kafka.sent == []

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
+
+from eventrec.client import check
 from eventrec.config import Settings
+from eventrec.dlq import replay as replay_module
+from eventrec.dlq.read import Filters, ReadCounts, Stored
 from eventrec.dlq.replay import (
+    COPY,
     ENTITY_STATE,
     OUTSIDE_WINDOW,
     TRUNCATED,
     ReplaySummary,
+    replay_dead_letters,
     skip_reason,
     topic_kinds,
 )
@@ -73,3 +81,59 @@ def test_the_summary_says_what_happened_to_each() -> None:
     )
     assert "rating: required for type '…'" in text
     assert summary.refused == 4
+
+
+class RecordingProducer:
+    max_message_bytes = 1_000_000
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = []
+        self.flushed = 0
+
+    def latest(self) -> float:
+        return NOW.timestamp() + 600
+
+    def send(self, kind: str, value: bytes, *, key: bytes | None, headers: Any) -> None:
+        check(kind, key, value, latest=self.latest())  # type: ignore[arg-type]
+        self.sent.append((kind, key, value, headers))
+
+    def flush(self) -> None:
+        self.flushed += 1
+
+
+VALID = (
+    b'{"schema_version": 1, "interaction_id": "i-1", "user_id": "u-1", "event_id": "e-1", '
+    b'"type": "view", "occurred_at": "2026-11-30T11:00:00Z"}'
+)
+
+
+def test_a_replays_own_dead_letter_is_sent_once_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    letters = [
+        letter(minutes_ago=30, value=VALID),
+        # The same message dead-lettered again after an earlier replay: other coordinates.
+        letter(minutes_ago=10, value=VALID, partition=3, offset=99),
+        letter(minutes_ago=120, value=VALID, key=b"u-1", offset=1),
+        letter(minutes_ago=5, value=b'{"schema_version": 1', reason="value: Invalid JSON"),
+        letter(minutes_ago=5, value=b"x" * 100, original_size=3_000_000),
+        letter(minutes_ago=5, value=None, key=None),
+    ]
+
+    def read(settings: Settings, filters: Filters, counts: ReadCounts, **_: Any) -> Any:
+        for offset, dead in enumerate(letters):
+            counts.read += 1
+            counts.matched += 1
+            yield Stored(0, offset, dead)
+
+    monkeypatch.setattr(replay_module, "read_dead_letters", read)
+    producer = RecordingProducer()
+    summary = replay_dead_letters(SETTINGS, Filters(), producer, now=NOW)  # type: ignore[arg-type]
+    assert summary.replayed == 1
+    assert summary.skipped == {COPY: 1, OUTSIDE_WINDOW: 1, TRUNCATED: 1}
+    assert sum(summary.still_invalid.values()) == 2
+    [(kind, key, value, headers)] = producer.sent
+    assert (kind, key, value) == ("interactions", b"u-1", VALID)
+    assert dict(headers) == {
+        "eventrec.replay_of": f"{SETTINGS.topic_dlq}/0/0".encode(),
+        "eventrec.original": b"interactions/1/7",
+    }
+    assert producer.flushed == 1
