@@ -46,8 +46,8 @@ class PublishSummary:
             text.append(f"refused {len(self.refusals):,} (the consumer would dead-letter them):")
             for reason, count in self.by_reason().most_common():
                 lines = [r.line for r in self.refusals if r.reason == reason][:SHOWN_EXAMPLES]
-                shown = ", ".join(map(str, lines))
-                text.append(f"  {count:>8,}  {reason}  (line {shown}{', …' if count > 3 else ''})")
+                shown = ", ".join(map(str, lines)) + (", …" if count > SHOWN_EXAMPLES else "")
+                text.append(f"  {count:>8,}  {reason}  (line {shown})")
         return "\n".join(text)
 
 

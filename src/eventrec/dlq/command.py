@@ -8,7 +8,7 @@ from typing import Any
 
 from eventrec.client import Producer
 from eventrec.config import Settings
-from eventrec.dlq.read import Filters, ReadCounts, read_dead_letters, summarise
+from eventrec.dlq.read import Filters, ReadCounts, Summary, read_dead_letters
 from eventrec.dlq.replay import replay_dead_letters
 
 SHOWN_VALUE = 120
@@ -20,11 +20,11 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
     counts = ReadCounts()
-    letters = []
+    summary = Summary()
     for stored in read_dead_letters(settings, _filters(args), counts):
         assert stored.letter is not None
-        letters.append(stored.letter)
-        if len(letters) <= args.show:
+        summary.add(stored.letter)
+        if counts.matched <= args.show:
             letter = stored.letter
             value = (letter.value or b"").decode("utf-8", errors="replace")[:SHOWN_VALUE]
             print(
@@ -35,9 +35,10 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
         f"{counts.matched:,} dead letters match in {settings.topic_dlq} "
         f"({counts.read:,} read, {counts.unreadable:,} not written by eventrec)"
     )
-    if letters:
+    groups = summary.groups()
+    if groups:
         print(f"{'count':>8}  {'source topic':<20} {'first failed':<25} {'last failed':<25} reason")
-    for group in summarise(letters):
+    for group in groups:
         print(
             f"{group.count:>8,}  {group.topic:<20} {group.first.isoformat(timespec='seconds'):<25} "
             f"{group.last.isoformat(timespec='seconds'):<25} {group.reason}"

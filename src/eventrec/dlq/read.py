@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -177,18 +177,32 @@ class ReasonGroup:
     last: datetime
 
 
-def summarise(letters: list[DeadLetter]) -> list[ReasonGroup]:
-    """Dead letters grouped by source topic and kind of reason, the largest group first."""
-    groups: dict[tuple[str, str], ReasonGroup] = {}
-    for letter in letters:
+class Summary:
+    """Dead letters counted by source topic and kind of reason, one at a time (a topic of
+    dead letters can be larger than memory)."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str], ReasonGroup] = {}
+
+    def add(self, letter: DeadLetter) -> None:
         kind = reason_kind(letter.reason)
-        group = groups.get((letter.topic, kind))
+        group = self._groups.get((letter.topic, kind))
         if group is None:
-            groups[(letter.topic, kind)] = ReasonGroup(
+            self._groups[(letter.topic, kind)] = ReasonGroup(
                 letter.topic, kind, 1, letter.failed_at, letter.failed_at
             )
         else:
             group.count += 1
             group.first = min(group.first, letter.failed_at)
             group.last = max(group.last, letter.failed_at)
-    return sorted(groups.values(), key=lambda g: (-g.count, g.topic, g.reason))
+
+    def groups(self) -> list[ReasonGroup]:
+        """The largest group first."""
+        return sorted(self._groups.values(), key=lambda g: (-g.count, g.topic, g.reason))
+
+
+def summarise(letters: Iterable[DeadLetter]) -> list[ReasonGroup]:
+    summary = Summary()
+    for letter in letters:
+        summary.add(letter)
+    return summary.groups()
