@@ -20,7 +20,7 @@ from eventrec.local_services import LocalServices
 from eventrec.model.records import TYPE_BOOKING
 from eventrec.schemas import DeadLetter
 from eventrec.store import Store, connect
-from eventrec.topics import create_topics
+from eventrec.topics import create_topics, missing_topics
 from tests.integration.conftest import unique_settings
 from tests.integration.ingest_helpers import (
     BASE_TIME,
@@ -47,6 +47,8 @@ def dlq_settings(services: LocalServices) -> Iterator[Settings]:
         services, dlq_delivery_timeout_seconds=3, dlq_max_message_bytes=20_000
     )
     create_topics(test_settings)
+    # A loaded broker lists new topics seconds later; the consumer refuses to start without.
+    wait_until(lambda: not missing_topics(test_settings, test_settings.topics), 60, "topics")
     yield test_settings
     client = redis.Redis.from_url(test_settings.redis_url)
     keys = list(client.scan_iter(match=f"{test_settings.key_prefix}:*", count=1000))
