@@ -155,8 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve, json_logs=True)
 
     from eventrec.demo import register as register_demo
+    from eventrec.dlq.command import register as register_dlq
     from eventrec.evaluation.command import register as register_evaluate
     from eventrec.experiments.command import register as register_experiment
+    from eventrec.publish import register as register_publish
     from eventrec.synth.command import register as register_synth
     from eventrec.trainer.command import register as register_trainer
 
@@ -165,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_trainer(commands)
     register_demo(commands)
     register_experiment(commands)
+    register_publish(commands)
+    register_dlq(commands)
 
     settings = commands.add_parser(
         "settings", help="list every setting with the value in effect here (secrets hidden)"

@@ -73,6 +73,21 @@ class Settings(BaseSettings):
         ge=-1,
         description="Retention of the dead-letter topic in ms (-1 keeps forever); default 30 days.",
     )
+    dlq_max_message_bytes: int = Field(
+        1_000_000,
+        ge=16_384,
+        le=100_000_000,
+        description="Largest dead letter the consumer sends; a bigger message is dead-lettered "
+        "as a truncated copy with its original size in headers (keep it at or below the "
+        "dead-letter topic's max.message.bytes).",
+    )
+    dlq_delivery_timeout_seconds: float = Field(
+        120.0,
+        ge=2,
+        le=3600,
+        description="How long the consumer lets Kafka take to acknowledge a dead letter "
+        "before sending it again; its batch is not applied until every one is acknowledged.",
+    )
     admin_token: str | None = Field(
         None,
         min_length=16,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class EventrecError(Exception):
     """Base of every error eventrec raises on purpose."""
@@ -37,3 +40,14 @@ class LocalServicesError(EventrecError):
 
 class ExperimentError(EventrecError):
     """An experiment cannot be created, found or changed as asked; the message says why."""
+
+
+class DeliveryError(ServiceUnavailableError):
+    """Kafka did not acknowledge some messages; ``undelivered`` holds them to send again."""
+
+    def __init__(self, undelivered: Sequence[Any]) -> None:
+        self.undelivered = list(undelivered)
+        first = self.undelivered[0].error if self.undelivered else None
+        super().__init__(
+            f"{len(self.undelivered):,} messages were not delivered; first error: {first!r}"
+        )

@@ -28,6 +28,7 @@ from kafka.structs import OffsetAndMetadata
 from eventrec.config import Settings
 from eventrec.consumer import metrics
 from eventrec.consumer.attribution import outcomes_of, prepare_attribution
+from eventrec.consumer.delivery import Outgoing, deliver
 from eventrec.consumer.handler import (
     Message,
     Route,
@@ -46,6 +47,9 @@ from eventrec.telemetry import MetricsServer
 from eventrec.topics import missing_topics
 
 log = logging.getLogger("eventrec.consumer")
+
+# A produce request carries a dead letter with its record and batch framing.
+DLQ_REQUEST_HEADROOM = 4096
 
 
 @dataclass
@@ -99,6 +103,7 @@ class InteractionConsumer:
                         + ", ".join(missing)
                         + " (create them with `eventrec topics create`)"
                     )
+                delivery_ms = int(settings.dlq_delivery_timeout_seconds * 1000)
                 self._producer = KafkaProducer(
                     bootstrap_servers=settings.bootstrap_servers,
                     client_id="eventrec-consumer-dlq",
@@ -106,6 +111,9 @@ class InteractionConsumer:
                     retries=2**31 - 1,
                     max_in_flight_requests_per_connection=1,
                     linger_ms=5,
+                    max_request_size=settings.dlq_max_message_bytes + DLQ_REQUEST_HEADROOM,
+                    delivery_timeout_ms=delivery_ms,
+                    request_timeout_ms=min(30_000, delivery_ms - 1_000),
                     metadata_max_age_ms=settings.consumer_metadata_max_age_ms,
                 )
                 self._consumer = KafkaConsumer(
@@ -325,60 +333,52 @@ class InteractionConsumer:
     ) -> None:
         """Send dead letters, and re-publish routed interactions to their owner partition.
 
-        Flushed before the batch's step: a crash in between re-sends them (a dead letter may
-        appear twice; a routed copy is absorbed by the owner's de-duplication window).
+        Returns once Kafka acknowledged every one, before the batch's step: a crash in
+        between re-sends them (a dead letter may appear twice; a routed copy is absorbed by
+        the owner's de-duplication window).
         """
         if not letters and not routes:
             return
         metrics.dead_lettered(letters)
         assert self._producer is not None
-        while True:
-            try:
-                for letter in letters:
-                    self._producer.send(
-                        self.settings.topic_dlq,
-                        key=letter.key,
-                        value=letter.value,
-                        headers=letter.headers(),
-                    )
-                for route in routes:
-                    assert source is not None
-                    origin = f"{source.topic}/{source.partition}/{route.message.offset}"
-                    self._producer.send(
-                        self.settings.topic_interactions,
-                        key=route.message.key,
-                        value=route.message.value,
-                        partition=route.owner,
-                        headers=[
-                            ("eventrec.routed_from", origin.encode()),
-                            ("eventrec.owner", str(route.owner).encode()),
-                        ],
-                    )
-                self._producer.flush(timeout=30)
-                self._kafka_outage.ok()
-                return
-            except KafkaError as exc:
-                # Re-sending after a failed flush can duplicate a dead letter; never lose one.
-                if self.stopping.is_set():
-                    raise StoppedError from exc
-                self.stopping.wait(self._kafka_outage.failed(exc))
+        limit = self.settings.dlq_max_message_bytes
+        # Too large a message is dead-lettered cut to fit, or it would stall the partition.
+        outgoing = [
+            Outgoing.dead_letter(self.settings.topic_dlq, x.fitting(limit)) for x in letters
+        ]
+        for route in routes:
+            assert source is not None
+            origin = f"{source.topic}/{source.partition}/{route.message.offset}"
+            headers = [
+                ("eventrec.routed_from", origin.encode()),
+                ("eventrec.owner", str(route.owner).encode()),
+            ]
+            outgoing.append(
+                Outgoing(
+                    self.settings.topic_interactions,
+                    route.message.key,
+                    route.message.value,
+                    headers,
+                    partition=route.owner,
+                )
+            )
+        deliver(self._producer, outgoing, flush_timeout=30, on_failure=self._kafka_failed)
+        self._kafka_outage.ok()
+
+    def _kafka_failed(self, exc: BaseException) -> None:
+        if self.stopping.is_set():
+            raise StoppedError from exc
+        self.stopping.wait(self._kafka_outage.failed(exc))
 
     def _send(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-        """Publish and flush, retrying through a Kafka outage (a re-send may duplicate)."""
+        """Publish, checking every acknowledgement, through a Kafka outage (a re-send after a
+        crash may duplicate; attribution de-duplicates)."""
         if not messages:
             return
         assert self._producer is not None
-        while True:
-            try:
-                for key, value in messages:
-                    self._producer.send(topic, key=key, value=value)
-                self._producer.flush(timeout=30)
-                self._kafka_outage.ok()
-                return
-            except KafkaError as exc:
-                if self.stopping.is_set():
-                    raise StoppedError from exc
-                self.stopping.wait(self._kafka_outage.failed(exc))
+        outgoing = [Outgoing(topic, key, value, []) for key, value in messages]
+        deliver(self._producer, outgoing, flush_timeout=30, on_failure=self._kafka_failed)
+        self._kafka_outage.ok()
 
     def _reset_out_of_range(self, exc: OffsetOutOfRangeError) -> None:
         assert self._consumer is not None
