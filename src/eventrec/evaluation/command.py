@@ -136,6 +136,13 @@ def register(commands: Any) -> None:
         "city, preferred_categories); users with one but no earlier record are new_users",
     )
     parser.add_argument(
+        "--truth",
+        type=Path,
+        metavar="FILE",
+        help="--split time: a synthetic platform's planted truth (the truth.npz of eventrec "
+        "synth --out); adds the model oracle, which ranks by it. Without it there is no oracle",
+    )
+    parser.add_argument(
         "--cuts",
         type=_cuts,
         default=None,
@@ -233,8 +240,8 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.split == "time":
         return _run_time(args, settings)
-    if args.events is not None or args.users is not None or args.cuts is not None:
-        raise EvaluationInputError("--events, --users and --cuts go with --split time")
+    if any(getattr(args, name) is not None for name in ("events", "users", "cuts", "truth")):
+        raise EvaluationInputError("--events, --users, --cuts and --truth go with --split time")
     train, test, split, test_fraction = _load(args)
     result = evaluate_log(
         train.log,
@@ -258,6 +265,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 def _run_time(args: argparse.Namespace, settings: Settings) -> int:
     """``eventrec evaluate --split time``: the time protocol over the whole file."""
     from eventrec.evaluation.catalogue import load_events, load_profiles
+    from eventrec.evaluation.oracle import load_truth, with_oracle
     from eventrec.evaluation.report import format_time_table
     from eventrec.evaluation.time_protocol import ServedOptions, evaluate_time
     from eventrec.model.records import InteractionLog
@@ -282,6 +290,11 @@ def _run_time(args: argparse.Namespace, settings: Settings) -> int:
     if args.users is not None:
         logger.info("loading %s", args.users)
         profiles = load_profiles(args.users, user_index)
+    models = None
+    if args.truth is not None:
+        logger.info("loading %s", args.truth)
+        truth = load_truth(args.truth, rated.user_ids, list(event_index), dates)
+        models = with_oracle(truth, rated.user_ids, list(event_index))
     result = evaluate_time(
         log,
         rated.raw_rating,
@@ -302,6 +315,7 @@ def _run_time(args: argparse.Namespace, settings: Settings) -> int:
             max_validation_users=settings.train_validation_users,
             max_factor_cells=settings.train_max_factor_cells,
         ),
+        models=models,
     )
     print(format_time_table(result))
     if args.json is not None:
