@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import redis
-from eventrec.local_services import LocalServices
 
 from eventrec.config import Settings
+from eventrec.devstack import LocalServices
 from eventrec.model.records import TYPE_BOOKING
 from eventrec.schemas import DeadLetter
 from eventrec.store import Store, connect
