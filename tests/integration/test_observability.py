@@ -246,6 +246,18 @@ def test_serving_metrics_add_up_over_workers_on_the_ops_port_only(stack: Stack) 
     assert scored is not None
     assert scored > 0
 
+    # Every response was an impression; both workers' senders add up once acknowledged.
+    def impressions_sent() -> bool:
+        sent = value(scrape(stack.ops_port), "eventrec_serving_impressions_sent_total")
+        return sent == len(users)
+
+    wait_until(impressions_sent, 30, "every impression acknowledged")
+    samples = scrape(stack.ops_port)
+    assert value(samples, "eventrec_serving_impressions_offered_total") == len(users)
+    assert value(samples, "eventrec_serving_impressions_dropped_total") == 0
+    assert value(samples, "eventrec_serving_impressions_failed_total") == 0
+    assert value(samples, "eventrec_serving_impressions_queued") == 0
+
 
 def test_consumer_and_trainer_metrics(stack: Stack) -> None:
     consumer = scrape(stack.consumer_ops_port)
