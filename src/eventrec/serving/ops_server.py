@@ -146,8 +146,8 @@ def create_ops_app(settings: Settings, sampler: IngestionSampler | None = None) 
         return trending_view(store, settings.topic_events)
 
     @app.get("/dashboard/api/experiments")
-    async def experiments() -> dict[str, Any]:
-        return experiments_view()
+    def experiments() -> dict[str, Any]:
+        return experiments_view(store, settings.topic_impressions)
 
     return app
 
