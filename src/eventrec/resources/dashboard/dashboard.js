@@ -219,10 +219,14 @@ function renderTrending(data) {
 
 const METRICS = [["click_through", "click-through"], ["save_rate", "save rate"], ["booking_rate", "booking rate"]];
 
-function percent(value) {
+// A relative difference in percent with its sign: +12.3 (digits 1) or +12 (digits 0).
+function signed(value, digits) {
   if (value === null || value === undefined) return "–";
-  const text = (value * 100).toFixed(1);
-  return `${value > 0 ? "+" : ""}${text} %`;
+  return `${value > 0 ? "+" : ""}${(value * 100).toFixed(digits)}`;
+}
+
+function interval(d) {
+  return `${signed(d.relative, 1)} % [${signed(d.low, 1)}, ${signed(d.high, 1)}]`;
 }
 
 // rows: [{label, strong, difference: {relative, low, high, excludes_zero} | null}]; one
@@ -240,14 +244,15 @@ function intervalChart(container, rows) {
   const svg = node("svg", { viewBox: `0 0 ${width} ${height}`, role: "img" }, container);
   const bottomY = top + rows.length * row;
   node("line", { class: "zero", x1: sx(0), x2: sx(0), y1: top, y2: bottomY }, svg);
-  for (const x of [x0 + pad, 0, x1 - pad]) {
-    node("text", { x: sx(x), y: height - 6, "text-anchor": "middle" }, svg, percent(x));
+  const ticks = [x0 + pad, x1 - pad].filter((x) => Math.abs(x) > (x1 - x0) * 0.1);
+  for (const x of [0, ...ticks]) {
+    node("text", { x: sx(x), y: height - 6, "text-anchor": "middle" }, svg, `${signed(x, 0)} %`);
   }
   rows.forEach((r, i) => {
     const y = top + i * row + row / 2;
     node("text", {
       class: r.strong ? "bar-label primary" : "bar-label", x: labelWidth - 8, y: y + 4, "text-anchor": "end",
-    }, svg, r.label);
+    }, svg, r.label.length > 28 ? r.label.slice(0, 27) + "…" : r.label);
     const d = r.difference;
     if (!d) {
       node("text", { x: sx(0) + 6, y: y + 4 }, svg, "not enough data yet");
@@ -262,9 +267,8 @@ function intervalChart(container, rows) {
       class: "datum", cx: sx(d.relative), cy: y, r: 4, fill: color,
       "data-relative": d.relative, "data-low": d.low, "data-high": d.high,
     }, svg);
-    node("title", {}, dot, `${r.label}: ${percent(d.relative)} [${percent(d.low)}, ${percent(d.high)}]`);
-    node("text", { x: width - right + 8, y: y + 4 }, svg,
-      `${percent(d.relative)} [${percent(d.low)}, ${percent(d.high)}]`);
+    node("title", {}, dot, `${r.label}: ${interval(d)}`);
+    node("text", { x: width - right + 8, y: y + 4 }, svg, interval(d));
   });
 }
 
