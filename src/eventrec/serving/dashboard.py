@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from itertools import pairwise
 from typing import Any
 
@@ -155,6 +156,35 @@ def experiments_view(store: Store, topic_impressions: str) -> dict[str, Any]:
         "experiments": running,
         "stopped": sum(experiment.status == "stopped" for experiment in experiments),
     }
+
+
+class CostBoundedView:
+    """A view recomputed once ``factor`` times its last computation's duration has passed:
+    a cheap one is always fresh, an expensive one (an experiment with millions of users)
+    keeps at most a ``1 / factor`` share of a thread and of Redis busy however many
+    dashboards are open."""
+
+    def __init__(
+        self,
+        compute: Callable[[], dict[str, Any]],
+        factor: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._compute = compute
+        self.factor = factor
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._fresh_until = 0.0
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:
+            started = self._clock()
+            if self._value is None or started >= self._fresh_until:
+                self._value = self._compute()
+                finished = self._clock()
+                self._fresh_until = finished + self.factor * (finished - started)
+            return self._value
 
 
 class IngestionSampler:

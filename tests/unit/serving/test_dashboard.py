@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import fakeredis
 import pytest
 
 from eventrec.model.abtest import ratio_estimate, relative_difference
 from eventrec.schemas.impressions import Experiment
-from eventrec.serving.dashboard import experiments_view
+from eventrec.serving.dashboard import CostBoundedView, experiments_view
 from eventrec.store.keys import Keys
 from eventrec.store.store import Store
 
@@ -90,3 +91,26 @@ def test_no_experiment_running_is_an_empty_list(store: Store) -> None:
     stopped = experiment("ranker", 1, "stopped")
     client.hset(Keys(PREFIX).experiments, "ranker", stopped.model_dump_json())
     assert experiments_view(store, TOPIC) == {"confidence": 0.95, "experiments": [], "stopped": 2}
+
+
+def test_an_expensive_view_is_reused_for_ten_times_what_it_cost() -> None:
+    now = [100.0]
+    computed: list[float] = []
+
+    def compute() -> dict[str, Any]:
+        now[0] += 2.0  # two seconds of reading Redis
+        computed.append(now[0])
+        return {"computed": len(computed)}
+
+    view = CostBoundedView(compute, factor=10, clock=lambda: now[0])
+    assert view.get() == {"computed": 1}
+    now[0] += 19.0
+    assert view.get() == {"computed": 1}
+    now[0] += 1.0  # twenty seconds after it was computed
+    assert view.get() == {"computed": 2}
+
+
+def test_a_cheap_view_is_always_fresh() -> None:
+    calls = iter(range(1, 100))
+    view = CostBoundedView(lambda: {"computed": next(calls)}, clock=lambda: 5.0)
+    assert [view.get()["computed"] for _ in range(3)] == [1, 2, 3]
