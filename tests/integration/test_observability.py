@@ -32,6 +32,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from eventrec.config import Settings
 from eventrec.devstack import LocalServices
+from eventrec.experiments.simulate import SimulationResult, simulate_experiment
+from eventrec.schemas.impressions import ExperimentSpec
+from eventrec.store.experiments import ExperimentStore
+from eventrec.store.store import connect
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.platform import SyntheticPlatform, generate
 from eventrec.synth.publish import publish
@@ -51,11 +55,17 @@ pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SECTIONS = ("models", "gate", "lag", "rates", "dead-letters", "trending", "experiments")
-PLOTS = ("validation", "cycles", "lag", "rates", "dead-letters", "trending")
+PLOTS = ("validation", "cycles", "lag", "rates", "dead-letters", "trending", "experiments")
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # Invalid interactions sent beside the platform: reason label -> how many.
 INVALID = {"rating": 3, "type": 2}
 MORE = Stream(n_users=200, n_events=50, seed=11, invalid_fraction=0.0).take(3000)
+EXPERIMENT_NAME = "dashboard-ab"
+EXPERIMENT: dict[str, Any] = {
+    "name": EXPERIMENT_NAME,
+    "variants": [{"name": "control", "strategy": "trending"}, {"name": "b"}],
+    "primary_metric": "view",
+}
 
 
 def free_port() -> int:
@@ -246,6 +256,18 @@ def test_serving_metrics_add_up_over_workers_on_the_ops_port_only(stack: Stack) 
     assert scored is not None
     assert scored > 0
 
+    # Every response was an impression; both workers' senders add up once acknowledged.
+    def impressions_sent() -> bool:
+        sent = value(scrape(stack.ops_port), "eventrec_serving_impressions_sent_total")
+        return sent == len(users)
+
+    wait_until(impressions_sent, 30, "every impression acknowledged")
+    samples = scrape(stack.ops_port)
+    assert value(samples, "eventrec_serving_impressions_offered_total") == len(users)
+    assert value(samples, "eventrec_serving_impressions_dropped_total") == 0
+    assert value(samples, "eventrec_serving_impressions_failed_total") == 0
+    assert value(samples, "eventrec_serving_impressions_queued") == 0
+
 
 def test_consumer_and_trainer_metrics(stack: Stack) -> None:
     consumer = scrape(stack.consumer_ops_port)
@@ -325,13 +347,64 @@ def assert_stayed_local(driver: webdriver.Chrome) -> list[str]:
     return urls
 
 
+def run_experiment(stack: Stack) -> SimulationResult:
+    """A running experiment and a little simulated traffic through the public port."""
+    client = connect(stack.settings.redis_url)
+    try:
+        ExperimentStore(client, stack.settings.key_prefix).create(
+            ExperimentSpec.model_validate(EXPERIMENT)
+        )
+    finally:
+        client.close()
+    # Serving picks the experiment up within a second; requests before that are outside.
+    time.sleep(1.5)
+    sent = simulate_experiment(
+        stack.settings,
+        EXPERIMENT_NAME,
+        f"http://127.0.0.1:{stack.http_port}",
+        users=60,
+        requests_per_user=2,
+        seed=3,
+    )
+    assert set(sent.per_variant) == {"control", "b"}, sent.as_dict()
+    return sent
+
+
+def experiment_attributed(stack: Stack, sent: SimulationResult) -> dict[str, Any]:
+    """The experiment on the ops port's JSON once its impressions and views are counted."""
+    wanted = {
+        variant: (counts["impressions"], counts["view"])
+        for variant, counts in sent.per_variant.items()
+    }
+    shown: dict[str, Any] = {}
+
+    def counted() -> bool:
+        nonlocal shown
+        url = f"http://127.0.0.1:{stack.ops_port}/dashboard/api/experiments"
+        (shown,) = httpx.get(url, timeout=10).json()["experiments"]
+        have = {
+            row["variant"]: (row["impressions"], row["metrics"]["click_through"]["count"])
+            for row in shown["variants"]
+        }
+        return have == wanted
+
+    wait_until(counted, 60, "the experiment's impressions and views attributed")
+    return shown
+
+
 def test_dashboard_and_docs_render_offline_in_chromium(stack: Stack, tmp_path: Path) -> None:
-    # Traffic while the dashboard's sampler runs, so its rates are not all zero.
     before = applied_offsets(stack.settings)
+    sent = run_experiment(stack)
+    # Traffic while the dashboard's sampler runs, so its rates are not all zero.
     produce(stack.settings, stack.settings.topic_interactions, MORE)
     wait_until(
-        lambda: applied_offsets(stack.settings) == before + len(MORE), 60, "more interactions"
+        lambda: applied_offsets(stack.settings) == before + sent.interactions + len(MORE),
+        60,
+        "more interactions",
     )
+    experiment = experiment_attributed(stack, sent)
+    b = experiment["variants"][1]["metrics"]["click_through"]["relative_to_control"]
+    assert b is not None, experiment
     time.sleep(1.5)  # a sample after the last batch (one every 0.5 s)
     driver = browser(tmp_path)
     try:
@@ -372,8 +445,19 @@ def test_dashboard_and_docs_render_offline_in_chromium(stack: Stack, tmp_path: P
         rates = driver.find_elements(By.CSS_SELECTOR, '[data-plot="rates"] .datum title')
         applied = [r.get_attribute("textContent") for r in rates]
         assert any(t.startswith("applied: ") and not t.startswith("applied: 0 ") for t in applied)
-        experiments = driver.find_element(By.CSS_SELECTOR, 'section[data-section="experiments"]')
-        assert "No experiments" in experiments.text
+        # The experiment: b's click-through against the control, the interval of the JSON.
+        section = driver.find_element(By.CSS_SELECTOR, 'section[data-section="experiments"]')
+        assert EXPERIMENT_NAME in section.text
+        assert experiment["verdict"] in section.text
+        dots = section.find_elements(By.CSS_SELECTOR, "circle.datum")
+        (dot,) = [
+            d
+            for d in dots
+            if (d.get_attribute("textContent") or "").startswith("b · click-through")
+        ]
+        ends = ("relative", "low", "high")
+        drawn = {end: float(dot.get_attribute(f"data-{end}") or "nan") for end in ends}
+        assert drawn == {end: pytest.approx(b[end]) for end in ends}
         driver.save_screenshot(str(tmp_path / "dashboard.png"))
         assert_stayed_local(driver)
 

@@ -1,7 +1,8 @@
 """What ``/dashboard`` shows, as JSON: model versions and the gate's decisions, consumer
-lag and rates, dead letters by reason, the trending list, experiments.
+lag and rates, dead letters by reason, the trending list, running experiments.
 
-Model versions, trainer cycles and the trending list are read from Redis on request.
+Model versions, trainer cycles, the trending list and the experiments' reports are read
+from Redis on request.
 Lag, rates and dead letters come from an :class:`IngestionSampler` thread that, every
 ``EVENTREC_DASHBOARD_SAMPLE_SECONDS``, reads the consumer's stored positions and counters
 from Redis and the partitions' end offsets from Kafka, and reads the dead-letter topic's
@@ -16,6 +17,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from itertools import pairwise
 from typing import Any
 
@@ -24,7 +26,12 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from eventrec.config import Settings
+from eventrec.experiments.report import variant_counts
+from eventrec.model.abtest import CONFIDENCE, experiment_report
 from eventrec.schemas.deadletter import HEADER_PREFIX
+from eventrec.schemas.impressions import Experiment
+from eventrec.store.attribution import AttributionStore
+from eventrec.store.experiments import ExperimentStore
 from eventrec.store.history import trainer_history
 from eventrec.store.store import Store
 from eventrec.store.versions import list_versions, read_trending
@@ -102,14 +109,82 @@ def trending_view(store: Store, topic_events: str, limit: int = 10) -> dict[str,
     return {"computed_at": trending.get("computed_at"), "events": events}
 
 
-def experiments_view() -> dict[str, Any]:
-    """Running A/B experiments: eventrec does not run any yet, and says so."""
+def experiment_summary(experiment: Experiment, statistics: dict[str, Any]) -> dict[str, Any]:
+    """What the dashboard shows of a running experiment: its definition, and from its
+    statistics (``model.abtest.experiment_report``) each variant's users and rates with
+    the difference to the control and its interval, the sample ratio check, the verdict."""
+    variants = {variant.name: variant for variant in experiment.variants}
     return {
-        "available": False,
-        "experiments": [],
-        "note": "No experiments: this version of eventrec has no A/B experiments, "
-        "so none can be running.",
+        "name": experiment.name,
+        "created_at": experiment.created_at.isoformat(),
+        "traffic": experiment.traffic,
+        "control": statistics["control"],
+        "primary_metric": statistics["primary_metric"],
+        "variants": [
+            {
+                "variant": row["variant"],
+                "model_version": variants[row["variant"]].model_version,
+                "strategy": variants[row["variant"]].strategy,
+                "users": row["users"],
+                "impressions": row["impressions"],
+                "metrics": row["metrics"],
+            }
+            for row in statistics["variants"]
+        ],
+        "sample_ratio": statistics["sample_ratio"],
+        "verdict": statistics["verdict"],
     }
+
+
+def experiments_view(store: Store, topic_impressions: str) -> dict[str, Any]:
+    """Every running A/B experiment with the statistics of its report (the counts per
+    day that ``/experiments/{name}/report`` adds are left out)."""
+    experiments = ExperimentStore(store.client, store.keys.prefix).all()
+    attribution = AttributionStore(store.client, store.keys.prefix)
+    running = []
+    for experiment in experiments:
+        if experiment.status != "running":
+            continue
+        statistics = experiment_report(
+            variant_counts(attribution, topic_impressions, experiment),
+            experiment.weights,
+            primary=experiment.primary_metric,
+        )
+        running.append(experiment_summary(experiment, statistics))
+    return {
+        "confidence": CONFIDENCE,
+        "experiments": running,
+        "stopped": sum(experiment.status == "stopped" for experiment in experiments),
+    }
+
+
+class CostBoundedView:
+    """A view recomputed once ``factor`` times its last computation's duration has passed:
+    a cheap one is always fresh, an expensive one (an experiment with millions of users)
+    keeps at most a ``1 / factor`` share of a thread and of Redis busy however many
+    dashboards are open."""
+
+    def __init__(
+        self,
+        compute: Callable[[], dict[str, Any]],
+        factor: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._compute = compute
+        self.factor = factor
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._fresh_until = 0.0
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:
+            started = self._clock()
+            if self._value is None or started >= self._fresh_until:
+                self._value = self._compute()
+                finished = self._clock()
+                self._fresh_until = finished + self.factor * (finished - started)
+            return self._value
 
 
 class IngestionSampler:

@@ -4,7 +4,9 @@ A request only puts the encoded impression into a bounded queue (``put_nowait``,
 under a microsecond); a full queue drops it and counts the drop. One daemon thread takes
 them off the queue into a kafka-python producer (which batches), connecting and
 reconnecting with a growing pause while Kafka is away. The counters (``sent``: acknowledged by
-the broker, ``dropped``, ``failed``) are per worker process, at ``GET /impressions/stats``.
+the broker, ``dropped``, ``failed``) are per worker process, at ``GET /impressions/stats``;
+the same counts, and the queue's length, are Prometheus metrics (``serving.metrics``)
+that the operations port adds up over all workers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from eventrec.config import Settings
+from eventrec.serving import metrics
 
 log = logging.getLogger("eventrec.serving")
 
@@ -54,10 +57,13 @@ class ImpressionSender:
     def offer(self, key: bytes, value: bytes) -> None:
         """Queue one impression; never waits (a full queue drops it, counted)."""
         self.counts.offered += 1
+        metrics.IMPRESSIONS_OFFERED.inc()
         try:
             self._queue.put_nowait((key, value))
         except queue.Full:
             self.counts.dropped += 1
+            metrics.IMPRESSIONS_DROPPED.inc()
+        metrics.IMPRESSIONS_QUEUED.set(self._queue.qsize())
 
     def stats(self) -> dict[str, int]:
         counts = self.counts
@@ -106,10 +112,12 @@ class ImpressionSender:
     def _sent(self, _metadata: Any) -> None:
         with self._lock:
             self.counts.sent += 1
+        metrics.IMPRESSIONS_SENT.inc()
 
     def _failed(self, exc: BaseException) -> None:
         with self._lock:
             self.counts.failed += 1
+        metrics.IMPRESSIONS_FAILED.inc()
         if self.counts.failed in (1, 10, 100) or self.counts.failed % 1000 == 0:
             log.warning("impressions not delivered: %d so far (%s)", self.counts.failed, exc)
 
@@ -119,6 +127,8 @@ class ImpressionSender:
             return
         while True:
             key, value = self._queue.get()
+            # Offers set the gauge too; this keeps it true while the queue drains.
+            metrics.IMPRESSIONS_QUEUED.set(self._queue.qsize())
             if (key, value) == _STOP:
                 return
             try:

@@ -50,6 +50,27 @@ CATALOG_EVENTS = Gauge(
     "Events in the catalog serving has loaded.",
     multiprocess_mode="livemax",
 )
+IMPRESSIONS_OFFERED = Counter(
+    "eventrec_serving_impressions_offered_total",
+    "Responses handed to the impression queue (queued or, when it was full, dropped).",
+)
+IMPRESSIONS_SENT = Counter(
+    "eventrec_serving_impressions_sent_total",
+    "Impressions the broker acknowledged on the impressions topic.",
+)
+IMPRESSIONS_DROPPED = Counter(
+    "eventrec_serving_impressions_dropped_total",
+    "Impressions dropped because a worker's queue was full (Kafka slow or away).",
+)
+IMPRESSIONS_FAILED = Counter(
+    "eventrec_serving_impressions_failed_total",
+    "Impressions the producer gave up on (sent, but never acknowledged).",
+)
+IMPRESSIONS_QUEUED = Gauge(
+    "eventrec_serving_impressions_queued",
+    "Impressions waiting in the workers' queues to be sent (summed over live workers).",
+    multiprocess_mode="livesum",
+)
 
 # The route a request did not match is not a label: any path could become one.
 UNMATCHED = "unmatched"

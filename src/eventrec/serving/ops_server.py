@@ -32,6 +32,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from eventrec.config import Settings
 from eventrec.serving.dashboard import (
+    CostBoundedView,
     IngestionSampler,
     experiments_view,
     models_view,
@@ -145,9 +146,13 @@ def create_ops_app(settings: Settings, sampler: IngestionSampler | None = None) 
     def trending() -> dict[str, Any]:
         return trending_view(store, settings.topic_events)
 
+    running_experiments = CostBoundedView(
+        lambda: experiments_view(store, settings.topic_impressions)
+    )
+
     @app.get("/dashboard/api/experiments")
-    async def experiments() -> dict[str, Any]:
-        return experiments_view()
+    def experiments() -> dict[str, Any]:
+        return running_experiments.get()
 
     return app
 

@@ -217,16 +217,103 @@ function renderTrending(data) {
   })), { empty: "Nothing trending yet: the trainer writes this list.", labelWidth: 230 });
 }
 
+const METRICS = [["click_through", "click-through"], ["save_rate", "save rate"], ["booking_rate", "booking rate"]];
+
+// A relative difference in percent with its sign: +12.3 (digits 1) or +12 (digits 0).
+function signed(value, digits) {
+  if (value === null || value === undefined) return "–";
+  return `${value > 0 ? "+" : ""}${(value * 100).toFixed(digits)}`;
+}
+
+function interval(d) {
+  return `${signed(d.relative, 1)} % [${signed(d.low, 1)}, ${signed(d.high, 1)}]`;
+}
+
+// rows: [{label, strong, difference: {relative, low, high, excludes_zero} | null}]; one
+// horizontal interval per row around its point estimate, a vertical line at no difference.
+function intervalChart(container, rows) {
+  const width = 560, labelWidth = 170, right = 150, row = 24, top = 4, bottom = 22;
+  const height = top + rows.length * row + bottom;
+  const known = rows.filter((r) => r.difference);
+  let x0 = Math.min(0, ...known.map((r) => r.difference.low));
+  let x1 = Math.max(0, ...known.map((r) => r.difference.high));
+  if (x1 - x0 < 0.02) { x0 -= 0.01; x1 += 0.01; }
+  const pad = (x1 - x0) * 0.08;
+  x0 -= pad; x1 += pad;
+  const sx = (x) => labelWidth + ((x - x0) / (x1 - x0)) * (width - labelWidth - right);
+  const svg = node("svg", { viewBox: `0 0 ${width} ${height}`, role: "img" }, container);
+  const bottomY = top + rows.length * row;
+  node("line", { class: "zero", x1: sx(0), x2: sx(0), y1: top, y2: bottomY }, svg);
+  const ticks = [x0 + pad, x1 - pad].filter((x) => Math.abs(x) > (x1 - x0) * 0.1);
+  for (const x of [0, ...ticks]) {
+    node("text", { x: sx(x), y: height - 6, "text-anchor": "middle" }, svg, `${signed(x, 0)} %`);
+  }
+  rows.forEach((r, i) => {
+    const y = top + i * row + row / 2;
+    node("text", {
+      class: r.strong ? "bar-label primary" : "bar-label", x: labelWidth - 8, y: y + 4, "text-anchor": "end",
+    }, svg, r.label.length > 28 ? r.label.slice(0, 27) + "…" : r.label);
+    const d = r.difference;
+    if (!d) {
+      node("text", { x: sx(0) + 6, y: y + 4 }, svg, "not enough data yet");
+      return;
+    }
+    const color = !d.excludes_zero ? "#667085" : d.relative > 0 ? COLORS[2] : COLORS[6];
+    node("line", { class: "interval", x1: sx(d.low), x2: sx(d.high), y1: y, y2: y, stroke: color }, svg);
+    for (const end of [d.low, d.high]) {
+      node("line", { class: "interval", x1: sx(end), x2: sx(end), y1: y - 5, y2: y + 5, stroke: color }, svg);
+    }
+    const dot = node("circle", {
+      class: "datum", cx: sx(d.relative), cy: y, r: 4, fill: color,
+      "data-relative": d.relative, "data-low": d.low, "data-high": d.high,
+    }, svg);
+    node("title", {}, dot, `${r.label}: ${interval(d)}`);
+    node("text", { x: width - right + 8, y: y + 4 }, svg, interval(d));
+  });
+}
+
 function renderExperiments(data) {
-  const box = section("experiments").querySelector(".experiments");
+  const box = plot("experiments");
   box.replaceChildren();
   if (data.experiments.length === 0) {
-    html("p", { class: "empty" }, box, data.note || "No experiments are running.");
+    const stopped = data.stopped ? ` (${data.stopped} stopped: eventrec experiment report NAME)` : "";
+    html("p", { class: "empty" }, box, `No experiment is running${stopped}.`);
     return;
   }
-  const list = html("ul", {}, box);
+  const confidence = Math.round(data.confidence * 100);
   for (const experiment of data.experiments) {
-    html("li", {}, list, JSON.stringify(experiment));
+    const part = html("div", { class: "experiment", "data-experiment": experiment.name }, box);
+    html("h3", {}, part, experiment.name);
+    html("p", { class: "note" }, part,
+      `since ${experiment.created_at.replace("T", " ").slice(0, 16)} · ` +
+      `${Math.round(experiment.traffic * 100)} % of users · primary metric ` +
+      `${experiment.primary_metric.replace("_", " ")} · relative difference to ` +
+      `${experiment.control} per impression, ${confidence} % interval`);
+    const table = html("table", {}, part);
+    const head = html("tr", {}, html("thead", {}, table));
+    for (const title of ["variant", "model", "users", "impressions", ...METRICS.map((m) => m[1])]) {
+      html("th", {}, head, title);
+    }
+    const body = html("tbody", {}, table);
+    for (const v of experiment.variants) {
+      const tr = html("tr", {}, body);
+      const cells = [
+        v.variant + (v.variant === experiment.control ? " (control)" : ""),
+        (v.model_version || "none") + (v.strategy !== "default" ? ` · ${v.strategy}` : ""),
+        fmt(v.users), fmt(v.impressions),
+        ...METRICS.map(([key]) => fmt(v.metrics[key].rate)),
+      ];
+      for (const cell of cells) html("td", {}, tr, cell);
+    }
+    const rows = experiment.variants.filter((v) => v.variant !== experiment.control)
+      .flatMap((v) => METRICS.map(([key, label]) => ({
+        label: `${v.variant} · ${label}`,
+        strong: key === experiment.primary_metric,
+        difference: v.metrics[key].relative_to_control || null,
+      })));
+    intervalChart(html("div", { class: "intervals" }, part), rows);
+    const mismatch = experiment.sample_ratio.mismatch;
+    html("p", { class: mismatch ? "verdict error-text" : "verdict" }, part, experiment.verdict);
   }
 }
 
