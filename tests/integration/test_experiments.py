@@ -26,14 +26,16 @@ from eventrec.store.versions import (
     current_version,
     export_version,
     import_version,
+    write_version,
 )
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.platform import generate
 from eventrec.synth.publish import publish
 from eventrec.topics import create_topics
+from eventrec.trainer.fit import FitOptions, fit_version
 from tests.integration.conftest import unique_settings
 from tests.integration.ingest_helpers import ConsumerProcess, settings_env, wait_until
-from tests.integration.test_serving import ADMIN_TOKEN, ServeProcess, Stack, trainer_once
+from tests.integration.test_serving import ADMIN_TOKEN, ServeProcess, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -261,13 +263,36 @@ def test_every_response_reaches_the_impressions_topic(stack: Stack) -> None:
     assert client.get("/attribution").status_code == 401
 
 
+def fitted_version_made_current(stack: Stack, store: Store) -> str:
+    """A version fitted by the trainer's own fit on the stack's data, stored and made current
+    as `eventrec model import --activate` does (an operator's import: no gate).
+
+    `eventrec trainer --once` rightly refuses to publish here (issue #10's gate): 3,000
+    planted interactions over 1,500 users, and the earlier tests' simulated users booked
+    from the trending lists serving showed them, so on the time cut trending wins clearly
+    (NDCG@10 0.098 vs 0.216, 95 % interval of the difference [-0.17, -0.07] over 224
+    validation users). This test is about experiments keeping their versions, not about
+    the gate, so it takes the operator's ungated path rather than expecting a publish.
+    """
+    settings = stack.settings
+    snapshot = store.snapshot(settings.topic_interactions)
+    fitted = fit_version(
+        snapshot.log,
+        snapshot.event_ids,
+        store.entity_documents("events", settings.topic_events),
+        FitOptions(n_jobs=1),
+        now=snapshot.taken_at,
+    )
+    version = write_version(store, fitted.arrays, fitted.metadata)
+    activate_version(store, version)
+    return version
+
+
 def test_variants_keep_their_model_versions(stack: Stack, tmp_path: Path) -> None:
     """`current` is fixed at creation; a later switch changes only users outside."""
-    trainer_once(stack.settings)
     store = Store(connect(stack.settings.redis_url), stack.settings.key_prefix)
     try:
-        first = current_version(store)
-        assert first is not None
+        first = fitted_version_made_current(stack, store)
         export_version(store, first, tmp_path / "copy")
         second = import_version(store, tmp_path / "copy")
         create(

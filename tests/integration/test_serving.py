@@ -178,6 +178,20 @@ def active_users(platform: SyntheticPlatform, n: int) -> list[str]:
 
 
 def test_recommendations_recover_planted_tastes(stack: Stack) -> None:
+    """Recommendations land in the planted categories, and find planted favourites at
+    least as often as the popular list.
+
+    Favourites were once claimed at 1.5 times the popular list's (727 vs 449 when the
+    search validated on each user's latest pairs and chose 16 factors). Since issue #10
+    the trainer chooses its configuration on a time cut (what users booked in the week
+    after it), and on this data that prefers many factors consistently across the grid
+    (128 factors, NDCG@10 0.465 at the cut vs 0.418 at 16; 0.44 as served vs trending's
+    0.11). More factors follow co-bookings rather than the planted tastes alone: on the
+    same data, fitted directly, the favourites among the top 10 of the 120 most active
+    users fall from 701 (16 factors) to 604 (32), 433 (64) and 366 (128). The oracle
+    favourites are not what the product optimises, so the claim is now "not fewer than
+    the popular list", and the category claims keep the 1.5 times margin.
+    """
     truth = stack.platform.truth
     users = active_users(stack.platform, 120)
     popular = [item["event_id"] for item in stack.serve.client.get(
@@ -200,8 +214,8 @@ def test_recommendations_recover_planted_tastes(stack: Stack) -> None:
     assert ours_category / len(users) >= 0.6
     assert ours_category >= 1.5 * popular_category
     # Planted favourites include the platform's hugely popular events (heavy-tailed since
-    # #11), which the popular list finds too.
-    assert ours_hits >= 1.5 * popular_hits
+    # #11), which the popular list finds too; see the docstring for why not 1.5 times.
+    assert ours_hits >= popular_hits
 
 
 def test_never_shows_started_cancelled_booked_dismissed_or_rated(stack: Stack) -> None:
