@@ -503,22 +503,31 @@ def run_consumer(settings: Settings) -> int:
         compact_threshold_bytes=settings.row_compact_bytes,
     )
     consumer = InteractionConsumer(settings, store)
+    signalled: set[int] = set()
+
+    def stop_children() -> None:
+        # Once each: a member that has left its run loop may be in interpreter shutdown,
+        # where Python has restored SIGTERM's default action and a second one kills it.
+        for child in children:
+            if child.pid not in signalled and child.poll() is None:
+                signalled.add(child.pid)
+                child.send_signal(signal.SIGTERM)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: finishing the current batch and leaving the group", signum)
         consumer.stopping.set()
-        for child in children:
-            child.send_signal(signal.SIGTERM)
+        stop_children()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
         consumer.run()
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+        stop_children()
         codes = [child.wait() for child in children]
+        for child, code in zip(children, codes, strict=True):
+            if code != 0:
+                log.error("consumer member %d exited with %d", child.pid, code)
         if server is not None:
             server.close()
     return 0 if all(code == 0 for code in codes) else 1
