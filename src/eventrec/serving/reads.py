@@ -7,11 +7,11 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-import redis
 
 from eventrec.model.records import RECORD_DTYPE
 from eventrec.serving.errors import Unavailable
 from eventrec.serving.state import ServingState, UserProfileHint
+from eventrec.store.client import UNAVAILABLE_ERRORS
 from eventrec.store.store import user_location
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ async def read_rows(
             tail = await clients.redis.lrange(keys.event_ids, known, -1)
             if len(state.store_event_ids) == known:
                 state.store_event_ids.extend(raw.decode() for raw in tail)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except UNAVAILABLE_ERRORS as exc:
         raise Unavailable(f"redis unavailable: {exc}") from None
     return rows
 
@@ -82,7 +82,7 @@ async def read_profile(clients: Clients, caches: Caches, user_id: str) -> UserPr
         for partition in caches.profile_partitions:
             pipe.hget(keys.profiles(topic, partition), user_id)
         found = next((doc for doc in await pipe.execute() if doc is not None), None)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except UNAVAILABLE_ERRORS as exc:
         raise Unavailable(f"redis unavailable: {exc}") from None
     if found is None:
         return None

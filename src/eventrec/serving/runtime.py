@@ -15,15 +15,11 @@ import logging
 import time
 from typing import Any
 
-import redis
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-
 from eventrec.config import Settings
 from eventrec.serving.reads import read_rows
 from eventrec.serving.scoring import BatchScorer
 from eventrec.serving.state import ServingState, build_state
+from eventrec.store.client import UNAVAILABLE_ERRORS, connect_async
 from eventrec.store.keys import Keys
 from eventrec.store.store import Store, connect
 from eventrec.store.versions import ModelVersionError, current_version
@@ -38,16 +34,8 @@ class Clients:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.store = Store(connect(settings.redis_url, retries=1), settings.key_prefix)
-        # redis-py types replies as bytes | str by connection options; ours are bytes.
-        # One immediate retry: after a Redis restart each pooled connection fails once
-        # (the server closed it) and reconnects; a Redis still down fails fast.
-        self.redis: Any = aioredis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=2,
-            socket_connect_timeout=2,
-            retry=AsyncRetry(NoBackoff(), 1),
-            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        )
+        # One immediate retry, fail fast: see connect_async.
+        self.redis: Any = connect_async(settings.redis_url)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -90,7 +78,7 @@ class Caches:
                 self.refused[version] = str(exc)
             self.load_error = str(exc)
             return False
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except UNAVAILABLE_ERRORS as exc:
             if self.load_error != "redis":
                 log.warning("redis unavailable while reloading: %s", exc)
             self.load_error = "redis"
@@ -170,7 +158,7 @@ class ReloadWatcher:
             catalog_version = await asyncio.to_thread(
                 clients.store.entity_version, settings.topic_events
             )
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except UNAVAILABLE_ERRORS as exc:
             caches.watch_error = f"redis unavailable: {exc}"
             return False
         marker = (current, switches, catalog_version)

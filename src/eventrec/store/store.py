@@ -9,15 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import redis
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from eventrec.errors import ConfigError, FencedBatchError
 from eventrec.model.records import RECORD_DTYPE, RECORD_SIZE, InteractionLog, unpack_row
 from eventrec.store import scripts
+from eventrec.store.client import RedisClient
+from eventrec.store.client import connect as connect  # re-exported: every process's client
 from eventrec.store.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -25,18 +22,6 @@ log = logging.getLogger(__name__)
 NO_HASH = b"\0" * 8
 EVICTING_POLICIES_OK = ("noeviction",)
 SNAPSHOT_CHUNK = 2000
-
-
-def connect(url: str, *, retries: int = 6) -> redis.Redis:
-    """A client that retries lost connections with exponential backoff (about 10 s in all)."""
-    return redis.Redis.from_url(
-        url,
-        retry=Retry(ExponentialBackoff(cap=4.0, base=0.1), retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        socket_connect_timeout=5,
-        socket_timeout=30,
-        health_check_interval=30,
-    )
 
 
 def user_location(value: bytes) -> tuple[int, int]:
@@ -108,7 +93,7 @@ class Store:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         prefix: str,
         *,
         dedup_window_seconds: float = 86_400,

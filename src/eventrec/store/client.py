@@ -1,0 +1,115 @@
+"""Every process's Redis client, made from one URL: one server, or a Redis Cluster.
+
+``redis://`` / ``rediss://`` / ``unix://`` name one server (redis-py's ``Redis``);
+``redis+cluster://host:port[,host:port...]`` (``rediss+cluster://`` with TLS) names a
+Redis Cluster by some of its nodes (redis-py's ``RedisCluster``, which discovers the rest
+and follows failovers). :func:`connect` and :func:`connect_async` are the only places a
+client is made, so every process runs on either without knowing which.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as _AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.cluster import ClusterNode as _ClusterNode
+from redis.cluster import RedisCluster
+from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from eventrec.config import ClusterAddress, is_cluster_url, parse_cluster_url
+
+# redis-py leaves these constructors unannotated.
+ClusterNode: Any = _ClusterNode
+AsyncClusterNode: Any = _AsyncClusterNode
+
+# A client of one server or of a cluster; the store uses only what both offer.
+RedisClient = redis.Redis | RedisCluster
+
+
+# What "Redis cannot answer right now" raises, on a server or a cluster (a failover in
+# progress: a node down, its slots not covered yet, a slot being moved).
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterDownError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+
+
+def _cluster_options(address: ClusterAddress) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if address.tls:
+        options["ssl"] = True
+    if address.username is not None:
+        options["username"] = address.username
+    if address.password is not None:
+        options["password"] = address.password
+    return options
+
+
+def connect(
+    url: str, *, retries: int = 6, socket_timeout: float = 30, connect_timeout: float = 5
+) -> Any:
+    """A client of ``url`` that retries lost connections with exponential backoff.
+
+    With the default 6 retries it keeps trying for about 10 s: long enough on a cluster
+    for a replica to take over a failed master (the client then refreshes the slot map).
+    Typed ``Any``: redis-py types replies as ``bytes | str`` by options; ours are bytes.
+    """
+    retry = Retry(ExponentialBackoff(cap=4.0, base=0.1), retries)
+    if is_cluster_url(url):
+        address = parse_cluster_url(url)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in address.nodes],
+            retry=retry,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=socket_timeout,
+            health_check_interval=30,
+            **_cluster_options(address),
+        )
+    return redis.Redis.from_url(
+        url,
+        retry=retry,
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=socket_timeout,
+        health_check_interval=30,
+    )
+
+
+def connect_async(url: str, *, socket_timeout: float = 2) -> Any:
+    """An asyncio client of ``url`` for serving's request path: fail fast, retry once.
+
+    One immediate retry: after a Redis restart each pooled connection fails once (the
+    server closed it) and reconnects; a Redis still down fails fast. On a cluster the
+    client also re-reads the slot map after a node fails (a replica took over).
+    """
+    if is_cluster_url(url):
+        address = parse_cluster_url(url)
+        return AsyncRedisCluster(
+            startup_nodes=[AsyncClusterNode(host, port) for host, port in address.nodes],
+            retry=AsyncRetry(NoBackoff(), 1),
+            socket_connect_timeout=socket_timeout,
+            socket_timeout=socket_timeout,
+            **_cluster_options(address),
+        )
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        retry=AsyncRetry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+def is_cluster_client(client: Any) -> bool:
+    return isinstance(client, RedisCluster | AsyncRedisCluster)
