@@ -13,6 +13,8 @@ import redis
 from redis.cluster import RedisCluster
 
 from eventrec.devstack import LocalRedisCluster, LocalServices
+from eventrec.errors import ConfigError
+from eventrec.store import Store
 from eventrec.store.client import connect
 from tests.integration.conftest import PORT_OFFSET, REPO
 
@@ -118,3 +120,18 @@ def test_the_client_factory_makes_a_cluster_client_that_spans_every_master(
     finally:
         client.delete(*keys)
         client.close()
+
+
+def test_a_master_that_may_evict_is_refused_by_name(redis_cluster: LocalRedisCluster) -> None:
+    master = redis_cluster.masters()[-1]
+    node = redis.Redis(port=master.port)
+    store = Store(connect(redis_cluster.url), "test-eviction")
+    try:
+        store.check_eviction_policy()
+        node.config_set("maxmemory-policy", "allkeys-lru")
+        with pytest.raises(ConfigError, match=f"'allkeys-lru' on node 127.0.0.1:{master.port}"):
+            store.check_eviction_policy()
+    finally:
+        node.config_set("maxmemory-policy", "noeviction")
+        node.close()
+        store.client.close()

@@ -113,3 +113,15 @@ def connect_async(url: str, *, socket_timeout: float = 2) -> Any:
 
 def is_cluster_client(client: Any) -> bool:
     return isinstance(client, RedisCluster | AsyncRedisCluster)
+
+
+def node_settings(client: Any, name: str) -> dict[str, str]:
+    """A CONFIG setting of the server (key ``""``), or of every master of a cluster."""
+    if not is_cluster_client(client):
+        return {"": _text(client.config_get(name).get(name))}
+    found = client.config_get(name, target_nodes=RedisCluster.PRIMARIES)
+    return {node: _text(values.get(name)) for node, values in found.items()}
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -13,7 +13,7 @@ import numpy as np
 from eventrec.errors import ConfigError, FencedBatchError
 from eventrec.model.records import RECORD_DTYPE, RECORD_SIZE, InteractionLog, unpack_row
 from eventrec.store import scripts
-from eventrec.store.client import RedisClient
+from eventrec.store.client import RedisClient, node_settings
 from eventrec.store.client import connect as connect  # re-exported: every process's client
 from eventrec.store.keys import Keys
 
@@ -117,14 +117,18 @@ class Store:
     # -- checks --------------------------------------------------------------------------
 
     def check_eviction_policy(self) -> None:
-        """Refuse a server that may evict keys: an evicted offset would replay a partition."""
-        policy = self.client.config_get("maxmemory-policy").get("maxmemory-policy")
-        if policy not in EVICTING_POLICIES_OK:
-            raise ConfigError(
-                f"Redis maxmemory-policy is {policy!r}; eventrec needs 'noeviction' "
-                f"(an evicted offset or row would replay or lose interactions). "
-                f"Run: CONFIG SET maxmemory-policy noeviction"
-            )
+        """Refuse a server that may evict keys: an evicted offset would replay a partition.
+
+        On a cluster every master is checked (run replicas with the same setting).
+        """
+        for node, policy in node_settings(self.client, "maxmemory-policy").items():
+            if policy not in EVICTING_POLICIES_OK:
+                where = f" on node {node}" if node else ""
+                raise ConfigError(
+                    f"Redis maxmemory-policy is {policy!r}{where}; eventrec needs 'noeviction' "
+                    f"(an evicted offset or row would replay or lose interactions). "
+                    f"Run: CONFIG SET maxmemory-policy noeviction"
+                )
 
     # -- id maps -------------------------------------------------------------------------
 
