@@ -1,13 +1,49 @@
 """Every Redis key name eventrec uses. No other module spells a key.
 
 Keys that one atomic consumer step touches carry the hash tag of the step's Kafka
-partition (``{interactions.3}``), so a step stays in one slot on Redis Cluster. The id
+partition (``{interactions.3.2}``: :func:`spread_tag`), so a step stays in one slot on
+Redis Cluster, and a topic's partitions are spread evenly over a cluster's masters. The id
 maps carry tags of their own (``{users}``, ``{events}``): their scripts touch only them.
 """
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
+from functools import lru_cache
+
+CLUSTER_SLOTS = 16384
+# Where the tags of consecutive partitions go: six equal segments of the slot space, in
+# this order, so that masters holding equal contiguous slot ranges (as `redis-cli
+# --cluster create` makes them) share partitions evenly: with three masters each gets
+# one of every three partitions; with two or six, one of every six.
+_SEGMENT_ORDER = (0, 2, 4, 1, 3, 5)
+# Off a segment's edges: redis-cli's ranges do not fall exactly on sixths.
+_SEGMENT_MARGIN = 32
+
+
+def hash_slot(tag: str) -> int:
+    """The Redis Cluster slot of a hash tag (CRC16 mod 16384, as the cluster computes it)."""
+    return binascii.crc_hqx(tag.encode(), 0) % CLUSTER_SLOTS
+
+
+@lru_cache(maxsize=65_536)
+def spread_tag(base: str, index: int) -> str:
+    """The hash tag of ``base``'s ``index``-th partition: ``base.index[.salt]``.
+
+    The smallest salt that puts the tag in its segment (see ``_SEGMENT_ORDER``), so a
+    cluster's masters get their share of partitions instead of CRC16's draw (the default
+    topic's six partitions would otherwise put four on one of three masters). A pure
+    function of its arguments: every process computes the same keys.
+    """
+    segment = _SEGMENT_ORDER[index % len(_SEGMENT_ORDER)]
+    low = segment * CLUSTER_SLOTS // len(_SEGMENT_ORDER) + _SEGMENT_MARGIN
+    high = (segment + 1) * CLUSTER_SLOTS // len(_SEGMENT_ORDER) - _SEGMENT_MARGIN
+    tag, salt = f"{base}.{index}", 0
+    while not low <= hash_slot(tag) < high:
+        salt += 1
+        tag = f"{base}.{index}.{salt}"
+    return tag
 
 
 @dataclass(frozen=True)
@@ -44,7 +80,7 @@ class Keys:
     # -- per partition -------------------------------------------------------------------
 
     def _tagged(self, topic: str, partition: int, name: str) -> str:
-        return f"{self.prefix}:{{{topic}.{partition}}}:{name}"
+        return f"{self.prefix}:{{{spread_tag(topic, partition)}}}:{name}"
 
     def offset(self, topic: str, partition: int) -> str:
         """The partition's next offset to apply: the consumer's fence and resume point."""
