@@ -333,8 +333,12 @@ class Store:
         partitions = [int(p) for p in self.client.smembers(self.keys.entity_partitions(topic))]
         if not partitions:
             return 0
-        values = self.client.mget([self.keys.version(topic, p) for p in partitions])
-        return sum(int(v) for v in values if v is not None)
+        # One GET per partition in one pipeline: the counters sit in different slots (a
+        # cluster answers them node by node, in parallel).
+        pipe = self.client.pipeline(transaction=False)
+        for partition in partitions:
+            pipe.get(self.keys.version(topic, partition))
+        return sum(int(v) for v in pipe.execute() if v is not None)
 
     # -- reading rows --------------------------------------------------------------------
 
