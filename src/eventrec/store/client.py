@@ -9,7 +9,11 @@ client is made, so every process runs on either without knowing which.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -19,12 +23,19 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode as _ClusterNode
 from redis.cluster import RedisCluster
-from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from eventrec.config import ClusterAddress, is_cluster_url, parse_cluster_url
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How often a cluster read is retried while a failover is in progress (about 15 s).
+FAILOVER_RETRIES = 6
 
 # redis-py leaves these constructors unannotated.
 ClusterNode: Any = _ClusterNode
@@ -43,6 +54,9 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     SlotNotCoveredError,
     TryAgainError,
 )
+
+# A node's read is retried on these: a failover in progress, or a slot that moved.
+RETRY_ON_NODE: tuple[type[Exception], ...] = (*UNAVAILABLE_ERRORS, AskError)
 
 
 def _cluster_options(address: ClusterAddress) -> dict[str, Any]:
@@ -125,3 +139,42 @@ def node_settings(client: Any, name: str) -> dict[str, str]:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def per_node(client: Any, tags: Sequence[str], read: Callable[[Any, int], T]) -> list[T]:
+    """``read(node_client, i)`` for every item ``i``, grouped by the node serving ``tags[i]``.
+
+    On one server every item is read in turn with ``client``. On a cluster each node's
+    items are read in turn with a plain client of that node (so a read may pipeline
+    MGETs of its one slot), the nodes in parallel; an item whose node fails is read again
+    after the slot map is refreshed (a replica took over). Results keep the items' order.
+    """
+    if not is_cluster_client(client):
+        return [read(client, i) for i in range(len(tags))]
+    groups: dict[str, list[int]] = {}
+    for i, tag in enumerate(tags):
+        groups.setdefault(client.get_node_from_key(tag).name, []).append(i)
+    results: dict[int, T] = {}
+
+    def read_group(items: list[int]) -> None:
+        for i in items:
+            results[i] = _read_on_owner(client, tags[i], read, i)
+
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        for done in [pool.submit(read_group, items) for items in groups.values()]:
+            done.result()
+    return [results[i] for i in range(len(tags))]
+
+
+def _read_on_owner(client: Any, tag: str, read: Callable[[Any, int], T], i: int) -> T:
+    for attempt in range(FAILOVER_RETRIES + 1):
+        node = client.get_node_from_key(tag)
+        try:
+            return read(client.get_redis_connection(node), i)
+        except RETRY_ON_NODE as exc:
+            if attempt == FAILOVER_RETRIES:
+                raise
+            log.warning("cluster node %s unavailable (%s); re-reading the slot map", node.name, exc)
+            time.sleep(min(4.0, 0.25 * 2**attempt))
+            client.nodes_manager.initialize()
+    raise AssertionError("unreachable")

@@ -13,7 +13,7 @@ import numpy as np
 from eventrec.errors import ConfigError, FencedBatchError
 from eventrec.model.records import RECORD_DTYPE, RECORD_SIZE, InteractionLog, unpack_row
 from eventrec.store import scripts
-from eventrec.store.client import RedisClient, node_settings
+from eventrec.store.client import RedisClient, node_settings, per_node
 from eventrec.store.client import connect as connect  # re-exported: every process's client
 from eventrec.store.keys import Keys
 
@@ -362,16 +362,20 @@ class Store:
         ]
 
     def snapshot(self, topic: str) -> InteractionLog:
-        """Every user's records as one :class:`InteractionLog`, read in pipelined chunks."""
+        """Every user's records as one :class:`InteractionLog`, read in pipelined chunks.
+
+        On a cluster the partitions are read node by node, the nodes in parallel.
+        """
         partitions = sorted(int(p) for p in self.client.smembers(self.keys.user_partitions))
-        user_chunks: list[np.ndarray] = []
-        row_chunks: list[bytes] = []
-        for partition in partitions:
+
+        def read(node: Any, i: int) -> tuple[np.ndarray, list[bytes]]:
+            partition = partitions[i]
             users = np.array(
-                self.client.lrange(self.keys.row_users(topic, partition), 0, -1), dtype=np.int64
+                node.lrange(self.keys.row_users(topic, partition), 0, -1), dtype=np.int64
             )
+            rows: list[bytes] = []
             for start in range(0, len(users), SNAPSHOT_CHUNK * 8):
-                pipe = self.client.pipeline(transaction=False)
+                pipe = node.pipeline(transaction=False)
                 chunk_users = users[start : start + SNAPSHOT_CHUNK * 8]
                 for part in range(0, len(chunk_users), SNAPSHOT_CHUNK):
                     pipe.mget(
@@ -380,10 +384,16 @@ class Store:
                             for u in chunk_users[part : part + SNAPSHOT_CHUNK]
                         ]
                     )
-                rows = [row or b"" for found in pipe.execute() for row in found]
-                lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-                user_chunks.append(np.repeat(chunk_users, lengths // RECORD_SIZE))
-                row_chunks.append(b"".join(rows))
+                rows.extend(row or b"" for found in pipe.execute() for row in found)
+            return users, rows
+
+        tags = [self.keys.row_users(topic, p) for p in partitions]
+        user_chunks: list[np.ndarray] = []
+        row_chunks: list[bytes] = []
+        for users, rows in per_node(self.client, tags, read):
+            lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+            user_chunks.append(np.repeat(users, lengths // RECORD_SIZE))
+            row_chunks.append(b"".join(rows))
         # Id maps only grow: read their sizes after the rows, so every index is inside them.
         n_users = int(self.client.llen(self.keys.user_ids))
         n_events = int(self.client.llen(self.keys.event_ids))
