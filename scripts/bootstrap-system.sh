@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages eventrec's local stack and tests need, when missing:
 # Java (runs the Kafka broker), Maven (fetches its jars), redis-server, docker-compose
-# (validates docker-compose.yml). Idempotent: does nothing when all are present.
+# (validates docker-compose.yml), prometheus (its promtool checks the observability
+# profile's config), chromium and chromium-driver (the dashboard's real-browser test).
+# Idempotent: does nothing when all are present.
 set -euo pipefail
 
 missing=()
@@ -10,6 +12,9 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -23,6 +28,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts a redis-server on 6379 when it installs one; eventrec runs its own.
-if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null 2>&1; then
-  systemctl disable --now redis-server >/dev/null 2>&1 || true
-fi
+# Debian also starts a prometheus on 9090; eventrec only needs its promtool.
+for service in redis-server prometheus; do
+  if [[ " ${missing[*]} " == *" ${service} "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now "${service}" >/dev/null 2>&1 || true
+  fi
+done

@@ -83,6 +83,11 @@ $EVENTREC evaluate --interactions "$DEMO/data/interactions.csv" --split temporal
 step "what three users see: their recent history beside their top 5"
 $EVENTREC demo-report --api "$API"
 
+if [ "${EVENTREC_OPS_PORT:-8001}" = "0" ]; then
+  DASHBOARD="off (EVENTREC_OPS_PORT=0)"
+else
+  DASHBOARD="http://${EVENTREC_OPS_HOST:-127.0.0.1}:${EVENTREC_OPS_PORT:-8001}/dashboard   (metrics: /metrics there)"
+fi
 cat <<EOT
 
 == eventrec is running (setup to first recommendations: $((ready - started)) s)
@@ -91,6 +96,7 @@ cat <<EOT
   try:          curl -s '$API/recommendations?user_id=u-000042&limit=5'
   filtered:     curl -s '$API/recommendations?user_id=u-000042&city=Kandy&category=music&max_price=5000'
   trending:     curl -s '$API/popular?city=Galle&limit=5'
+  dashboard:    $DASHBOARD
   admin token:  $EVENTREC_ADMIN_TOKEN   (in $DEMO/admin-token)
                 curl -s -X POST -H "Authorization: Bearer $EVENTREC_ADMIN_TOKEN" $API/train
   logs:         $DEMO/consumer.log, $DEMO/trainer.log, $DEMO/serving.log

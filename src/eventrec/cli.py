@@ -50,6 +50,11 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _consumer(args: argparse.Namespace, settings: Settings) -> int:
+    from eventrec.telemetry import use_multiprocess_dir
+
+    if settings.consumer_processes > 1:
+        # Before the metrics are defined: every member of this command writes to one place.
+        use_multiprocess_dir()
     from eventrec.consumer.loop import run_consumer
 
     return run_consumer(settings)
@@ -58,7 +63,7 @@ def _consumer(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
-    from eventrec.serving.workers import Supervisor, listening_socket, run_worker
+    from eventrec.telemetry import use_multiprocess_dir
 
     # Each worker process builds its own settings from the environment: pass flags on.
     for name in ("host", "port", "workers"):
@@ -67,6 +72,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             os.environ[f"EVENTREC_HTTP_{name.upper()}"] = str(value)
     settings = load_settings()
     host, port, workers = settings.http_host, settings.http_port, settings.http_workers
+    if workers > 1:
+        # Before serving's metrics are defined: every worker writes where /metrics reads.
+        use_multiprocess_dir()
+    from eventrec.serving.ops_server import OpsServer
+    from eventrec.serving.workers import Supervisor, listening_socket, run_worker
+
     try:
         if workers == 1:
             sock = listening_socket(host, port, reuse_port=False)
@@ -75,18 +86,32 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             # another eventrec serve whose sockets would otherwise share it silently.
             listening_socket(host, port, reuse_port=False).close()
             sockets = [listening_socket(host, port, reuse_port=True) for _ in range(workers)]
+        ops_sock = (
+            listening_socket(settings.ops_host, settings.ops_port, reuse_port=False)
+            if settings.ops_port
+            else None
+        )
     except OSError as exc:
         raise EventrecError(str(exc)) from None
-    if workers == 1:
-        try:
-            run_worker(sock)
-        finally:
-            sock.close()
-        return 0
-    logging.getLogger("eventrec.serving").info(
-        "serving with %d worker processes on %s:%d", workers, host, port
-    )
-    return Supervisor(sockets, run_worker).run()
+    serving_log = logging.getLogger("eventrec.serving")
+    ops = OpsServer(settings, ops_sock) if ops_sock is not None else None
+    if ops is not None:
+        ops.start()
+        serving_log.info(
+            "metrics and dashboard on http://%s:%d/dashboard", settings.ops_host, ops.port
+        )
+    try:
+        if workers == 1:
+            try:
+                run_worker(sock)
+            finally:
+                sock.close()
+            return 0
+        serving_log.info("serving with %d worker processes on %s:%d", workers, host, port)
+        return Supervisor(sockets, run_worker).run()
+    finally:
+        if ops is not None:
+            ops.stop()
 
 
 def _settings(args: argparse.Namespace, settings: Settings) -> int:

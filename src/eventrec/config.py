@@ -214,6 +214,30 @@ class Settings(BaseSettings):
         description="/ready fails (503) when serving's last successful check for a new model "
         "version or catalog change is older than this.",
     )
+    ops_host: str = Field(
+        "127.0.0.1",
+        description="Address of the operations ports (metrics, dashboard): loopback unless "
+        "set, since they show lag, dead-letter reasons and validation figures.",
+    )
+    ops_port: int = Field(
+        8001,
+        ge=0,
+        le=65535,
+        description="Operations port of `eventrec serve`: /metrics of every worker and "
+        "/dashboard (0: off).",
+    )
+    consumer_ops_port: int = Field(
+        8002, ge=0, le=65535, description="Port of `eventrec consumer`'s /metrics (0: off)."
+    )
+    trainer_ops_port: int = Field(
+        8003, ge=0, le=65535, description="Port of `eventrec trainer`'s /metrics (0: off)."
+    )
+    dashboard_sample_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="How often the dashboard samples consumer lag, progress and dead letters.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of every eventrec process."
     )

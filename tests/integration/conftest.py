@@ -92,6 +92,10 @@ def unique_settings(services: LocalServices, **overrides: object) -> Settings:
         "topic_events": f"{tag}.events",
         "topic_users": f"{tag}.users",
         "topic_dlq": f"{tag}.interactions.dlq",
+        # No operations ports unless a test asks: fixed defaults would collide.
+        "ops_port": 0,
+        "consumer_ops_port": 0,
+        "trainer_ops_port": 0,
         "state_dir": services.state_dir,
         "cache_dir": services.cache_dir,
     }

@@ -109,6 +109,10 @@ def test_a_demo_sized_stack_on_moved_ports_beside_the_test_stack(
             "EVENTREC_LOCAL_KAFKA_CONTROLLER_PORT": str(DEMO_KAFKA_PORT + 1),
             "EVENTREC_LOCAL_REDIS_PORT": str(DEMO_REDIS_PORT),
             "EVENTREC_HTTP_PORT": str(http_port),
+            # The operations ports' defaults (8001-8003) would collide with a running demo.
+            "EVENTREC_OPS_PORT": "0",
+            "EVENTREC_CONSUMER_OPS_PORT": "0",
+            "EVENTREC_TRAINER_OPS_PORT": "0",
         }
     )
     demo_bootstrap = f"127.0.0.1:{DEMO_KAFKA_PORT}"

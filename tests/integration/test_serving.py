@@ -114,8 +114,11 @@ def stack(services: LocalServices, tmp_path_factory: pytest.TempPathFactory) -> 
     settings = unique_settings(services)
     create_topics(settings)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    # Category tastes only: the checks below look for the planted categories.
     platform = generate(
-        SynthConfig(n_users=2000, n_events=400, n_interactions=80_000, seed=3, now=now)
+        SynthConfig(
+            n_users=2000, n_events=400, n_interactions=80_000, seed=3, now=now, latent_share=0.0
+        )
     )
     publish(platform, settings, progress=False)
     logs = tmp_path_factory.mktemp("serving")
@@ -235,7 +238,9 @@ def test_recommendations_recover_planted_tastes(stack: Stack) -> None:
         popular_hits += len(favourites & set(popular))
     assert ours_category / len(users) >= 0.6
     assert ours_category >= 1.5 * popular_category
-    assert ours_hits >= 2 * popular_hits
+    # Planted favourites include the platform's hugely popular events (heavy-tailed since
+    # #11), which the popular list finds too.
+    assert ours_hits >= 1.5 * popular_hits
 
 
 def test_never_shows_started_cancelled_booked_dismissed_or_rated(stack: Stack) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -18,31 +17,31 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import FrameType
-from typing import Any
 
 import numpy as np
-import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, OffsetOutOfRangeError
 from kafka.structs import OffsetAndMetadata
 
 from eventrec.config import Settings
+from eventrec.consumer import metrics
 from eventrec.consumer.handler import (
     Message,
     prepare_entities,
     prepare_interactions,
 )
+from eventrec.consumer.outage import Outage, RedisRetry, StoppedError
+from eventrec.consumer.rebalance import Rebalance
+from eventrec.consumer.writer import Step, Writer
 from eventrec.errors import ConfigError, FencedBatchError
 from eventrec.schemas import DeadLetter
 from eventrec.store.store import StepResult, Store, connect
+from eventrec.telemetry import MetricsServer
 from eventrec.topics import missing_topics
 
 log = logging.getLogger("eventrec.consumer")
-
-BACKOFF_START = 0.5
-BACKOFF_CAP = 15.0
 
 
 @dataclass
@@ -56,155 +55,6 @@ class Counters:
     lag: dict[str, int] = field(default_factory=dict)
 
 
-class _StoppedError(Exception):
-    """Raised out of a retry loop when the process was asked to stop."""
-
-
-class _Outage:
-    """One log line when a dependency goes away, one when it is back."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.since: float | None = None
-        self.delay = BACKOFF_START
-
-    def failed(self, exc: BaseException) -> float:
-        if self.since is None:
-            self.since = time.monotonic()
-            log.warning(
-                "%s unavailable, retrying with backoff: %s",
-                self.name,
-                exc,
-                extra={"outage": self.name},
-            )
-        delay, self.delay = self.delay, min(self.delay * 2, BACKOFF_CAP)
-        return delay
-
-    def ok(self) -> None:
-        if self.since is not None:
-            log.info(
-                "%s is back after %.1fs",
-                self.name,
-                time.monotonic() - self.since,
-                extra={"recovered": self.name},
-            )
-        self.since = None
-        self.delay = BACKOFF_START
-
-
-@dataclass
-class _Step:
-    tp: TopicPartition
-    expected: int
-    next_offset: int
-    dead_lettered: int
-    apply: Callable[[], StepResult]
-
-
-@dataclass
-class _Done:
-    step: _Step
-    result: StepResult | None = None
-    fenced: FencedBatchError | None = None
-
-
-class _Writer:
-    """Runs the atomic Redis steps in order on one thread, so fetching and validating the
-    next batches overlaps with Redis applying this one. Bounded: the poll loop waits when
-    Redis falls behind (or is down)."""
-
-    def __init__(self, owner: InteractionConsumer, depth: int = 4) -> None:
-        self.owner = owner
-        self._queue: queue.Queue[_Step | None] = queue.Queue(maxsize=depth)
-        self._done: queue.Queue[_Done] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="redis-writer", daemon=True)
-        self._failure: BaseException | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, step: _Step) -> None:
-        while True:
-            self._raise_failure()
-            try:
-                self._queue.put(step, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
-    def drain(self) -> None:
-        """Wait until every submitted step is applied (or fenced)."""
-        while self._queue.unfinished_tasks:
-            self._raise_failure()
-            time.sleep(0.005)
-
-    def results(self, raise_failure: bool = True) -> list[_Done]:
-        if raise_failure:
-            self._raise_failure()
-        found = []
-        while True:
-            try:
-                found.append(self._done.get_nowait())
-            except queue.Empty:
-                return found
-
-    def stop(self) -> BaseException | None:
-        """Apply what is queued (each step atomic), then end; returns the thread's failure."""
-        while self._thread.is_alive():
-            try:
-                self._queue.put(None, timeout=0.5)
-                break
-            except queue.Full:
-                continue
-        if self._thread.ident is not None:
-            self._thread.join()
-        return self._failure
-
-    def _raise_failure(self) -> None:
-        if self._failure is not None:
-            raise self._failure
-
-    def _run(self) -> None:
-        while True:
-            step = self._queue.get()
-            try:
-                if step is None:
-                    return
-                self._done.put(self._apply(step))
-            except BaseException as exc:  # handed to the poll loop, which stops
-                self._failure = exc
-                return
-            finally:
-                self._queue.task_done()
-
-    def _apply(self, step: _Step) -> _Done:
-        owner = self.owner
-        try:
-            return _Done(step, result=owner._with_redis(step.apply))
-        except FencedBatchError as exc:
-            stored = owner._with_redis(
-                lambda: owner.store.stored_offset(step.tp.topic, step.tp.partition)
-            )
-            if stored == step.next_offset:
-                # Our own step went through but its reply was lost (Redis outage mid-call).
-                return _Done(step, result=StepResult(applied=0, duplicates=0))
-            return _Done(step, fenced=exc)
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, consumer: InteractionConsumer) -> None:
-        self.owner = consumer
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        # Let queued steps land first, so the next owner resumes from current offsets.
-        self.owner._writer.drain()
-        for tp in revoked:
-            self.owner.positions.pop(tp, None)
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        self.owner.seek_to_stored(list(assigned))
-
-
 class InteractionConsumer:
     """The consumer process: one kafka-python consumer in the group over three topics."""
 
@@ -214,12 +64,12 @@ class InteractionConsumer:
         self.counters = Counters()
         self.positions: dict[TopicPartition, int | None] = {}
         self.stopping = threading.Event()
-        self._kafka_outage = _Outage("kafka")
-        self._redis_outage = _Outage("redis")
+        self._kafka_outage = Outage("kafka")
+        self._with_redis = RedisRetry(self.stopping)
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._last_lag_check = 0.0
-        self._writer = _Writer(self)
+        self._writer = Writer(self._with_redis, store.stored_offset)
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -263,12 +113,18 @@ class InteractionConsumer:
                 )
                 self._consumer.subscribe(
                     [settings.topic_interactions, settings.topic_events, settings.topic_users],
-                    listener=_Rebalance(self),
+                    listener=Rebalance(self.partitions_revoked, self.seek_to_stored),
                 )
                 self._kafka_outage.ok()
                 return
             except KafkaError as exc:
                 self.stopping.wait(self._kafka_outage.failed(exc))
+
+    def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Let queued steps land first, so the next owner resumes from current offsets.
+        self._writer.drain()
+        for tp in revoked:
+            self.positions.pop(tp, None)
 
     def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
         """Seek each assigned partition to the offset stored in Redis (earliest if none)."""
@@ -277,11 +133,8 @@ class InteractionConsumer:
         for tp in assigned:
             by_topic.setdefault(tp.topic, []).append(tp)
         for topic, partitions in by_topic.items():
-            stored = self._with_redis(
-                lambda t=topic, ps=partitions: self.store.stored_offsets(
-                    t, [tp.partition for tp in ps]
-                )
-            )
+            numbers = [tp.partition for tp in partitions]
+            stored = self._with_redis(partial(self.store.stored_offsets, topic, numbers))
             for tp in partitions:
                 offset = stored[tp.partition]
                 if offset is None:
@@ -294,19 +147,6 @@ class InteractionConsumer:
             len(assigned),
             extra={"partitions": sorted(map(str, assigned))},
         )
-
-    # -- redis with backoff --------------------------------------------------------------
-
-    def _with_redis(self, call: Any) -> Any:
-        while True:
-            try:
-                result = call()
-                self._redis_outage.ok()
-                return result
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if self.stopping.is_set():
-                    raise _StoppedError from exc
-                self.stopping.wait(self._redis_outage.failed(exc))
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -344,13 +184,13 @@ class InteractionConsumer:
                         self._apply(tp, messages)
                 self._collect_results()
                 self._commit_for_monitoring()
-        except _StoppedError:
+        except StoppedError:
             log.info("stopped during an outage; the unfinished batch was not applied")
         finally:
             failure = self._writer.stop()
             self._collect_results(refence=False)
             self.close()
-        if failure is not None and not isinstance(failure, _StoppedError):
+        if failure is not None and not isinstance(failure, StoppedError):
             raise failure
 
     def _apply(self, tp: TopicPartition, messages: Sequence[Message]) -> None:
@@ -360,6 +200,7 @@ class InteractionConsumer:
         expected offset is this batch's next offset, so the fence keeps them in order.
         """
         settings = self.settings
+        started = time.perf_counter()
         expected = self.positions.get(tp)
         if expected is None:
             expected = messages[0].offset
@@ -395,7 +236,10 @@ class InteractionConsumer:
                 )
 
         self.positions[tp] = next_offset
-        self._writer.submit(_Step(tp, expected, next_offset, dead, step))
+        metrics.batch_prepared(tp.topic, len(messages), time.perf_counter() - started)
+        self._writer.submit(
+            Step(tp, expected, next_offset, dead, metrics.timed_step(tp.topic, step))
+        )
 
     def _collect_results(self, refence: bool = True) -> None:
         for done in self._writer.results(raise_failure=refence):
@@ -412,6 +256,7 @@ class InteractionConsumer:
             counters.dead_lettered += step.dead_lettered
             counters.batches += 1
             counters.compacted += result.compacted
+            metrics.batch_applied(step.tp.topic, result.applied, result.duplicates)
             log.debug(
                 "batch committed",
                 extra={
@@ -442,6 +287,7 @@ class InteractionConsumer:
     def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
         if not letters:
             return
+        metrics.dead_lettered(letters)
         assert self._producer is not None
         while True:
             try:
@@ -458,7 +304,7 @@ class InteractionConsumer:
             except KafkaError as exc:
                 # Re-sending after a failed flush can duplicate a dead letter; never lose one.
                 if self.stopping.is_set():
-                    raise _StoppedError from exc
+                    raise StoppedError from exc
                 self.stopping.wait(self._kafka_outage.failed(exc))
 
     def _reset_out_of_range(self, exc: OffsetOutOfRangeError) -> None:
@@ -482,9 +328,7 @@ class InteractionConsumer:
         for tp in partitions:
             old = self.positions.get(tp)
             new = int(targets[tp])
-            self._with_redis(
-                lambda t=tp, o=old, n=new: self.store.reset_offset(t.topic, t.partition, o, n)
-            )
+            self._with_redis(partial(self.store.reset_offset, tp.topic, tp.partition, old, new))
             self._consumer.seek(tp, new)
             self.positions[tp] = new
             log.error("offset of %s reset from %s to %d", tp, old, new)
@@ -513,11 +357,13 @@ class InteractionConsumer:
             ends = self._consumer.end_offsets(list(self.positions))
         except KafkaError:
             return
-        lag = sum(
-            max(0, int(ends[tp]) - (position or 0))
+        lags = {
+            (tp.topic, tp.partition): max(0, int(ends[tp]) - (position or 0))
             for tp, position in self.positions.items()
             if tp in ends
-        )
+        }
+        metrics.lag_measured(lags)
+        lag = sum(lags.values())
         c = self.counters
         log.info(
             "progress",
@@ -557,11 +403,21 @@ def run_consumer(settings: Settings) -> int:
 
     With ``EVENTREC_CONSUMER_PROCESSES`` above 1, the extra members of the group run as
     child processes (Python validates on one core per process); signals are passed on.
+    Their metrics go to this process's multiprocess directory (``eventrec consumer``
+    chose it), and this process answers ``/metrics`` for all of them.
     """
+    server = None
+    if settings.consumer_ops_port:
+        server = MetricsServer(settings.ops_host, settings.consumer_ops_port)
+        log.info("consumer metrics on http://%s:%d/metrics", settings.ops_host, server.port)
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "eventrec.cli", "consumer"],
-            env={**os.environ, "EVENTREC_CONSUMER_PROCESSES": "1"},
+            env={
+                **os.environ,
+                "EVENTREC_CONSUMER_PROCESSES": "1",
+                "EVENTREC_CONSUMER_OPS_PORT": "0",
+            },
         )
         for _ in range(settings.consumer_processes - 1)
     ]
@@ -589,4 +445,6 @@ def run_consumer(settings: Settings) -> int:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         codes = [child.wait() for child in children]
+        if server is not None:
+            server.close()
     return 0 if all(code == 0 for code in codes) else 1

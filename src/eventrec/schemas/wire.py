@@ -27,6 +27,7 @@ SCHEMA_VERSION = 1
 EntityId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 Number = StrictInt | StrictFloat
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 
 
 class InteractionType(StrEnum):
@@ -117,6 +118,13 @@ class Event(_Strict):
     published_at: AwareDatetime | None = Field(
         None, description="When the event went on sale; defaults to when eventrec saw it."
     )
+    organizer: Name | None = Field(None, description="Who puts the event on.")
+    performers: list[Name] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Artists, speakers or teams, in billing order.",
+    )
+    series: Name | None = Field(None, description="The recurring series it is an edition of.")
 
     @field_validator("ends_at")
     @classmethod

@@ -17,7 +17,9 @@ from threadpoolctl import threadpool_limits
 from eventrec.config import Settings, load_settings
 from eventrec.logs import configure_logging
 from eventrec.serving.deps import unavailable_handler
+from eventrec.serving.docs import add_offline_docs
 from eventrec.serving.errors import Unavailable
+from eventrec.serving.metrics import RequestMetrics
 from eventrec.serving.routes import admin, catalog, ops, recommendations
 from eventrec.serving.runtime import Runtime
 
@@ -42,7 +44,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Recommendations of upcoming events for each user of a ticketing platform.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    add_offline_docs(app)
+    app.add_middleware(RequestMetrics)
     app.add_exception_handler(Unavailable, unavailable_handler)
     for module in (recommendations, catalog, admin, ops):
         app.include_router(module.router)

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+CAST_FIELDS = ("organizer", "performers", "series")
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -113,7 +115,7 @@ class Catalog:
 
     def item(self, position: int, score: float, reason: str) -> dict[str, Any]:
         doc = self.documents[position]
-        return {
+        item = {
             "event_id": self.event_ids[position],
             "score": round(float(score), 6),
             "title": doc["title"],
@@ -123,6 +125,9 @@ class Catalog:
             "price": doc["price"],
             "reason": reason,
         }
+        # Who is on and who puts it on, for events whose producer says so.
+        item.update({name: doc[name] for name in CAST_FIELDS if doc.get(name)})
+        return item
 
 
 def _epoch(value: str) -> float:

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from eventrec.config import Settings
+from eventrec.serving import metrics
 from eventrec.serving.reads import read_rows
 from eventrec.serving.scoring import BatchScorer
 from eventrec.serving.state import ServingState, build_state
@@ -86,6 +87,7 @@ class Caches:
         previous = self.state
         self.state = state
         self.load_error = None
+        metrics.state_loaded(state.model_version, len(state.catalog))
         if (
             previous is None
             or state.catalog is not previous.catalog

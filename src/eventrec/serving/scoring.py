@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from eventrec.serving import metrics
 from eventrec.serving.catalog import Filters, keep_best, top_positions
 from eventrec.serving.state import ServingState
 
@@ -159,6 +160,7 @@ class BatchScorer:
                     item.future.set_result(answer)
         self.batches += 1
         self.scored += len(batch)
+        metrics.BATCH_REQUESTS.observe(len(batch))
 
     def _answer(self, group: list[_Pending], now: float) -> list[Answer]:
         state = group[0].state
@@ -189,6 +191,8 @@ class BatchScorer:
                 state, np.stack(vectors), masks, [group[i].limit for i in with_vector]
             )
             self.scanned += scanned
+            for _ in with_vector:  # the batch's work, shared evenly by its requests
+                metrics.SCORED_VECTORS.observe(scanned / len(with_vector))
             for i, (positions, scores) in zip(with_vector, found, strict=True):
                 answers[i].positions, answers[i].scores = positions, scores
         return answers

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from eventrec.telemetry import process_exited
+
 log = logging.getLogger("eventrec.serving")
 
 # A worker that lived less than this is restarted after a growing pause.
@@ -142,6 +144,8 @@ class Supervisor:
                 pause,
                 extra={"worker": worker.index, "pid": process.pid},
             )
+            if process.pid is not None:
+                process_exited(process.pid)  # its live gauges no longer count
             process.close()
             worker.process = None
             worker.restart_at = now + pause

@@ -199,3 +199,8 @@ class Keys:
     def trainer_status(self) -> str:
         """JSON of the trainer's last cycle: outcome, reason, version, times."""
         return self._models("trainer-status")
+
+    @property
+    def trainer_history(self) -> str:
+        """List of the trainer's recent cycles (JSON, newest first): the gate's decisions."""
+        return self._models("trainer-history")

@@ -12,6 +12,8 @@ from typing import Any
 from eventrec.config import Settings
 from eventrec.synth.config import SynthConfig
 
+_DEFAULTS = SynthConfig()
+
 
 def _aware(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
@@ -27,57 +29,112 @@ def _positive_rate(text: str) -> float:
     return rate
 
 
+def _share(text: str) -> float:
+    share = float(text)
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError("must be within [0, 1]")
+    return share
+
+
 def register(commands: Any) -> argparse.ArgumentParser:
     """Add the ``synth`` subcommand to ``eventrec``'s sub-parsers."""
     parser: argparse.ArgumentParser = commands.add_parser(
         "synth",
         help="generate a synthetic platform (events, users, interactions); write and/or publish it",
-        description="Generate a synthetic event platform: a catalogue of upcoming events, "
-        "users with profiles and tastes, and their interactions (views, saves, bookings, "
-        "ratings, searches, dismissals) over time. Write it to files (--out), publish it to "
-        "the Kafka topics of the settings (--publish), or both.",
+        description=(
+            "Generate a synthetic event platform: users with planted tastes, events that are "
+            "announced, on sale for weeks and then happen, and the interactions between them. "
+            "A user's taste is partly visible (category, city, price) and partly latent "
+            "(performers, organizers, series, scenes); --latent-share sets how much."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--users", type=int, default=30_000, help="number of users (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--events", type=int, default=3_000, help="number of events (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--interactions",
-        type=int,
-        default=1_000_000,
-        help="number of interactions (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=42,
-        help="random seed: same seed, same data (default: %(default)s)",
-    )
-    parser.add_argument(
+    size = parser.add_argument_group("size and randomness")
+    size.add_argument("--users", type=int, default=30_000, help="number of users")
+    size.add_argument("--events", type=int, default=3_000, help="number of events")
+    size.add_argument("--interactions", type=int, default=1_000_000, help="number of interactions")
+    size.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
+    size.add_argument(
         "--now",
         type=_aware,
         default=None,
-        help="the platform's 'now', ISO 8601 with zone (default: this hour, UTC)",
+        help="the platform's 'now', ISO 8601 with zone; when unset, this hour (UTC)",
     )
-    parser.add_argument(
+    tastes = parser.add_argument_group("planted tastes and lifecycle")
+    tastes.add_argument(
+        "--latent-share",
+        type=_share,
+        default=_DEFAULTS.latent_share,
+        help="share of a user's taste that is latent (performers, organizers, series, "
+        "scenes) rather than category; 0 = category only, 1 = latent only",
+    )
+    tastes.add_argument(
+        "--history-days",
+        type=int,
+        default=_DEFAULTS.history_days,
+        help="days of interactions before 'now'",
+    )
+    tastes.add_argument(
+        "--horizon-days",
+        type=int,
+        default=_DEFAULTS.horizon_days,
+        help="upcoming events start up to this many days after 'now'",
+    )
+    tastes.add_argument(
+        "--past-event-share",
+        type=float,
+        default=_DEFAULTS.past_event_share,
+        help="share of events that started before 'now' (0-0.9)",
+    )
+    tastes.add_argument(
+        "--new-event-share",
+        type=float,
+        default=_DEFAULTS.new_event_share,
+        help="share of upcoming events announced in the last three days (0-0.5)",
+    )
+    tastes.add_argument(
+        "--lead-days",
+        type=float,
+        default=_DEFAULTS.lead_days,
+        help="median days an event is on sale, from announcement to start (7-150)",
+    )
+    tastes.add_argument(
+        "--booking-days",
+        type=float,
+        default=_DEFAULTS.booking_days,
+        help="mean days before the start a booking is made: bookings crowd into the last days",
+    )
+    tastes.add_argument(
+        "--search-share",
+        type=float,
+        default=_DEFAULTS.search_share,
+        help="share of interactions that are searches (0-0.5)",
+    )
+    tastes.add_argument(
+        "--dismiss-share",
+        type=float,
+        default=_DEFAULTS.dismiss_share,
+        help="share of interactions that are dismissals (0-0.5)",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument(
         "--out",
         type=Path,
         default=None,
         metavar="DIR",
-        help="write events/users/interactions .jsonl and interactions.csv into DIR",
+        help="write events/users/interactions .jsonl, interactions.csv and the planted "
+        "truth (truth.npz, for the evaluation's oracle) into DIR",
     )
-    parser.add_argument(
+    output.add_argument(
         "--publish",
         action="store_true",
         help="publish everything to the Kafka topics (EVENTREC_KAFKA_BOOTSTRAP_SERVERS)",
     )
-    parser.add_argument(
+    output.add_argument(
         "--rate",
         type=_positive_rate,
         default=None,
-        help="cap publishing at this many msg/s (default: no cap)",
+        help="cap publishing at this many msg/s; when unset, as fast as the broker takes them",
     )
     parser.set_defaults(handler=handle, json_logs=False)
     return parser
@@ -94,6 +151,15 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             n_interactions=args.interactions,
             seed=args.seed,
             now=now,
+            latent_share=args.latent_share,
+            history_days=args.history_days,
+            horizon_days=args.horizon_days,
+            past_event_share=args.past_event_share,
+            new_event_share=args.new_event_share,
+            lead_days=args.lead_days,
+            booking_days=args.booking_days,
+            search_share=args.search_share,
+            dismiss_share=args.dismiss_share,
         )
     except ValueError as exc:
         print(f"eventrec synth: {exc}", file=sys.stderr)
@@ -106,12 +172,13 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     platform = generate(config)
     print(
         f"generated {len(platform.events):,} events, {len(platform.users):,} users, "
-        f"{len(platform.interactions):,} interactions (seed {config.seed}, now "
-        f"{config.now.isoformat()}) in {time.monotonic() - started:.1f}s"
+        f"{len(platform.interactions):,} interactions (seed {config.seed}, latent share "
+        f"{config.latent_share}, now {config.now.isoformat()}) in {time.monotonic() - started:.1f}s"
     )
     if args.out is not None:
         written = platform.write_jsonl(args.out)
         written["csv"] = platform.write_csv(args.out / "interactions.csv")
+        written["truth"] = platform.write_truth(args.out)
         for path in written.values():
             print(f"wrote {path}")
     if args.publish:

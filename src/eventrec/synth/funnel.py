@@ -1,8 +1,11 @@
 """The interaction funnel: views → saves → bookings → ratings, driven by planted tastes.
 
-A user's propensity for an event is category affinity × distance × budget fit × the
-event's popularity (× how long it has been on sale, for history). Users are sampled
-in blocks against the whole catalog with numpy, so a million interactions take seconds.
+A user's propensity for an event is taste × distance × budget fit × the event's
+popularity, where taste = category affinity^(1 − s) × latent affinity^s and s is
+``latent_share``. How much of an event's engagement falls inside the history depends on
+when it was on sale: first contacts come over its weeks on sale, bookings mostly in its
+last days. Users are sampled in blocks against the whole catalog with numpy, so a
+million interactions take seconds.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from eventrec.model.geo import haversine_km
 from eventrec.synth.catalog import (
     ALL_TAGS,
     DAY,
@@ -23,6 +27,8 @@ from eventrec.synth.catalog import (
 )
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.population import UserTable
+from eventrec.synth.truth import LATENT_SHARPNESS, budget_fit, window_mass
+from eventrec.synth.truth import taste as planted_taste
 from eventrec.synth.vocabulary import CATEGORIES, CITIES
 
 Int = npt.NDArray[np.int64]
@@ -50,13 +56,8 @@ _TAG_QUERY = np.array([_QUERY_INDEX[tag.replace("-", " ")] for tag in ALL_TAGS])
 _BLOCK_CELLS = 3_000_000
 
 
-def _distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * 6371 * math.asin(math.sqrt(h))
+# First contacts come over the weeks on sale: this many times ``booking_days`` on average.
+CONTACT_SPREAD = 2.5
 
 
 def _city_reach() -> Float:
@@ -64,7 +65,7 @@ def _city_reach() -> Float:
     reach = np.empty((len(CITIES), len(CITIES)))
     for i, home in enumerate(CITIES):
         for j, there in enumerate(CITIES):
-            km = _distance_km((home.latitude, home.longitude), (there.latitude, there.longitude))
+            km = haversine_km((home.latitude, home.longitude), (there.latitude, there.longitude))
             reach[i, j] = 1.0 if i == j else 0.2 if km < 60 else 0.06 if km < 130 else 0.015
     return reach
 
@@ -93,20 +94,30 @@ class InteractionTable:
         return len(self.user)
 
 
-def budget_fit(price: Float, budget_max: Float) -> Float:
-    """1 within budget, fading fast above it; free events always fit (broadcasts)."""
-    ratio = price / budget_max
-    return np.where(ratio <= 1.0, 1.0, np.exp(-2.5 * (np.maximum(ratio, 1.0) - 1.0)))
+def taste(users: UserTable, events: EventTable, rows: Int) -> Float:
+    """Category affinity^(1 − s) × latent affinity^s, shape (len(rows), n_events), in (0, 1]."""
+    return planted_taste(
+        users.affinity[rows], events.category, users.latent[rows], events.latent, users.latent_share
+    )
 
 
 def propensity(users: UserTable, events: EventTable, rows: Int) -> Float:
     """Planted propensity of users ``rows`` for every event, shape (len(rows), n_events)."""
     return (
-        users.affinity[rows][:, events.category]
+        taste(users, events, rows)
         * CITY_REACH[users.city[rows]][:, events.city]
         * budget_fit(events.price[None, :], users.budget_max[rows][:, None])
         * events.popularity[None, :]
     )
+
+
+def days_before_start(
+    rng: np.random.Generator, near_days: Float, far_days: Float, mean_days: float
+) -> Float:
+    """Draws from the truncated exponential between ``near_days`` and ``far_days``."""
+    near, far = np.exp(-near_days / mean_days), np.exp(-np.maximum(far_days, near_days) / mean_days)
+    days: Float = -mean_days * np.log(near - rng.random(len(near_days)) * (near - far))
+    return np.clip(days, near_days, np.maximum(far_days, near_days))
 
 
 def _sample_per_row(weights: Float, counts: Int, rng: np.random.Generator) -> tuple[Int, Int]:
@@ -142,7 +153,12 @@ def generate_interactions(
     open_from = np.maximum(events.published_at, history_start)
     open_until = np.minimum(events.starts_at - HOUR, end_of_history)
     on_sale_days = np.maximum(open_until - open_from, 0) / DAY
-    time_weight = on_sale_days**0.7
+    # In days before the start: what of the time on sale the history saw.
+    lead = (events.starts_at - events.published_at) / DAY
+    near = (events.starts_at - open_until) / DAY
+    far = (events.starts_at - open_from) / DAY
+    contact_days = CONTACT_SPREAD * config.booking_days
+    time_weight = np.where(on_sale_days > 0, window_mass(near, far, lead, contact_days), 0.0)
 
     n_searches = round(total * config.search_share)
     n_dismiss_draws = round(total * config.dismiss_share)
@@ -156,15 +172,24 @@ def generate_interactions(
 
     block = max(1, _BLOCK_CELLS // n_events)
     pair_users, pair_events, dismiss_users, dismiss_events = [], [], [], []
+    # Each user's best taste over the catalog: the funnel reads taste relative to it.
+    best_taste = np.ones(n_users)
     for start in range(0, n_users, block):
         rows = np.arange(start, min(start + block, n_users))
-        weights = propensity(users, events, rows) * time_weight[None, :]
+        tastes = taste(users, events, rows)
+        best_taste[rows] = tastes.max(axis=1)
+        reach = CITY_REACH[users.city[rows]][:, events.city]
+        weights = (
+            tastes
+            * reach
+            * budget_fit(events.price[None, :], users.budget_max[rows][:, None])
+            * (events.popularity * time_weight)[None, :]
+        )
         picked_rows, picked_events = _sample_per_row(weights, draws_per_user[rows], rng)
         pair_users.append(rows[picked_rows])
         pair_events.append(picked_events)
         # Dismissals: what the platform showed them outside their tastes.
-        outside = users.affinity[rows][:, events.category] <= 0.05
-        reach = CITY_REACH[users.city[rows]][:, events.city]
+        outside = tastes <= 0.05 * best_taste[rows][:, None]
         dismiss_weights = outside * reach * (events.popularity * time_weight)[None, :]
         picked_rows, picked_events = _sample_per_row(dismiss_weights, dismisses_per_user[rows], rng)
         dismiss_users.append(rows[picked_rows])
@@ -177,7 +202,8 @@ def generate_interactions(
     user = codes // n_events
     event = codes % n_events
 
-    affinity = users.affinity[user, events.category[event]]
+    # How much the user likes it among what they could like: 1 for their best match.
+    affinity = np.minimum(_pair_taste(users, events, user, event) / best_taste[user], 1.0)
     fit = budget_fit(events.price[event], users.budget_max[user])
     low, high = open_from[event], open_until[event]
     cancelled_event = events.status[event] == STATUS_CANCELLED
@@ -211,9 +237,12 @@ def generate_interactions(
     booking_cancelled, rated = booking_cancelled[keep], rated[keep]
     rating_from, rating_until = rating_from[keep], rating_until[keep]
 
-    viewed_at = _uniform_between(rng, low, high)
-    saved_at = _uniform_between(rng, viewed_at, high)
-    booked_at = _uniform_between(rng, np.where(saved, saved_at, viewed_at), high)
+    starts = events.starts_at[event]
+    viewed_at = _before_start(rng, starts, low, high, CONTACT_SPREAD * config.booking_days)
+    saved_at = _before_start(rng, starts, viewed_at, high, CONTACT_SPREAD * config.booking_days)
+    booked_at = _before_start(
+        rng, starts, np.where(saved, saved_at, viewed_at), high, config.booking_days
+    )
     cancelled_at = _uniform_between(rng, booked_at, high)
     rated_at = _uniform_between(rng, rating_from, rating_until)
     quantity = weighted_choice(rng, np.array([0.5, 0.3, 0.1, 0.1]), len(user)) + 1
@@ -289,6 +318,24 @@ def generate_interactions(
         }
     )
     return _in_time_order(parts)
+
+
+def _pair_taste(users: UserTable, events: EventTable, user: Int, event: Int) -> Float:
+    """`taste` of each (user, event) pair, without the full matrix."""
+    share = users.latent_share
+    log_visible = np.log(users.affinity[user, events.category[event]])
+    cosine = np.einsum("ij,ij->i", users.latent[user], events.latent[event])
+    result: Float = np.exp((1.0 - share) * log_visible + share * LATENT_SHARPNESS * (cosine - 1.0))
+    return result
+
+
+def _before_start(
+    rng: np.random.Generator, starts: Int, low: Int, high: Int, mean_days: float
+) -> Int:
+    """An instant in [low, high], exponentially more likely close to the start."""
+    days = days_before_start(rng, (starts - high) / DAY, (starts - low) / DAY, mean_days)
+    moment: Int = np.clip(starts - np.round(days * DAY).astype(np.int64), low, high)
+    return moment
 
 
 def _search_queries(users: UserTable, user: Int, rng: np.random.Generator) -> Int:

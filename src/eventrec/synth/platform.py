@@ -16,6 +16,7 @@ from eventrec.synth.config import SynthConfig
 from eventrec.synth.funnel import (
     BOOKING,
     BOOKING_CANCELLED,
+    CITY_REACH,
     QUERIES,
     RATING,
     SEARCH,
@@ -26,6 +27,7 @@ from eventrec.synth.funnel import (
 )
 from eventrec.synth.messages import InteractionEncoder
 from eventrec.synth.population import UserTable, generate_users, profile_models
+from eventrec.synth.truth import TRUTH_FILE, PlantedTastes
 from eventrec.synth.vocabulary import CATEGORIES, CITIES
 
 Message = tuple[bytes, bytes]
@@ -51,6 +53,7 @@ class PlantedTruth:
         events: EventTable,
         interactions: InteractionTable,
     ) -> None:
+        self._config = config
         self._users = users
         self._events = events
         self._row = {user_id: row for row, user_id in enumerate(users.user_ids)}
@@ -63,6 +66,28 @@ class PlantedTruth:
             (events.starts_at > config.now_epoch)
             & (events.published_at <= config.now_epoch)
             & (events.status == STATUS_SCHEDULED)
+        )
+
+    def tastes(self) -> PlantedTastes:
+        """The planted tastes as plain arrays: what `oracle_scores` ranks by."""
+        users, events = self._users, self._events
+        return PlantedTastes(
+            user_ids=np.array(users.user_ids, dtype=np.str_),
+            event_ids=np.array(events.event_ids, dtype=np.str_),
+            latent_share=self._config.latent_share,
+            booking_days=self._config.booking_days,
+            user_category_affinity=users.affinity,
+            user_latent=users.latent,
+            user_city=users.city,
+            user_budget=users.budget_max,
+            event_category=events.category,
+            event_latent=events.latent,
+            event_city=events.city,
+            event_price=events.price,
+            event_popularity=events.popularity,
+            event_starts_at=events.starts_at,
+            event_published_at=events.published_at,
+            city_reach=CITY_REACH,
         )
 
     def user(self, user_id: str) -> PlantedUser:
@@ -186,6 +211,10 @@ class SyntheticPlatform:
             written[name] = path
         return written
 
+    def write_truth(self, directory: str | Path) -> Path:
+        """``truth.npz``: the planted tastes, for the evaluation's ``oracle`` (no pickle)."""
+        return self.truth.tastes().save(Path(directory) / TRUTH_FILE)
+
     def write_csv(self, path: str | Path) -> Path:
         """Interactions as ``user_id,event_id,type,rating,timestamp`` (epoch seconds)."""
         path = Path(path)
@@ -234,7 +263,7 @@ def generate(config: SynthConfig) -> SyntheticPlatform:
         4
     )
     event_table = generate_events(config, np.random.default_rng(catalog_seed))
-    user_table = generate_users(config, np.random.default_rng(users_seed))
+    user_table = generate_users(config, event_table, np.random.default_rng(users_seed))
     interactions = generate_interactions(
         config, user_table, event_table, np.random.default_rng(funnel_seed)
     )

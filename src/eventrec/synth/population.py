@@ -8,7 +8,16 @@ import numpy as np
 import numpy.typing as npt
 
 from eventrec.schemas import Budget, UserProfile
-from eventrec.synth.catalog import ALL_TAGS, CATEGORY_SHARES, CATEGORY_TAGS, weighted_choice
+from eventrec.synth.catalog import (
+    ALL_TAGS,
+    CATEGORY_SHARES,
+    CATEGORY_TAGS,
+    LATENT_DIMENSIONS,
+    SCENE_CATEGORY,
+    EventTable,
+    unit_rows,
+    weighted_choice,
+)
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.vocabulary import (
     AGE_BANDS,
@@ -23,6 +32,10 @@ MAX_INTERESTS = 5
 # Affinity of a user for their 1st, 2nd and 3rd preferred category, and for any other.
 PREFERRED_AFFINITY = np.array([1.0, 0.6, 0.4])
 OTHER_AFFINITY = 0.03
+MAX_SCENES = 3
+MAX_FAVOURITE_PERFORMERS = 3
+# Of a user's liked scenes, the share drawn from their preferred categories (the rest: any).
+SCENES_IN_PREFERRED = 0.5
 # Older users spend a little more per ticket.
 AGE_BUDGET = np.array([0.4, 0.7, 1.0, 1.3, 1.4, 1.3, 1.1])
 
@@ -43,12 +56,58 @@ class UserTable:
     affinity: Float  # (n_users, n_categories): the planted category tastes
     interests: list[list[int]]  # tag indices
     activity: Float  # relative number of interactions
+    latent: Float  # (n_users, LATENT_DIMENSIONS), unit rows: the planted latent taste
+    latent_share: float  # how much of the taste is latent rather than category
+    scenes: list[list[int]]  # liked scenes (indices into SCENES)
+    favourite_performers: list[list[int]]
 
     def __len__(self) -> int:
         return len(self.user_ids)
 
 
-def generate_users(config: SynthConfig, rng: np.random.Generator) -> UserTable:
+def _latent_tastes(
+    rng: np.random.Generator, preferred: Int, n_preferred: Int, events: EventTable
+) -> tuple[Float, list[list[int]], list[list[int]]]:
+    """Liked scenes (half within the preferred categories), favourite performers among them."""
+    n = len(preferred)
+    n_scenes = len(SCENE_CATEGORY)
+    counts = rng.integers(1, MAX_SCENES + 1, n)
+    n_favourites = rng.integers(0, MAX_FAVOURITE_PERFORMERS + 1, n)
+    from_preferred = rng.random((n, MAX_SCENES)) < SCENES_IN_PREFERRED
+    picks = rng.random((n, MAX_SCENES + MAX_FAVOURITE_PERFORMERS))
+    scene_picks = rng.random((n, MAX_SCENES))
+    by_category = [np.flatnonzero(c == SCENE_CATEGORY) for c in range(len(CATEGORIES))]
+    by_scene = [np.flatnonzero(events.performer_scene == s) for s in range(n_scenes)]
+    noise = unit_rows(rng.standard_normal((n, LATENT_DIMENSIONS)))
+    latent = np.empty((n, LATENT_DIMENSIONS))
+    scenes: list[list[int]] = []
+    favourites: list[list[int]] = []
+    for row in range(n):
+        liked: dict[int, None] = {}
+        for slot in range(int(counts[row])):
+            if from_preferred[row, slot]:
+                category = preferred[row, int(picks[row, slot] * n_preferred[row])]
+                pool = by_category[category]
+                liked[int(pool[int(scene_picks[row, slot] * len(pool))])] = None
+            else:
+                liked[int(picks[row, slot] * n_scenes)] = None
+        chosen = list(liked)
+        performers: dict[int, None] = {}
+        for slot in range(int(n_favourites[row])):
+            pool = by_scene[chosen[slot % len(chosen)]]
+            pick = picks[row, MAX_SCENES + slot]
+            performers[int(pool[int(pick * len(pool))])] = None
+        scenes.append(chosen)
+        favourites.append(list(performers))
+        latent[row] = (
+            events.scene_vectors[chosen].sum(axis=0)
+            + 0.8 * events.performer_vectors[list(performers)].sum(axis=0)
+            + 0.5 * noise[row]
+        )
+    return unit_rows(latent), scenes, favourites
+
+
+def generate_users(config: SynthConfig, events: EventTable, rng: np.random.Generator) -> UserTable:
     n = config.n_users
     n_categories = len(CATEGORIES)
     city = weighted_choice(rng, np.array([c.share for c in CITIES]), n)
@@ -86,6 +145,7 @@ def generate_users(config: SynthConfig, rng: np.random.Generator) -> UserTable:
             chosen[int(pool[int(interest_pick[row, slot] * len(pool))])] = None
         interests.append(list(chosen))
 
+    latent, scenes, favourites = _latent_tastes(rng, preferred, n_preferred, events)
     return UserTable(
         user_ids=[f"u-{index + 1:06d}" for index in range(n)],
         city=city,
@@ -96,6 +156,10 @@ def generate_users(config: SynthConfig, rng: np.random.Generator) -> UserTable:
         affinity=affinity,
         interests=interests,
         activity=rng.lognormal(0.0, 1.0, n),
+        latent=latent,
+        latent_share=config.latent_share,
+        scenes=scenes,
+        favourite_performers=favourites,
     )
 
 

@@ -7,7 +7,6 @@ cycles the trainer blocks on the request queue until the next scheduled fit.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -23,6 +22,7 @@ from eventrec.config import Settings
 from eventrec.model.errors import ModelFitError
 from eventrec.model.records import InteractionLog
 from eventrec.store import Store, connect
+from eventrec.store.history import record_trainer_status
 from eventrec.store.versions import (
     ModelVersionError,
     activate_version,
@@ -34,6 +34,8 @@ from eventrec.store.versions import (
     write_trending,
     write_version,
 )
+from eventrec.telemetry import MetricsServer
+from eventrec.trainer import metrics as trainer_metrics
 from eventrec.trainer.fit import FitOptions, fit_version, trending_scores
 from eventrec.trainer.lock import TrainingLock
 
@@ -138,7 +140,7 @@ class Trainer:
             "at": _iso_now(),
             **extra,
         }
-        self.store.client.set(self.keys.trainer_status, json.dumps(status))
+        record_trainer_status(self.store, status)
 
     def _snapshot(self) -> InteractionLog:
         """The store's snapshot, retried when a row outran the id-map sizes read before it.
@@ -175,6 +177,7 @@ class Trainer:
         finally:
             self._in_cycle = False
             self.lock.release()
+        trainer_metrics.cycle_finished(outcome.outcome, outcome.seconds, outcome.version)
         return outcome
 
     def _locked_cycle(self, trigger: str) -> CycleOutcome:
@@ -197,6 +200,7 @@ class Trainer:
         interaction_log = self._snapshot()
         event_ids = store.event_ids()[: interaction_log.n_events]
         snapshot_seconds = time.perf_counter() - snapshot_started
+        trainer_metrics.PHASE_SECONDS.labels(phase="snapshot").observe(snapshot_seconds)
         log.info(
             "snapshot: %d interactions, %d users, %d events in %.2f s",
             len(interaction_log),
@@ -238,6 +242,7 @@ class Trainer:
             log.warning(outcome.reason, extra={"event": "fit_failed"})
             self._status(outcome)
             return outcome
+        trainer_metrics.fit_finished(fitted.metadata)
         metrics = fitted.metadata["metrics"]
         if not fitted.publish:
             outcome = CycleOutcome("gated", fitted.reason, seconds=time.perf_counter() - started)
@@ -281,6 +286,9 @@ class Trainer:
             self._status(outcome, metrics=metrics)
             return outcome
         pruned = prune_versions(store, settings.model_keep_versions)
+        trainer_metrics.PHASE_SECONDS.labels(phase="publish").observe(
+            time.perf_counter() - publish_started
+        )
         seconds = time.perf_counter() - started
         outcome = CycleOutcome("published", fitted.reason, version, seconds)
         log.info(
@@ -361,5 +369,13 @@ def run_trainer(settings: Settings, once: bool = False) -> int:
     if once:
         outcome = trainer.run_once()
         return 0 if outcome.outcome not in ("failed", "lock_busy") else 1
-    trainer.run_forever()
+    server = None
+    if settings.trainer_ops_port:
+        server = MetricsServer(settings.ops_host, settings.trainer_ops_port)
+        log.info("trainer metrics on http://%s:%d/metrics", settings.ops_host, server.port)
+    try:
+        trainer.run_forever()
+    finally:
+        if server is not None:
+            server.close()
     return 0
