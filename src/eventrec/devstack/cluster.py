@@ -299,6 +299,18 @@ class LocalRedisCluster:
                 return f"node {port}: {exc}"
             finally:
                 client.close()
+        views = set()
+        for port in running:  # every node must see the same masters (gossip has settled)
+            client = self._client(port)
+            try:
+                view = parse_cluster_nodes(client.cluster("NODES"))
+            except redis.RedisError as exc:
+                return f"node {port}: {exc}"
+            finally:
+                client.close()
+            views.add(tuple(sorted((n.port, n.slots) for n in view if n.role == "master")))
+        if len(views) > 1:
+            return "the nodes do not agree yet on which master holds which slots"
         nodes = [n for n in self.nodes() if n.port in running]
         masters = [n for n in nodes if n.role == "master" and n.slots]
         if sum(n.slot_count for n in masters) != SLOTS:
