@@ -159,13 +159,15 @@ def _offset(offset: int) -> object:
 def redis_bytes(settings: Settings, total: int) -> tuple[float, float]:
     store = Store(connect(settings.redis_url), settings.key_prefix)
     keys = store.keys
-    matrix_keys = [keys.user_index, keys.user_ids, keys.event_index, keys.event_ids]
+    matrix_keys = [keys.owner, keys.user_partitions]
     dedup_keys = []
     for partition in range(settings.topic_partitions):
         topic = settings.topic_interactions
-        users = store.client.lrange(keys.row_users(topic, partition), 0, -1)
+        users = store.partition_users(topic, partition)
         matrix_keys.append(keys.row_users(topic, partition))
-        matrix_keys.extend(keys.row(topic, partition, int(u)) for u in users)
+        matrix_keys.append(keys.event_index(topic, partition))
+        matrix_keys.append(keys.event_ids(topic, partition))
+        matrix_keys.extend(keys.row(topic, partition, u) for u in users)
         dedup_keys.extend(
             k.decode()
             for k in store.client.scan_iter(match=keys.dedup(topic, partition, 0)[:-1] + "*")

@@ -12,6 +12,14 @@ wrk (16 connections, 2 threads, 30 s each, user ids drawn at random per request)
   event vector, a Python loop building a dict per event, a full sort) over the same model,
   as a small FastAPI app of this file under uvicorn with the same number of workers.
 
+Every response is an impression: serving's background producer sends it to the
+``impressions`` topic of a local broker. After serving stops (and flushes), the topic's
+new messages are counted against the requests wrk completed (``impressions_reached``,
+target at least 0.999), then applied through the consumer's attribution step into Redis,
+where the memory of the per-user impression records is measured
+(``attribution_bytes_per_impression``, with ``impressions_per_user`` beside it: each user's
+key costs its own overhead, spread over that user's impressions).
+
 Prints one JSON line. Usage: python benchmarks/serve.py [--workers 2] [--seconds 30]
 """
 
@@ -34,6 +42,7 @@ import numpy as np
 
 from eventrec.config import Settings
 from eventrec.devstack import LocalServices
+from eventrec.model.content_map import fit_content_map
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.records import (
     RECORD_DTYPE,
@@ -46,7 +55,8 @@ from eventrec.model.records import (
 from eventrec.schemas import Event
 from eventrec.store.store import NO_HASH, InteractionBatch, Store, connect
 from eventrec.store.versions import activate_version, write_trending, write_version
-from eventrec.trainer.fit import fit_content, trending_scores, version_arrays
+from eventrec.topics import create_topics
+from eventrec.trainer.fit import trending_scores, version_arrays
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 6
@@ -61,7 +71,11 @@ TOPICS = {
     "topic_interactions": "bench-serve.interactions",
     "topic_events": "bench-serve.events",
     "topic_users": "bench-serve.users",
+    "topic_dlq": "bench-serve.dlq",
+    "topic_impressions": "bench-serve.impressions",
 }
+KAFKA_PORT = 37092
+KAFKA_CONTROLLER_PORT = 37093
 USERS_PER_BATCH = 4000
 
 WRK_SCRIPT = """
@@ -188,11 +202,8 @@ def load_rows(store: Store, settings: Settings, data: dict[str, np.ndarray]) -> 
     n_users = int(data["user"].max()) + 1
     n_events = len(data["cluster_of_event"])
     event_ids = [f"ev-{i:06d}" for i in range(n_events)]
-    event_index = np.zeros(n_events, dtype=np.int64)
-    for start in range(0, n_events, 5000):
-        event_index[start : start + 5000] = store.event_indices(event_ids[start : start + 5000])
     records = np.empty(len(data["user"]), dtype=RECORD_DTYPE)
-    records["event"] = event_index[data["event"]]
+    records["event"] = data["event"]
     records["time"] = data["time"]
     records["type"] = data["kind"]
     records["value"] = data["value"]
@@ -203,12 +214,17 @@ def load_rows(store: Store, settings: Settings, data: dict[str, np.ndarray]) -> 
         offset = 0
         for start in range(0, len(members), USERS_PER_BATCH):
             chunk = members[start : start + USERS_PER_BATCH]
-            found = store.user_indices([user_id(int(u)) for u in chunk], partition)
+            names = [user_id(int(u)) for u in chunk]
+            store.claim_owners(names, partition)
+            rows = np.concatenate([records[bounds[m] : bounds[m + 1]] for m in chunk.tolist()])
+            # The step names events by their place in the batch's list (1-based).
+            named, place = np.unique(rows["event"], return_inverse=True)
+            rows["event"] = place + 1
             batch = InteractionBatch(topic, partition, offset, 0)
-            for member, (index, row_partition) in zip(chunk.tolist(), found, strict=True):
-                assert row_partition == partition
-                row = records[bounds[member] : bounds[member + 1]]
-                batch.add_records([index] * len(row), row.tobytes(), [NO_HASH] * len(row))
+            batch.event_ids = [event_ids[int(e)] for e in named]
+            owners = [n for m, n in zip(chunk.tolist(), names, strict=True)
+                      for _ in range(bounds[m + 1] - bounds[m])]  # fmt: skip
+            batch.add_records(owners, rows.tobytes(), [NO_HASH] * len(rows))
             batch.next_offset = offset + len(batch.slots)
             store.apply_interactions(batch, time.time())
             offset = batch.next_offset
@@ -216,12 +232,14 @@ def load_rows(store: Store, settings: Settings, data: dict[str, np.ndarray]) -> 
 
 def publish_model(store: Store, settings: Settings) -> str:
     """Fit a 64-factor model on the stored rows (no search) and make it current."""
-    log_ = store.snapshot(settings.topic_interactions)
-    event_ids = store.event_ids()[: log_.n_events]
+    snapshot = store.snapshot(settings.topic_interactions)
+    log_, event_ids = snapshot.log, snapshot.event_ids
     documents = store.entity_documents("events", settings.topic_events)
-    model = EventrecModel(search=False, n_factors=64, random_state=0).fit(log_)
-    featurizer, content_map, content_info = fit_content(
-        event_ids, documents, model.item_factors_, model.popularity_
+    model = EventrecModel(n_factors=64, random_state=0).fit(log_)
+    featurizer, content_map, content_info = fit_content_map(
+        [documents.get(event_id) for event_id in event_ids],
+        model.item_factors_,
+        model.popularity_,
     )
     trending = trending_scores(log_)
     metadata = {
@@ -268,13 +286,17 @@ def guide_app() -> Any:
     store = Store(connect(settings.redis_url), settings.key_prefix)
     loaded = load_version(store)
     snapshot = store.snapshot(settings.topic_interactions)
-    confidence = aggregate(snapshot, loaded.model.weights_, loaded.model.now_).confidence
-    confidence = sp.csr_matrix(confidence[:, : len(loaded.event_ids)], dtype=np.float32)
+    confidence = aggregate(snapshot.log, loaded.model.weights_, loaded.model.now_).confidence
+    # The snapshot's dense event order is its own: select the model's events by id.
+    column = {event_id: i for i, event_id in enumerate(snapshot.event_ids)}
+    confidence = sp.csr_matrix(confidence, dtype=np.float32)[
+        :, [column[event_id] for event_id in loaded.event_ids]
+    ]
     scaled = sp.csr_matrix(confidence.multiply(loaded.column_scale[None, :]), dtype=np.float32)
     user_features = np.asarray(scaled @ loaded.item_factors, dtype=np.float32)
     event_features = loaded.item_factors
     columns = loaded.event_ids
-    index = {name: i for i, name in enumerate(store.user_ids())}
+    index = {name: i for i, name in enumerate(snapshot.user_ids)}
     store.client.close()
 
     def get_recommendations(user: str, n_recommendations: int = 10) -> list[dict[str, Any]]:
@@ -395,6 +417,67 @@ def wrk(
     return summary
 
 
+def impression_offsets(settings: Settings) -> dict[Any, int]:
+    """End offset of each partition of the impressions topic."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        partitions = consumer.partitions_for_topic(settings.topic_impressions) or set()
+        tps = [TopicPartition(settings.topic_impressions, p) for p in sorted(partitions)]
+        return {tp: int(offset) for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def attribute_impressions(
+    settings: Settings, start: dict[Any, int], end: dict[Any, int]
+) -> dict[str, float]:
+    """Apply the new impressions as the consumer does; the records' memory per impression."""
+    from kafka import KafkaConsumer
+
+    from eventrec.consumer.attribution import prepare_attribution
+    from eventrec.store.attribution import AttributionStore
+
+    client = connect(settings.redis_url)
+    attribution = AttributionStore(client, settings.key_prefix)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, max_poll_records=5000)
+    users: dict[int, set[str]] = {}
+    applied = 0
+    try:
+        consumer.assign(list(end))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        position = dict(start)
+        while any(position[tp] < end[tp] for tp in end):
+            for tp, messages in consumer.poll(timeout_ms=1000).items():
+                messages = [m for m in messages if m.offset < end[tp]]
+                if not messages:
+                    continue
+                prepared = prepare_attribution(tp.topic, tp.partition, 0, messages)
+                batch = prepared.batch
+                # Offsets of a fresh key prefix: each partition's step starts from 0.
+                batch.expected_offset = position[tp] - start[tp]
+                batch.next_offset = batch.expected_offset + len(messages)
+                result = attribution.apply(batch, time.time())
+                applied += result.impressions
+                users.setdefault(tp.partition, set()).update(u for _, u, _ in batch.items)
+                position[tp] = messages[-1].offset + 1
+    finally:
+        consumer.close()
+    memory = sum(
+        attribution.shown_bytes(settings.topic_impressions, partition, sorted(members))
+        for partition, members in users.items()
+    )
+    n_users = sum(len(members) for members in users.values())
+    client.close()
+    return {
+        "impressions_applied": applied,
+        "impressions_per_user": round(applied / max(n_users, 1), 2),
+        "attribution_bytes_per_impression": round(memory / max(applied, 1), 1),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
@@ -412,18 +495,20 @@ def main() -> int:
         Settings(
             state_dir=REPO / ".local" / "bench-serve",
             cache_dir=REPO / ".cache",
-            # Set explicitly, so only the Redis server is started: serving needs no broker.
-            kafka_bootstrap_servers="127.0.0.1:37092",
+            # The broker receives serving's impressions.
+            local_kafka_port=KAFKA_PORT,
+            local_kafka_controller_port=KAFKA_CONTROLLER_PORT,
             local_redis_port=REDIS_PORT,
         )
     )
     local.up()
     settings = Settings(
-        kafka_bootstrap_servers="127.0.0.1:37092",
+        kafka_bootstrap_servers=local.kafka_address,
         redis_url=local.redis_url,
         key_prefix=PREFIX,
         **TOPICS,  # type: ignore[arg-type]
     )
+    create_topics(settings)
     store = Store(connect(settings.redis_url), settings.key_prefix)
     server: subprocess.Popen[bytes] | None = None
     guide: subprocess.Popen[bytes] | None = None
@@ -457,11 +542,17 @@ def main() -> int:
                 )  # fmt: skip
             wait_ready(SERVE_PORT, server)
             log(f"eventrec serve ready with {args.workers} workers")
-            wrk(SERVE_PORT, rec_path, 5, args.connections, args.users, script)  # warm-up
+            offsets_before = impression_offsets(settings)
+            warm = wrk(SERVE_PORT, rec_path, 5, args.connections, args.users, script)
             rec = wrk(SERVE_PORT, rec_path, args.seconds, args.connections, args.users, script)
             health = wrk(SERVE_PORT, "/health", args.seconds, args.connections, args.users, script)
-            stop(server)
+            stop(server)  # SIGTERM: each worker flushes its queued impressions first
             server = None
+            offsets_after = impression_offsets(settings)
+            requested = int(warm["requests"] + rec["requests"])
+            on_topic = sum(offsets_after[tp] - offsets_before.get(tp, 0) for tp in offsets_after)
+            log(f"{on_topic} impressions on the topic for {requested} requests")
+            attributed = attribute_impressions(settings, offsets_before, offsets_after)
 
             with (logs / "guide.log").open("wb") as out:
                 guide = subprocess.Popen(
@@ -486,6 +577,11 @@ def main() -> int:
             "ratio": round(rec["rps"] / health["rps"], 3),
             "guide_rps": round(baseline["rps"], 2),
             "speedup_vs_guide": round(rec["rps"] / baseline["rps"], 1),
+            "impressions_requests": requested,
+            "impressions_on_topic": on_topic,
+            "impressions_dropped": max(requested - on_topic, 0),
+            "impressions_reached": round(min(on_topic / max(requested, 1), 1.0), 5),
+            **attributed,
         }
         print(json.dumps(result))
     finally:

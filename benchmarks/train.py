@@ -121,20 +121,30 @@ def load_into_redis(store: Store, settings: Settings, data: dict[str, np.ndarray
     n_events = len(data["cluster_of_event"])
     user_ids = [f"u-{i:07d}" for i in range(n_users)]
     event_ids = [f"ev-{i:06d}" for i in range(n_events)]
-    for start in range(0, n_events, 5000):
-        store.event_indices(event_ids[start : start + 5000])
+    keys = store.keys
     partition_of = np.array([zlib.crc32(u.encode()) % PARTITIONS for u in user_ids])
-    user_index = np.zeros(n_users, dtype=np.int64)
+    pipe = store.client.pipeline(transaction=False)
+    for start in range(0, n_users, 5000):
+        pipe.hset(
+            keys.owner,
+            mapping={
+                user_ids[i]: int(partition_of[i]) for i in range(start, min(start + 5000, n_users))
+            },
+        )
+    pipe.sadd(keys.user_partitions, *range(PARTITIONS))
+    # Every partition indexes every event in the same order: local index = global index.
     for partition in range(PARTITIONS):
-        members = np.flatnonzero(partition_of == partition)
-        for start in range(0, len(members), 5000):
-            chunk = members[start : start + 5000]
-            found = store.user_indices([user_ids[i] for i in chunk], partition)
-            user_index[chunk] = [index for index, _ in found]
-    event_index = np.array(store.event_indices(event_ids), dtype=np.int64)
+        for start in range(0, n_events, 5000):
+            chunk = event_ids[start : start + 5000]
+            pipe.rpush(keys.event_ids(topic, partition), *chunk)
+            pipe.hset(
+                keys.event_index(topic, partition),
+                mapping={e: start + i for i, e in enumerate(chunk)},
+            )
+    pipe.execute()
 
     records = np.empty(len(data["user"]), dtype=RECORD_DTYPE)
-    records["event"] = event_index[data["event"]]
+    records["event"] = data["event"]
     records["time"] = data["time"]
     records["type"] = data["kind"]
     records["value"] = data["value"]
@@ -145,8 +155,8 @@ def load_into_redis(store: Store, settings: Settings, data: dict[str, np.ndarray
     for user in range(n_users):
         partition = int(partition_of[user])
         row = payload[bounds[user] : bounds[user + 1]]
-        pipe.set(store.keys.row(topic, partition, int(user_index[user])), row)
-        pipe.rpush(store.keys.row_users(topic, partition), int(user_index[user]))
+        pipe.set(keys.row(topic, partition, user_ids[user]), row)
+        pipe.rpush(keys.row_users(topic, partition), user_ids[user])
         if user % 5000 == 4999:
             pipe.execute()
     pipe.execute()
@@ -180,6 +190,9 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--skip-implicit", action="store_true", help="for quick runs")
+    parser.add_argument(
+        "--redis-port", type=int, default=39379, help="the benchmark's own Redis server"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
@@ -189,7 +202,7 @@ def main() -> int:
             cache_dir=REPO / ".cache",
             # Set explicitly, so only the Redis server is started: training needs no broker.
             kafka_bootstrap_servers="127.0.0.1:39092",
-            local_redis_port=39379,
+            local_redis_port=args.redis_port,
         )
     )
     local.up()
@@ -207,7 +220,7 @@ def main() -> int:
         del data
 
         started = time.perf_counter()
-        log = store.snapshot(settings.topic_interactions)
+        log = store.snapshot(settings.topic_interactions).log
         snapshot_seconds = time.perf_counter() - started
 
         outcome = Trainer(settings, store).cycle("benchmark")

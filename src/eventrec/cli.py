@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from eventrec.demo import register as register_demo
     from eventrec.evaluation.command import register as register_evaluate
+    from eventrec.experiments.command import register as register_experiment
     from eventrec.synth.command import register as register_synth
     from eventrec.trainer.command import register as register_trainer
 
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_evaluate(commands)
     register_trainer(commands)
     register_demo(commands)
+    register_experiment(commands)
 
     settings = commands.add_parser(
         "settings", help="list every setting with the value in effect here (secrets hidden)"

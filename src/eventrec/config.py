@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     topic_dlq: TopicName = Field(
         "interactions.dlq", description="Dead-letter topic: every message that failed validation."
     )
+    topic_impressions: TopicName = Field(
+        "impressions",
+        description="Topic of served responses and the outcomes attributed to them (key: user_id).",
+    )
     topic_partitions: int = Field(
         6, ge=1, le=10_000, description="Partitions per topic when `eventrec topics create` runs."
     )
@@ -152,6 +156,13 @@ class Settings(BaseSettings):
         description="Validation users of the search and the publish gate, at most "
         "(fewer on catalogues over 20,000 events).",
     )
+    train_validation_days: float = Field(
+        7.0,
+        gt=0,
+        description="The trainer validates and gates on a time cut this many days before "
+        "the latest interaction: trained on what came before, judged on what users booked, "
+        "saved or rated well after it among the events then on sale.",
+    )
     train_max_factor_cells: int = Field(
         640_000_000,
         ge=1_000_000,
@@ -163,6 +174,24 @@ class Settings(BaseSettings):
     )
     trending_half_life_days: float = Field(
         7.0, gt=0, description="Half-life of bookings, saves and views in the trending list."
+    )
+    max_clock_skew_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="An interaction whose occurred_at is later than the consumer's clock plus "
+        "this many seconds is dead-lettered (a future timestamp would distort every decay).",
+    )
+    consumer_metadata_max_age_ms: int = Field(
+        30_000,
+        ge=1_000,
+        description="How often the consumer refreshes topic metadata, in ms: partitions added "
+        "to a topic join the group's assignment within about this long.",
+    )
+    topic_delete_retention_ms: int = Field(
+        86_400_000,
+        ge=0,
+        description="delete.retention.ms of the compacted topics (events, users): how long a "
+        "tombstone stays for consumers that were down; default 1 day.",
     )
     dedup_window_seconds: float = Field(
         86_400.0,
@@ -207,6 +236,20 @@ class Settings(BaseSettings):
         gt=0,
         le=10,
         description="How often serving checks for a new model version or catalog change.",
+    )
+    impressions_queue_size: int = Field(
+        10_000,
+        ge=1,
+        le=10_000_000,
+        description="Impressions a serving worker holds for its background producer; "
+        "past this they are dropped (and counted), never waited for.",
+    )
+    attribution_window_days: float = Field(
+        7.0,
+        gt=0,
+        le=90,
+        description="An interaction carrying recommendation_id counts for that response's "
+        "variant and position within this many days; impression records expire with it.",
     )
     serving_reload_max_age_seconds: float = Field(
         60.0,
@@ -311,7 +354,13 @@ class Settings(BaseSettings):
 
     @property
     def topics(self) -> list[str]:
-        return [self.topic_interactions, self.topic_events, self.topic_users, self.topic_dlq]
+        return [
+            self.topic_interactions,
+            self.topic_events,
+            self.topic_users,
+            self.topic_dlq,
+            self.topic_impressions,
+        ]
 
 
 def env_name(field: str) -> str:

@@ -91,24 +91,25 @@ def report(settings: Settings, api: str, users: int = 3) -> None:
     """Three users' recent history beside their top 5 recommendations, with reasons."""
     store = Store(connect(settings.redis_url), settings.key_prefix)
     topic = settings.topic_interactions
-    event_ids = store.event_ids()
+    event_ids = {p: store.partition_event_ids(topic, p) for p in store.owner_partitions()}
     catalog = {
         event_id: json.loads(doc)
         for event_id, doc in store.entity_documents("events", settings.topic_events).items()
     }
     shown = 0
-    for user_id in store.user_ids()[::97]:
+    user_ids = [u for p in event_ids for u in store.partition_users(topic, p)]
+    for user_id in user_ids[::97]:
         found = store.user_row(topic, user_id)
         if found is None or len(found[1]) < 6:
             continue
-        records = found[1]
+        partition, records = found
         body = _get(api, "/recommendations", user_id=user_id, limit=5)
         if body["strategy"] != "personalised":
             continue
         print(f"\n── user {user_id} ({len(records)} interactions) " + "─" * 30)
         print("  recent history:")
         for record in records[-5:][::-1]:
-            event = catalog.get(event_ids[int(record["event"])], {})
+            event = catalog.get(event_ids[partition][int(record["event"])], {})
             when = datetime.fromtimestamp(int(record["time"]), UTC).strftime("%Y-%m-%d")
             kind = TYPE_NAMES.get(int(record["type"]), "?")
             if kind == "rating":

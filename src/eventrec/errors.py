@@ -33,3 +33,7 @@ class FencedBatchError(EventrecError):
 
 class LocalServicesError(EventrecError):
     """The local Kafka broker or Redis server of `eventrec services` could not start."""
+
+
+class ExperimentError(EventrecError):
+    """An experiment cannot be created, found or changed as asked; the message says why."""

@@ -1,4 +1,4 @@
-"""The four Kafka topics eventrec uses: creating them, and checking that they exist."""
+"""The five Kafka topics eventrec uses: creating them, and checking that they exist."""
 
 from __future__ import annotations
 
@@ -24,12 +24,23 @@ class TopicSpec:
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Interactions keep a week; catalog and profiles are compacted; dead letters stay long."""
     partitions = settings.topic_partitions
-    compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+    compacted = {
+        "cleanup.policy": "compact",
+        "min.compaction.lag.ms": "60000",
+        # A tombstone outlives a consumer's downtime, so a deletion is never missed.
+        "delete.retention.ms": str(settings.topic_delete_retention_ms),
+    }
     return [
         TopicSpec(settings.topic_interactions, partitions, {"retention.ms": str(7 * 86_400_000)}),
         TopicSpec(settings.topic_events, partitions, dict(compacted)),
         TopicSpec(settings.topic_users, partitions, dict(compacted)),
         TopicSpec(settings.topic_dlq, partitions, {"retention.ms": str(settings.dlq_retention_ms)}),
+        # Kept a day past the attribution window: a consumer down for a day still attributes.
+        TopicSpec(
+            settings.topic_impressions,
+            partitions,
+            {"retention.ms": str(int((settings.attribution_window_days + 1) * 86_400_000))},
+        ),
     ]
 
 

@@ -96,6 +96,7 @@ def unique_settings(services: LocalServices, **overrides: object) -> Settings:
         "ops_port": 0,
         "consumer_ops_port": 0,
         "trainer_ops_port": 0,
+        "topic_impressions": f"{tag}.impressions",
         "state_dir": services.state_dir,
         "cache_dir": services.cache_dir,
     }

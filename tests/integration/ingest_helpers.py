@@ -249,16 +249,17 @@ def expected_matrix(messages: Iterable[Message]) -> dict[str, Any]:
     Per (user, event): views, saves, bookings with their cancellations, the latest
     rating (by time, then order), dismissal; per user: search queries.
     """
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     searches: dict[str, list[str]] = {}
     ordered = sorted((m for m in messages if m.valid), key=lambda m: (m.partition, m.offset))
     for message in ordered:
         body = message.body
         assert body is not None
-        if body["interaction_id"] in seen:
+        key = (body["user_id"], body["interaction_id"])  # de-duplication is per user
+        if key in seen:
             continue
-        seen.add(body["interaction_id"])
+        seen.add(key)
         if body["type"] == "search":
             searches.setdefault(body["user_id"], []).append(body["query"])
             continue
@@ -311,8 +312,8 @@ def expected_matrix(messages: Iterable[Message]) -> dict[str, Any]:
 def stored_matrix(settings: Settings) -> dict[str, Any]:
     """The same view of what the consumer stored, through the store's snapshot and model."""
     store = Store(connect(settings.redis_url), settings.key_prefix)
-    log = store.snapshot(settings.topic_interactions)
-    users, events = store.user_ids(), store.event_ids()
+    snapshot = store.snapshot(settings.topic_interactions)
+    log, users, events = snapshot.log, snapshot.user_ids, snapshot.event_ids
     result = aggregate(log)
     confidence = {}
     coo = result.confidence.tocoo()
@@ -397,15 +398,16 @@ def expected_rows(messages: Iterable[Message]) -> dict[str, list[tuple[str, int,
 
 def stored_rows(settings: Settings) -> dict[str, list[tuple[str, int, int]]]:
     store = Store(connect(settings.redis_url), settings.key_prefix)
-    event_ids = store.event_ids()
+    topic = settings.topic_interactions
+    event_ids = {p: store.partition_event_ids(topic, p) for p in store.owner_partitions()}
     rows = {}
     for user_id in store.user_ids():
-        found = store.user_row(settings.topic_interactions, user_id)
+        found = store.user_row(topic, user_id)
         if found is None or not len(found[1]):
             continue
-        records = found[1]
+        partition, records = found
         rows[user_id] = sorted(
-            (event_ids[int(r["event"])], int(r["type"]), int(r["time"])) for r in records
+            (event_ids[partition][int(r["event"])], int(r["type"]), int(r["time"])) for r in records
         )
     store.client.close()
     return rows

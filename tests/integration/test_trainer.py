@@ -137,7 +137,11 @@ def test_fit_refit_and_roll_back(ingested: Settings, store: Store) -> None:
     assert metrics["rmse"] is not None
     assert metadata["gated"] is True
     assert metadata["data"]["interactions"] > 15_000
-    assert metadata["data"]["events"] == len(store.event_ids()) > 100
+    assert (
+        metadata["data"]["events"]
+        == len(store.snapshot(ingested.topic_interactions).event_ids)
+        > 100
+    )
     assert metadata["checksum"].startswith("sha256:")
     assert {"factors", "grid", "winner"} <= set(metadata["search"])
     trending = read_trending(store)

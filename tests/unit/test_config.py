@@ -26,7 +26,7 @@ def test_defaults_point_at_the_local_services() -> None:
     settings = load_settings()
     assert settings.kafka_bootstrap_servers == "127.0.0.1:19092"
     assert settings.redis_url == "redis://127.0.0.1:16379/0"
-    assert settings.topics == ["interactions", "events", "users", "interactions.dlq"]
+    assert settings.topics == ["interactions", "events", "users", "interactions.dlq", "impressions"]
     assert settings.topic_partitions == 6
     assert settings.admin_token is None
 

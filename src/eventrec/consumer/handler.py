@@ -22,7 +22,7 @@ from eventrec.schemas.decode import (
     decode_interaction_fields,
     decode_profile,
 )
-from eventrec.store.store import InteractionBatch, interaction_hash
+from eventrec.store.store import InteractionBatch, dedup_hash
 
 _RECORD = struct.Struct("<IIBBH")
 _TYPE_CODE = {InteractionType(name): code for name, code in TYPE_CODES.items()}
@@ -40,14 +40,22 @@ class Message(Protocol):
     def value(self) -> bytes | None: ...
 
 
-UserResolver = Callable[[Sequence[str], int], list[tuple[int, int]]]
-EventResolver = Callable[[Sequence[str]], list[int]]
+OwnerResolver = Callable[[Sequence[str], int], list[int]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A valid interaction that arrived on a partition other than its user's owner."""
+
+    owner: int
+    message: Message
 
 
 @dataclass
 class PreparedInteractions:
     batch: InteractionBatch
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
 
 
 @dataclass
@@ -88,41 +96,84 @@ def pack_interaction(interaction: Interaction, event_index: int) -> bytes:
     )
 
 
+@dataclass
+class DecodedInteractions:
+    """One partition's batch after validation: its valid interactions and dead letters."""
+
+    topic: str
+    partition: int
+    expected_offset: int
+    next_offset: int
+    messages: list[Message] = field(default_factory=list)
+    fields: list[InteractionFields] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def user_ids(self) -> list[str]:
+        return [f.user_id for f in self.fields]
+
+
+def decode_interactions(
+    topic: str,
+    partition: int,
+    expected_offset: int,
+    messages: Sequence[Message],
+    latest: float | None = None,
+) -> DecodedInteractions:
+    """Validate one partition's messages; the invalid ones become dead letters.
+
+    ``latest``: the latest acceptable ``occurred_at`` (clock plus allowed skew).
+    """
+    decoded = DecodedInteractions(topic, partition, expected_offset, messages[-1].offset + 1)
+    for message in messages:
+        try:
+            fields = decode_interaction_fields(message.key, message.value, latest=latest)
+        except InvalidMessageError as exc:
+            decoded.dead_letters.append(_dead(topic, partition, message, exc.reason))
+            continue
+        decoded.messages.append(message)
+        decoded.fields.append(fields)
+    return decoded
+
+
 def prepare_interactions(
     topic: str,
     partition: int,
     expected_offset: int,
     messages: Sequence[Message],
-    resolve_users: UserResolver,
-    resolve_events: EventResolver,
+    claim_owners: OwnerResolver,
+    latest: float | None = None,
 ) -> PreparedInteractions:
     """Validate one partition's messages and build its atomic store batch."""
-    dead: list[DeadLetter] = []
-    valid_messages: list[Message] = []
-    valid: list[InteractionFields] = []
-    for message in messages:
-        try:
-            fields = decode_interaction_fields(message.key, message.value)
-        except InvalidMessageError as exc:
-            dead.append(_dead(topic, partition, message, exc.reason))
-            continue
-        valid_messages.append(message)
-        valid.append(fields)
+    decoded = decode_interactions(topic, partition, expected_offset, messages, latest)
+    return assemble_interactions(decoded, claim_owners(decoded.user_ids, partition))
 
+
+def assemble_interactions(
+    decoded: DecodedInteractions, owners: Sequence[int]
+) -> PreparedInteractions:
+    """The store batch of validated interactions, given each one's owner partition.
+
+    Interactions of users owned by another partition come back as routes, not records.
+    Every valid message's event is named in the batch, in offset order, so the step gives
+    it its partition-local index whether it is applied here or not (docs/design.md).
+    """
+    partition = decoded.partition
+    dead = decoded.dead_letters
     search, rating, booking = (
         InteractionType.SEARCH,
         InteractionType.RATING,
         InteractionType.BOOKING,
     )
-    users = resolve_users([f.user_id for f in valid], partition)
-    events = iter(resolve_events([f.event_id for f in valid if f.type is not search]))  # type: ignore[misc]
     batch = InteractionBatch(
-        topic=topic,
+        topic=decoded.topic,
         partition=partition,
-        expected_offset=expected_offset,
-        next_offset=messages[-1].offset + 1,
+        expected_offset=decoded.expected_offset,
+        next_offset=decoded.next_offset,
     )
-    record_users: list[int] = []
+    event_slot: dict[str, int] = {}
+    routes: list[Route] = []
+    record_users: list[str] = []
     record_events: list[int] = []
     record_times: list[float] = []
     record_types: list[int] = []
@@ -130,28 +181,33 @@ def prepare_interactions(
     record_aux: list[int] = []
     record_hashes: list[bytes] = []
     type_code = _TYPE_CODE
-    for message, fields, (user, row_partition) in zip(valid_messages, valid, users, strict=True):
-        interaction_id, user_id, kind, _, rating_value, query, booking_id, quantity, _, seconds = (
-            fields
-        )
-        event = next(events) if kind is not search else -1
-        if row_partition != partition:
-            dead.append(
-                _dead(
-                    topic,
-                    partition,
-                    message,
-                    f"key: user_id {user_id!r} has its row on partition "
-                    f"{row_partition}, not {partition}; producers must key interactions "
-                    f"by user_id with the default partitioner",
-                )
-            )
+    for message, fields, owner in zip(decoded.messages, decoded.fields, owners, strict=True):
+        (
+            interaction_id,
+            user_id,
+            kind,
+            event_id,
+            rating_value,
+            query,
+            booking_id,
+            quantity,
+            _,
+            seconds,
+        ) = fields
+        slot = 0
+        if kind is not search:
+            assert event_id is not None
+            slot = event_slot.get(event_id, 0)
+            if not slot:
+                slot = event_slot[event_id] = len(event_slot) + 1
+        if owner != partition:
+            routes.append(Route(owner, message))
             continue
         if kind is search:
-            batch.add_search(user, query or "", interaction_hash(interaction_id))
+            batch.add_search(user_id, query or "", dedup_hash(user_id, interaction_id))
             continue
-        record_users.append(user)
-        record_events.append(event)
+        record_users.append(user_id)
+        record_events.append(slot)
         record_times.append(seconds)
         record_types.append(type_code[kind])
         if kind is rating:
@@ -161,7 +217,8 @@ def prepare_interactions(
         else:
             record_values.append(1)
         record_aux.append(booking_hash(booking_id) if booking_id else 0)
-        record_hashes.append(interaction_hash(interaction_id))
+        record_hashes.append(dedup_hash(user_id, interaction_id))
+    batch.event_ids = list(event_slot)
     if record_users:
         records = np.empty(len(record_users), dtype=RECORD_DTYPE)
         records["event"] = record_events
@@ -171,7 +228,8 @@ def prepare_interactions(
         records["aux"] = record_aux
         batch.add_records(record_users, records.tobytes(), record_hashes)
     batch.dead_lettered = len(dead)
-    return PreparedInteractions(batch=batch, dead_letters=dead)
+    batch.routed = len(routes)
+    return PreparedInteractions(batch=batch, dead_letters=dead, routes=routes)
 
 
 def prepare_entities(

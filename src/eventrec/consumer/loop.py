@@ -27,16 +27,20 @@ from kafka.structs import OffsetAndMetadata
 
 from eventrec.config import Settings
 from eventrec.consumer import metrics
+from eventrec.consumer.attribution import outcomes_of, prepare_attribution
 from eventrec.consumer.handler import (
     Message,
+    Route,
+    assemble_interactions,
+    decode_interactions,
     prepare_entities,
-    prepare_interactions,
 )
 from eventrec.consumer.outage import Outage, RedisRetry, StoppedError
 from eventrec.consumer.rebalance import Rebalance
 from eventrec.consumer.writer import Step, Writer
 from eventrec.errors import ConfigError, FencedBatchError
 from eventrec.schemas import DeadLetter
+from eventrec.store.attribution import AttributionStore
 from eventrec.store.store import StepResult, Store, connect
 from eventrec.telemetry import MetricsServer
 from eventrec.topics import missing_topics
@@ -49,6 +53,7 @@ class Counters:
     processed: int = 0
     dead_lettered: int = 0
     deduplicated: int = 0
+    routed: int = 0
     batches: int = 0
     fenced: int = 0
     compacted: int = 0
@@ -70,6 +75,12 @@ class InteractionConsumer:
         self._producer: KafkaProducer | None = None
         self._last_lag_check = 0.0
         self._writer = Writer(self._with_redis, store.stored_offset)
+        self._attribution = AttributionStore(
+            store.client,
+            settings.key_prefix,
+            window_seconds=settings.attribution_window_days * 86_400,
+            dedup_seconds=settings.dedup_window_seconds,
+        )
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -80,7 +91,7 @@ class InteractionConsumer:
                 missing = missing_topics(
                     settings,
                     [settings.topic_interactions, settings.topic_events, settings.topic_users,
-                     settings.topic_dlq],
+                     settings.topic_dlq, settings.topic_impressions],
                 )  # fmt: skip
                 if missing:
                     raise ConfigError(
@@ -95,6 +106,7 @@ class InteractionConsumer:
                     retries=2**31 - 1,
                     max_in_flight_requests_per_connection=1,
                     linger_ms=5,
+                    metadata_max_age_ms=settings.consumer_metadata_max_age_ms,
                 )
                 self._consumer = KafkaConsumer(
                     bootstrap_servers=settings.bootstrap_servers,
@@ -110,9 +122,16 @@ class InteractionConsumer:
                     # rebalance: every second, so a new member takes partitions within ~1 s.
                     heartbeat_interval_ms=1_000,
                     max_poll_interval_ms=300_000,
+                    # Partitions added to a topic join the assignment within this long.
+                    metadata_max_age_ms=settings.consumer_metadata_max_age_ms,
                 )
                 self._consumer.subscribe(
-                    [settings.topic_interactions, settings.topic_events, settings.topic_users],
+                    [
+                        settings.topic_interactions,
+                        settings.topic_events,
+                        settings.topic_users,
+                        settings.topic_impressions,
+                    ],
                     listener=Rebalance(self.partitions_revoked, self.seek_to_stored),
                 )
                 self._kafka_outage.ok()
@@ -207,27 +226,40 @@ class InteractionConsumer:
         next_offset = messages[-1].offset + 1
         step: Callable[[], StepResult]
         if tp.topic == settings.topic_interactions:
-            prepared = self._with_redis(
-                lambda: prepare_interactions(
-                    tp.topic,
-                    tp.partition,
-                    expected,
-                    messages,
-                    self.store.user_indices,
-                    self.store.event_indices,
-                )
-            )
-            self._send_dead_letters(prepared.dead_letters)
-            batch = prepared.batch
+            latest = time.time() + settings.max_clock_skew_seconds
+            decoded = decode_interactions(tp.topic, tp.partition, expected, messages, latest)
+            self._send_dead_letters(decoded.dead_letters)
+            # Interactions naming a response go to attribution before the step, like dead
+            # letters: a crash re-sends them, and attribution de-duplicates the copy.
+            dead_offsets = {letter.offset for letter in decoded.dead_letters}
+            self._send(settings.topic_impressions, outcomes_of(messages, dead_offsets))
 
             def step() -> StepResult:
-                return self.store.apply_interactions(batch, time.time(), compact=_compact)
+                # On the writer thread: owners, routes and the step never hold up the poll.
+                owners = self.store.claim_owners(decoded.user_ids, tp.partition)
+                prepared = assemble_interactions(decoded, owners)
+                self._send_dead_letters([], prepared.routes, tp)
+                return self.store.apply_interactions(prepared.batch, time.time(), compact=_compact)
 
-            dead = len(prepared.dead_letters)
+            dead = len(decoded.dead_letters)
+        elif tp.topic == settings.topic_impressions:
+            attribution = prepare_attribution(tp.topic, tp.partition, expected, messages)
+            self._send_dead_letters(attribution.dead_letters)
+            dead = len(attribution.dead_letters)
+
+            def step() -> StepResult:
+                result = self._attribution.apply(attribution.batch, time.time())
+                return StepResult(applied=result.applied, duplicates=result.duplicates)
         else:
             kind = "events" if tp.topic == settings.topic_events else "users"
             entities = prepare_entities(kind, tp.topic, tp.partition, messages)
             self._send_dead_letters(entities.dead_letters)
+            if entities.changes:
+                # Copies a keyless upsert once left on other partitions must not outlive this.
+                ids = [entity_id for entity_id, _ in entities.changes]
+                self._with_redis(
+                    partial(self.store.remove_entity_copies, kind, tp.topic, tp.partition, ids)
+                )
             dead = len(entities.dead_letters)
 
             def step() -> StepResult:
@@ -254,6 +286,7 @@ class InteractionConsumer:
             counters.processed += result.applied
             counters.deduplicated += result.duplicates
             counters.dead_lettered += step.dead_lettered
+            counters.routed += result.routed
             counters.batches += 1
             counters.compacted += result.compacted
             metrics.batch_applied(step.tp.topic, result.applied, result.duplicates)
@@ -284,8 +317,18 @@ class InteractionConsumer:
             self._consumer.seek(tp, stored)
         self.positions[tp] = stored
 
-    def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
-        if not letters:
+    def _send_dead_letters(
+        self,
+        letters: list[DeadLetter],
+        routes: Sequence[Route] = (),
+        source: TopicPartition | None = None,
+    ) -> None:
+        """Send dead letters, and re-publish routed interactions to their owner partition.
+
+        Flushed before the batch's step: a crash in between re-sends them (a dead letter may
+        appear twice; a routed copy is absorbed by the owner's de-duplication window).
+        """
+        if not letters and not routes:
             return
         metrics.dead_lettered(letters)
         assert self._producer is not None
@@ -298,11 +341,41 @@ class InteractionConsumer:
                         value=letter.value,
                         headers=letter.headers(),
                     )
+                for route in routes:
+                    assert source is not None
+                    origin = f"{source.topic}/{source.partition}/{route.message.offset}"
+                    self._producer.send(
+                        self.settings.topic_interactions,
+                        key=route.message.key,
+                        value=route.message.value,
+                        partition=route.owner,
+                        headers=[
+                            ("eventrec.routed_from", origin.encode()),
+                            ("eventrec.owner", str(route.owner).encode()),
+                        ],
+                    )
                 self._producer.flush(timeout=30)
                 self._kafka_outage.ok()
                 return
             except KafkaError as exc:
                 # Re-sending after a failed flush can duplicate a dead letter; never lose one.
+                if self.stopping.is_set():
+                    raise StoppedError from exc
+                self.stopping.wait(self._kafka_outage.failed(exc))
+
+    def _send(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+        """Publish and flush, retrying through a Kafka outage (a re-send may duplicate)."""
+        if not messages:
+            return
+        assert self._producer is not None
+        while True:
+            try:
+                for key, value in messages:
+                    self._producer.send(topic, key=key, value=value)
+                self._producer.flush(timeout=30)
+                self._kafka_outage.ok()
+                return
+            except KafkaError as exc:
                 if self.stopping.is_set():
                     raise StoppedError from exc
                 self.stopping.wait(self._kafka_outage.failed(exc))
@@ -371,6 +444,7 @@ class InteractionConsumer:
                 "processed": c.processed,
                 "dead_lettered": c.dead_lettered,
                 "deduplicated": c.deduplicated,
+                "routed": c.routed,
                 "batches": c.batches,
                 "fenced": c.fenced,
                 "lag": lag,

@@ -26,7 +26,6 @@ class Step:
     next_offset: int
     dead_lettered: int
     apply: Callable[[], StepResult]
-    routed: int = 0
 
 
 @dataclass

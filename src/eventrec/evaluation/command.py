@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,53 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _cuts(text: str) -> list[str]:
+    """Comma-separated cut instants, each a fraction in (0, 1) or ISO 8601 with a zone."""
+    tokens = [token.strip() for token in text.split(",") if token.strip()]
+    if not tokens:
+        raise argparse.ArgumentTypeError("no cut given")
+    for token in tokens:
+        try:
+            fraction: float | None = float(token)
+        except ValueError:
+            fraction = None
+        if fraction is not None:
+            if not 0.0 < fraction < 1.0:
+                raise argparse.ArgumentTypeError(f"a fraction must be in (0, 1), not {token}")
+            continue
+        try:
+            moment = datetime.fromisoformat(token.replace("Z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{token!r} is neither a fraction nor ISO 8601"
+            ) from None
+        if moment.tzinfo is None:
+            raise argparse.ArgumentTypeError(f"{token!r} needs a time zone")
+    return tokens
+
+
+def cut_seconds(tokens: list[str] | None, times: np.ndarray) -> list[float]:
+    """Cut instants in epoch seconds: fractions of the span of ``times``, or ISO instants."""
+    from eventrec.model.timecut import DEFAULT_CUT_FRACTIONS, cut_instants
+
+    if tokens is None:
+        return cut_instants(times, DEFAULT_CUT_FRACTIONS)
+    instants = []
+    for token in tokens:
+        try:
+            instants.extend(cut_instants(times, [float(token)]))
+        except ValueError:
+            instants.append(datetime.fromisoformat(token.replace("Z", "+00:00")).timestamp())
+    return instants
+
+
 def register(commands: Any) -> None:
     """Add the ``evaluate`` subcommand to ``eventrec``'s sub-parsers object."""
     parser: argparse.ArgumentParser = commands.add_parser(
@@ -66,9 +114,40 @@ def register(commands: Any) -> None:
     parser.add_argument("--test", type=Path, metavar="FILE.csv", help="the given test file")
     parser.add_argument(
         "--split",
-        choices=SPLITS,
+        choices=(*SPLITS, "time"),
         default="random",
-        help="how --interactions is split; each (user, event) pair stays whole (default random)",
+        help=(
+            "how --interactions is split; each (user, event) pair stays whole (default "
+            "random); time: train before each cut, rank what was on sale at it"
+        ),
+    )
+    parser.add_argument(
+        "--events",
+        type=Path,
+        metavar="FILE",
+        help="--split time: the catalogue (events-topic JSON lines, or CSV with event_id, "
+        "title, description, category, tags, venue, city, price, starts_at, published_at)",
+    )
+    parser.add_argument(
+        "--users",
+        type=Path,
+        metavar="FILE",
+        help="--split time: user profiles (users-topic JSON lines, or CSV with user_id, "
+        "city, preferred_categories); users with one but no earlier record are new_users",
+    )
+    parser.add_argument(
+        "--cuts",
+        type=_cuts,
+        default=None,
+        metavar="LIST",
+        help="--split time: comma-separated cut instants, as fractions of the data's time "
+        "span or ISO 8601 (default 0.7,0.8,0.9)",
+    )
+    parser.add_argument(
+        "--horizon-days",
+        type=_positive_float,
+        default=30.0,
+        help="--split time: days after a cut whose interactions are relevant (default 30)",
     )
     parser.add_argument(
         "--test-fraction",
@@ -152,6 +231,10 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from eventrec.evaluation.protocol import evaluate_log
     from eventrec.evaluation.report import format_table
 
+    if args.split == "time":
+        return _run_time(args, settings)
+    if args.events is not None or args.users is not None or args.cuts is not None:
+        raise EvaluationInputError("--events, --users and --cuts go with --split time")
     train, test, split, test_fraction = _load(args)
     result = evaluate_log(
         train.log,
@@ -166,6 +249,61 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         n_jobs=args.n_jobs,
     )
     print(format_table(result))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2, default=_json_value) + "\n")
+        logger.info("wrote %s", args.json)
+    return 0
+
+
+def _run_time(args: argparse.Namespace, settings: Settings) -> int:
+    """``eventrec evaluate --split time``: the time protocol over the whole file."""
+    from eventrec.evaluation.catalogue import load_events, load_profiles
+    from eventrec.evaluation.report import format_time_table
+    from eventrec.evaluation.time_protocol import ServedOptions, evaluate_time
+    from eventrec.model.records import InteractionLog
+
+    if args.interactions is None:
+        raise EvaluationInputError("--split time needs --interactions (one file, cut in time)")
+    logger.info("loading %s", args.interactions)
+    rated, warning = load_interactions(args.interactions, max_bad_fraction=args.max_bad_fraction)
+    if warning:
+        print(f"eventrec evaluate: {warning}", file=sys.stderr)
+    if not len(rated.log):
+        raise EvaluationInputError(f"{args.interactions}: no interactions")
+    event_index = {event_id: i for i, event_id in enumerate(rated.event_ids)}
+    user_index = {user_id: i for i, user_id in enumerate(rated.user_ids)}
+    documents = dates = profiles = None
+    log = rated.log
+    if args.events is not None:
+        logger.info("loading %s", args.events)
+        catalogue = load_events(args.events, event_index)
+        documents, dates = catalogue.documents, catalogue.dates
+        log = InteractionLog(log.user, log.records, log.n_users, len(event_index))
+    if args.users is not None:
+        logger.info("loading %s", args.users)
+        profiles = load_profiles(args.users, user_index)
+    result = evaluate_time(
+        log,
+        rated.raw_rating,
+        cut_seconds(args.cuts, log.records["time"]),
+        documents=documents,
+        dates=dates,
+        profiles=profiles,
+        horizon_days=args.horizon_days,
+        relevant_min_rating=args.relevant_min_rating,
+        k=args.k,
+        seed=args.seed,
+        n_jobs=args.n_jobs,
+        served=ServedOptions(
+            trending_half_life_days=settings.trending_half_life_days,
+            min_records=settings.min_interactions_personal,
+            hide_viewed=settings.hide_viewed,
+            search_users=settings.train_search_users,
+            max_validation_users=settings.train_validation_users,
+            max_factor_cells=settings.train_max_factor_cells,
+        ),
+    )
+    print(format_time_table(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2, default=_json_value) + "\n")
         logger.info("wrote %s", args.json)

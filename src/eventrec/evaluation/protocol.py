@@ -20,7 +20,6 @@ import scipy.sparse as sp
 
 from eventrec.evaluation.baselines import GuideSvdCosine, Popularity, Ranker
 from eventrec.evaluation.loader import EvaluationInputError
-from eventrec.evaluation.splits import pair_keys
 from eventrec.model.metrics import (
     coverage,
     f1_from_means,
@@ -30,7 +29,7 @@ from eventrec.model.metrics import (
     rmse,
     top_k,
 )
-from eventrec.model.records import TYPE_BOOKING, TYPE_RATING, TYPE_SAVE, InteractionLog
+from eventrec.model.records import TYPE_BOOKING, TYPE_RATING, TYPE_SAVE, InteractionLog, pair_keys
 
 __all__ = [
     "EventrecRanker",
@@ -189,18 +188,24 @@ def evaluate_ranker(
 
 
 class EventrecRanker:
-    """eventrec's :class:`EventrecModel` as a ranker; its fit includes its own search."""
+    """eventrec's :class:`EventrecModel` as a ranker, its hyperparameters searched on training."""
 
-    def __init__(self, random_state: int = 42, n_jobs: int = 2) -> None:
+    def __init__(self, random_state: int = 42, n_jobs: int = 2, held_back: str = "latest") -> None:
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.held_back = held_back
         self.params_: dict[str, Any] = {}
 
     def fit(self, log: InteractionLog, raw_rating: np.ndarray) -> EventrecRanker:
-        from eventrec.model.recommender import EventrecModel
+        from eventrec.model.search import EventrecSearch
 
-        self.model_ = EventrecModel(random_state=self.random_state, n_jobs=self.n_jobs).fit(log)
-        self.params_ = dict(self.model_.params_)
+        search = EventrecSearch(
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            held_back="random" if self.held_back == "random" else "latest",
+        ).fit(log)
+        self.model_ = search.best_estimator_
+        self.params_ = {**self.model_.params_, "validation": search.search_["validation"]}
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
@@ -247,6 +252,16 @@ DEFAULT_RANKERS: Mapping[str, RankerFactory] = {
     "guide_svd_cosine": lambda seed, n_jobs: GuideSvdCosine(n_components=50, random_state=seed),
     "eventrec": lambda seed, n_jobs: EventrecRanker(random_state=seed, n_jobs=n_jobs),
 }
+
+
+def default_rankers(split: str) -> Mapping[str, RankerFactory]:
+    """The default rankers; eventrec's search validates as the split evaluates: random
+    pairs held back for a random split, each user's latest pairs otherwise."""
+    held_back = "random" if split == "random" else "latest"
+    return {
+        **DEFAULT_RANKERS,
+        "eventrec": lambda seed, n_jobs: EventrecRanker(seed, n_jobs, held_back),
+    }
 
 
 def evaluate_log(
@@ -329,7 +344,7 @@ def evaluate_log(
         int(task.catalogue.sum()),
         k,
     )
-    for name, factory in (DEFAULT_RANKERS if rankers is None else rankers).items():
+    for name, factory in (default_rankers(split) if rankers is None else rankers).items():
         ranker = factory(seed, n_jobs)
         result["models"][name] = evaluate_ranker(ranker, train, train_raw, task, k, name)
     if with_rmse:

@@ -12,17 +12,12 @@ from typing import Final, Literal
 
 import numpy as np
 
-from eventrec.model.records import InteractionLog
+from eventrec.model.records import InteractionLog, pair_keys
 
-__all__ = ["SPLITS", "SplitName", "pair_keys", "split_test_mask"]
+__all__ = ["SPLITS", "SplitName", "split_test_mask"]
 
 SplitName = Literal["random", "temporal", "leave-last"]
 SPLITS: Final[tuple[SplitName, ...]] = ("random", "temporal", "leave-last")
-
-
-def pair_keys(log: InteractionLog) -> np.ndarray:
-    """One int64 key per record naming its (user, event) pair."""
-    return log.user.astype(np.int64) * max(log.n_events, 1) + log.records["event"].astype(np.int64)
 
 
 def _pairs(log: InteractionLog) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

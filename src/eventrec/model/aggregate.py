@@ -9,11 +9,12 @@ their position in the log; ``time`` is ``occurred_at``):
   compaction and easy to reason about: the fourth look at an event says nothing new.
 * **saves** add ``save`` once, however often the event was saved.
 * **bookings** add ``booking`` once if at least one booking of the pair is not cancelled
-  (quantity is ignored). A ``booking_cancelled`` record cancels the latest earlier
-  uncancelled booking of the pair with the same ``aux`` (booking hash); if its hash
-  matches earlier bookings that are all cancelled already, it is a repeated cancellation
-  and does nothing; with ``aux == 0`` or no booking with that hash, it cancels the latest
-  earlier uncancelled booking of the pair; with none, it does nothing.
+  (quantity is ignored). Cancellations are matched in (time, position) order. A
+  ``booking_cancelled`` record cancels the latest uncancelled booking of the pair with
+  the same ``aux`` (booking hash), whichever of the two came first; if its hash matches
+  bookings that are all cancelled already, it is a repeated cancellation and does
+  nothing; with ``aux == 0`` or no booking with that hash, it cancels the latest
+  uncancelled booking of the pair earlier in (time, position); with none, it does nothing.
 * **ratings**: only the latest valid rating (value 1..5) counts, latest by ``time``
   with ties broken by the later position; it adds ``rating_weights[value - 1]``.
 * **dismiss** hides the event and zeroes the pair's confidence, whatever else happened.
@@ -44,6 +45,7 @@ from eventrec.model.records import (
     TYPE_SAVE,
     TYPE_VIEW,
     InteractionLog,
+    pair_keys,
 )
 
 __all__ = [
@@ -151,11 +153,6 @@ class Aggregate:
     positive_time: np.ndarray
 
 
-def _pair_keys(log: InteractionLog) -> np.ndarray:
-    keys: np.ndarray = log.user.astype(np.int64) * max(log.n_events, 1) + log.records["event"]
-    return keys
-
-
 def _uncancelled_bookings(pair_key: np.ndarray, records: np.ndarray) -> np.ndarray:
     """Mask of booking records that no later cancellation cancels (see module rules)."""
     kind = records["type"]
@@ -171,14 +168,21 @@ def _uncancelled_bookings(pair_key: np.ndarray, records: np.ndarray) -> np.ndarr
     ):
         bookings_of_pair.setdefault(key, []).append(position)
     aux = records["aux"]
+    time = records["time"]
+    # Arrival order must not matter (a routed message may arrive late): cancellations are
+    # matched in (time, position) order; one naming its booking cancels it whenever sent.
+    cancel_positions = cancel_positions[np.lexsort((cancel_positions, time[cancel_positions]))]
     for position, key in zip(
         cancel_positions.tolist(), pair_key[cancel_positions].tolist(), strict=True
     ):
-        earlier = [b for b in bookings_of_pair.get(key, ()) if b < position]
+        moment = (int(time[position]), position)
+        pair_bookings = bookings_of_pair.get(key, [])
         booking_hash = int(aux[position])
-        same_booking = [b for b in earlier if int(aux[b]) == booking_hash] if booking_hash else []
-        candidates = same_booking or earlier
-        live = [b for b in candidates if uncancelled[b]]
+        same_booking = (
+            [b for b in pair_bookings if int(aux[b]) == booking_hash] if booking_hash else []
+        )
+        candidates = same_booking or [b for b in pair_bookings if (int(time[b]), b) < moment]
+        live = sorted((b for b in candidates if uncancelled[b]), key=lambda b: (int(time[b]), b))
         if live:
             uncancelled[live[-1]] = False
     return uncancelled
@@ -240,7 +244,7 @@ def aggregate(
     shape = (log.n_users, log.n_events)
     records = log.records
     n_events = max(log.n_events, 1)
-    pair_key = _pair_keys(log)
+    pair_key = pair_keys(log)
     if now is None:
         now = float(records["time"].max()) if len(records) else 0.0
 
@@ -338,7 +342,7 @@ def compact(log: InteractionLog) -> InteractionLog:
         Records in their original relative order, per user.
     """
     records = log.records
-    pair_key = _pair_keys(log)
+    pair_key = pair_keys(log)
     kind = records["type"]
     is_view = kind == TYPE_VIEW
     keep = ~is_view & (kind != TYPE_RATING)

@@ -1,8 +1,4 @@
-"""Content features of events and a linear map from them to event factor vectors.
-
-Most events are newer than the last refit, so they have no collaborative vector. A ridge
-map fitted on the events that do have one gives every event a vector from its content at
-once; :func:`blend` hands over to the collaborative vector as interactions arrive.
+"""Content features of events: what :mod:`eventrec.model.content_map` maps to vectors.
 
 Event metadata input
 --------------------
@@ -26,16 +22,15 @@ feature, which lets the (intercept-free) ridge map learn the mean vector.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse as sp
 
-from eventrec.model.errors import ModelFitError
-
-__all__ = ["ContentMap", "EventFeaturizer", "blend"]
+__all__ = ["EventFeaturizer", "event_content"]
 
 BIAS_FEATURE = "bias"
 SECONDS_PER_DAY = 86400
@@ -171,100 +166,21 @@ class EventFeaturizer:
         return featurizer
 
 
-class ContentMap:
-    """Ridge regression from content features to event factor vectors (no intercept).
-
-    Parameters
-    ----------
-    alpha : float
-        L2 penalty on the coefficients.
-
-    Attributes
-    ----------
-    coef_ : ndarray of shape (n_features, n_factors), float32
-        Event vector = features @ coef_.
-    """
-
-    def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = alpha
-
-    def fit(
-        self, features: sp.spmatrix | sp.sparray | np.ndarray, event_factors: np.ndarray
-    ) -> ContentMap:
-        """Fit the map on events that have collaborative vectors.
-
-        Parameters
-        ----------
-        features : sparse matrix or ndarray of shape (n_events, n_features)
-        event_factors : ndarray of shape (n_events, n_factors)
-
-        Returns
-        -------
-        self
-        """
-        design = sp.csr_matrix(features, dtype=np.float64)
-        targets = np.asarray(event_factors, dtype=np.float64)
-        if design.shape[0] != targets.shape[0] or design.shape[0] == 0:
-            raise ModelFitError(
-                f"content map needs matching, non-empty rows: {design.shape} and {targets.shape}"
-            )
-        # Closed form on the small (n_features, n_features) Gram matrix.
-        gram = np.asarray((design.T @ design).toarray())
-        gram[np.diag_indices_from(gram)] += self.alpha
-        coef = np.linalg.solve(gram, np.asarray(design.T @ targets))
-        if not np.all(np.isfinite(coef)):
-            raise ModelFitError("the content map has non-finite coefficients")
-        self.coef_: npt.NDArray[np.float32] = coef.astype(np.float32)
-        return self
-
-    def predict(self, features: sp.spmatrix | sp.sparray | np.ndarray) -> npt.NDArray[np.float32]:
-        """Event factor vectors from content.
-
-        Parameters
-        ----------
-        features : sparse matrix or ndarray of shape (n_events, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_events, n_factors), float32
-        """
-        return np.asarray(sp.csr_matrix(features, dtype=np.float32) @ self.coef_, dtype=np.float32)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """The fitted map as plain arrays (store with ``np.savez``, load without pickle)."""
-        return {"coef": self.coef_, "alpha": np.array(self.alpha, dtype=np.float64)}
-
-    @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> ContentMap:
-        """A fitted map from :meth:`to_arrays` output."""
-        content_map = cls(alpha=float(arrays["alpha"]))
-        content_map.coef_ = np.asarray(arrays["coef"], dtype=np.float32)
-        return content_map
-
-
-def blend(
-    collab_vec: np.ndarray, content_vec: np.ndarray, n_interactions: npt.ArrayLike, k0: float = 10.0
-) -> npt.NDArray[np.float32]:
-    """Event vectors moving from content to collaborative as interactions arrive.
-
-    ``w = n / (n + k0)``; result ``= w * collab_vec + (1 - w) * content_vec``: an event
-    with ``k0`` interactions is half content, half collaborative.
-
-    Parameters
-    ----------
-    collab_vec, content_vec : ndarray of shape (n_events, n_factors)
-    n_interactions : array-like of shape (n_events,)
-        Interactions behind each collaborative vector (0 for events unseen at fit time).
-    k0 : float
-        Interactions at which both sources weigh the same; must be positive.
-
-    Returns
-    -------
-    ndarray of shape (n_events, n_factors), float32
-    """
-    if k0 <= 0:
-        raise ValueError(f"k0 must be positive, not {k0}")
-    count = np.maximum(np.asarray(n_interactions, dtype=np.float64), 0.0)
-    weight = (count / (count + k0))[:, None]
-    blended = weight * np.asarray(collab_vec) + (1.0 - weight) * np.asarray(content_vec)
-    return np.asarray(blended, dtype=np.float32)
+def event_content(document: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
+    """The content-feature input of :class:`EventFeaturizer` from a stored event's JSON."""
+    event = json.loads(document) if isinstance(document, bytes | str) else dict(document)
+    content: dict[str, Any] = {
+        "category": event.get("category"),
+        "tags": event.get("tags") or [],
+        "city": event.get("city"),
+    }
+    price = event.get("price")
+    if isinstance(price, Mapping):
+        content["price"] = price.get("amount")
+    starts_at = event.get("starts_at")
+    if starts_at:
+        moment = datetime.fromisoformat(str(starts_at).replace("Z", "+00:00"))
+        content["starts_at"] = int(moment.timestamp())
+        offset = moment.utcoffset()
+        content["utc_offset_s"] = int(offset.total_seconds()) if offset else 0
+    return content

@@ -1,49 +1,35 @@
-"""EventrecModel: PureSVD on weighted confidences that picks its own hyperparameters.
-
-``fit`` carves a validation split out of the training log (see :mod:`eventrec.model.search`),
-fits one SVD per (weighting, popularity exponent) with the largest factor count of the grid,
-scores every factor count as a prefix of it, keeps the best by NDCG@10, compares it with
-popularity on the same split, and refits on all data with the winner.
+"""EventrecModel: PureSVD on weighted confidences, an estimator with fixed hyperparameters.
 
 Scores of a user are ``x_u V Vᵀ`` where ``x_u`` is the user's confidence row with column
 ``j`` scaled by ``max(popularity_j, 1) ** -beta``; users with an empty row get popularity.
+Choosing the hyperparameters is :class:`eventrec.model.search.EventrecSearch`'s job.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
-import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from joblib import Parallel, delayed
-from threadpoolctl import threadpool_limits
 
 from eventrec.model.aggregate import Aggregate, InteractionWeights, aggregate
 from eventrec.model.errors import ModelFitError
-from eventrec.model.records import RECORD_DTYPE, InteractionLog
-from eventrec.model.search import (
-    ValidationSplit,
-    column_scale,
-    event_popularity,
-    interacted_pairs,
-    popularity_metrics,
-    prefix_metrics,
-    score_rows,
-    sorted_unique,
-    validation_split,
-)
+from eventrec.model.records import RECORD_DTYPE, InteractionLog, event_popularity
 from eventrec.model.svd import PureSVD
 
-__all__ = ["BINARY_WEIGHTS", "DEFAULT_BETA", "DEFAULT_N_FACTORS", "EventrecModel"]
+__all__ = [
+    "BINARY_WEIGHTS",
+    "DEFAULT_BETA",
+    "DEFAULT_N_FACTORS",
+    "EventrecModel",
+    "column_scale",
+    "max_factors",
+    "score_rows",
+]
 
-FACTOR_GRID = (16, 32, 64, 128, 256)
-BETA_GRID = (0.0, 0.25, 0.5)
 DEFAULT_N_FACTORS = 64
 DEFAULT_BETA = 0.25
 # Classic PureSVD input: every interaction, whatever its kind, is a 1.
@@ -56,8 +42,42 @@ BINARY_WEIGHTS = InteractionWeights(
 )
 
 
-def _max_factors(n_users: int, n_events: int) -> int:
+def max_factors(n_users: int, n_events: int) -> int:
+    """The most factors a truncated SVD of an ``n_users x n_events`` matrix can have."""
     return min(n_users, n_events) - 1
+
+
+def column_scale(popularity: np.ndarray, beta: float) -> npt.NDArray[np.float32]:
+    """``max(popularity, 1) ** -beta``: damps popular events' columns before the SVD."""
+    scale = np.maximum(popularity.astype(np.float64), 1.0) ** -beta
+    return scale.astype(np.float32)
+
+
+def score_rows(
+    rows: sp.csr_matrix,
+    item_factors: np.ndarray,
+    scale: np.ndarray,
+    popularity: np.ndarray,
+) -> npt.NDArray[np.float32]:
+    """PureSVD scores of confidence rows on scaled columns; empty rows get popularity.
+
+    Parameters
+    ----------
+    rows : csr_matrix of shape (n, n_events)
+    item_factors : ndarray of shape (n_events, n_factors)
+    scale : ndarray of shape (n_events,)
+    popularity : ndarray of shape (n_events,)
+
+    Returns
+    -------
+    ndarray of shape (n, n_events), float32
+    """
+    scaled = sp.csr_matrix(rows.multiply(scale[None, :]), dtype=np.float32)
+    scores = np.asarray((scaled @ item_factors) @ item_factors.T, dtype=np.float32)
+    empty = np.diff(scaled.indptr) == 0
+    if empty.any():
+        scores[empty] = popularity.astype(np.float32)
+    return scores
 
 
 class EventrecModel:
@@ -66,57 +86,27 @@ class EventrecModel:
     Parameters
     ----------
     weights : InteractionWeights, optional
-        Confidence weights; defaults to ``InteractionWeights()``. The search also tries
-        binary weights (every interaction 1) and keeps whichever validates better.
-    n_factors : int or "auto"
-        ``"auto"`` searches 16, 32, 64, 128, 256 (clipped to the data); an int fixes it.
-    search : bool
-        Search weights and the popularity exponent ``beta`` (and factors when "auto").
-        Without search: given weights, beta 0.25 and 64 factors (or ``n_factors``); the
-        validation split is still used to compare with popularity.
-    random_state : int
-        Seed of the split and of the SVDs.
-    n_jobs : int
-        Grid points fitted in parallel (threads; numpy releases the GIL).
-    max_validation_users : int
-        Validation users sampled at most.
-    search_users : int or None
-        The search's SVDs are fitted on at most this many training users (the validation
-        users and a random sample of the others); None fits them on every user. Item
-        factors from a user sample estimate the same VᵀV, at a fraction of the cost.
-    search_n_iter : int or None
-        Power iterations of the search's SVDs (None: as the final fit).
+        Confidence weights; defaults to ``InteractionWeights()``.
+    n_factors : int
+        Factors of the SVD (clipped to what the data allows).
+    beta : float
+        Popularity exponent of the column scale (0: plain PureSVD).
+    weights_name : str
+        What the weights are called in ``params_`` ("given", "binary", ...).
     n_iter : int
-        Power iterations of the final fit's randomized SVD.
-    max_factor_cells : int or None
-        Caps factors so that ``factors * stored values`` stays below this (the cost of
-        one sparse product); None: no cap. The grid's smallest count is always kept.
+        Power iterations of the randomized SVD.
+    random_state : int
+        Seed of the SVD.
 
     Attributes
     ----------
     params_ : dict
-        The winner: ``n_factors``, ``beta``, ``weights_name`` and ``weights`` (plain dict).
-    search_results_ : list of dict
-        Every grid point with its ``ndcg@10``, ``precision@10`` and ``recall@10``, best
-        first.
-    search_ : dict
-        How the search ran: the grid, the users its SVDs saw, power iterations.
-    timings_ : dict
-        Seconds spent on the validation split, the search and the refit.
-    validation_metrics_ : dict
-        ``ndcg@10``, ``precision@10``, ``recall@10`` of the winner on the validation split.
-    popularity_validation_metrics_ : dict
-        The same for popularity.
-    validation_ndcg_ : float
-        NDCG@10 of the winner on the validation split (NaN without validation users).
-    popularity_validation_ndcg_ : float
-        NDCG@10 of popularity on the same split (NaN without validation users).
-    n_validation_users_ : int
+        ``n_factors``, ``beta``, ``weights_name`` and ``weights`` (plain dict).
     weights_ : InteractionWeights
     beta_ : float
     n_factors_ : int
     svd_ : PureSVD
-        Fitted on all data; ``svd_.item_factors_`` is V, shape (n_events, n_factors_).
+        ``svd_.item_factors_`` is V, shape (n_events, n_factors_).
     column_scale_ : ndarray of shape (n_events,), float32
     popularity_ : ndarray of shape (n_events,), int64
         Distinct users per event with a record other than a dismissal.
@@ -131,51 +121,21 @@ class EventrecModel:
     def __init__(
         self,
         weights: InteractionWeights | None = None,
-        n_factors: int | Literal["auto"] = "auto",
-        search: bool = True,
-        random_state: int = 0,
-        n_jobs: int = 2,
-        max_validation_users: int = 5000,
-        search_users: int | None = None,
-        search_n_iter: int | None = None,
+        n_factors: int = DEFAULT_N_FACTORS,
+        beta: float = DEFAULT_BETA,
+        weights_name: str = "given",
         n_iter: int = 4,
-        max_factor_cells: int | None = None,
+        random_state: int = 0,
     ) -> None:
         self.weights = weights
         self.n_factors = n_factors
-        self.search = search
-        self.random_state = random_state
-        self.n_jobs = n_jobs
-        self.max_validation_users = max_validation_users
-        self.search_users = search_users
-        self.search_n_iter = search_n_iter
+        self.beta = beta
+        self.weights_name = weights_name
         self.n_iter = n_iter
-        self.max_factor_cells = max_factor_cells
-
-    def _grid(
-        self, n_users: int, n_events: int, n_stored: int = 0
-    ) -> tuple[list[int], list[float], dict[str, Any]]:
-        max_factors = _max_factors(n_users, n_events)
-        if max_factors < 1:
-            raise ModelFitError(f"a {n_users} x {n_events} log is too small for one factor")
-        if self.max_factor_cells is not None and n_stored > 0:
-            affordable = max(self.max_factor_cells // n_stored, min(FACTOR_GRID))
-            max_factors = min(max_factors, affordable)
-        if self.n_factors == "auto" and self.search:
-            factors = sorted({min(k, max_factors) for k in FACTOR_GRID})
-        elif self.n_factors == "auto":
-            factors = [min(DEFAULT_N_FACTORS, max_factors)]
-        else:
-            factors = [min(int(self.n_factors), max_factors)]
-        given = self.weights or InteractionWeights()
-        if self.search:
-            binary = dataclasses.replace(BINARY_WEIGHTS, half_life_days=given.half_life_days)
-            variants: dict[str, InteractionWeights] = {"given": given, "binary": binary}
-            return factors, list(BETA_GRID), variants
-        return factors, [DEFAULT_BETA], {"given": given}
+        self.random_state = random_state
 
     def fit(self, log: InteractionLog, now: float | None = None) -> EventrecModel:
-        """Search hyperparameters on a validation split of ``log``, then refit on all of it.
+        """Fit the SVD on ``log``'s confidences.
 
         Parameters
         ----------
@@ -194,140 +154,31 @@ class EventrecModel:
         """
         if now is None:
             now = float(log.records["time"].max()) if len(log) else 0.0
-        factors, betas, variants = self._grid(log.n_users, log.n_events, len(log))
-        clock = time.perf_counter()
-        timings: dict[str, float] = {}
-        split = validation_split(log, self.max_validation_users, self.random_state)
-        timings["validation_split"] = time.perf_counter() - clock
-        results: list[dict[str, Any]] = []
-        popularity_metrics_: dict[str, float] = {}
-        search_rows = np.zeros(0, dtype=np.int64)
-        if len(split.users):
-            train_popularity = event_popularity(split.train)
-            search_rows, search_log = self._search_sample(split)
-            exclude = interacted_pairs(search_log)
-            confidences = {
-                name: aggregate(search_log, weights, now).confidence
-                for name, weights in variants.items()
-            }
-            tasks = [(name, beta) for name in variants for beta in betas]
-            n_jobs = max(1, min(self.n_jobs, len(tasks)))
-            blas_threads = max(1, (os.cpu_count() or 1) // n_jobs)
-            with threadpool_limits(limits=blas_threads):
-                outcomes = Parallel(n_jobs=n_jobs, prefer="threads")(
-                    delayed(self._validate)(
-                        confidences[name],
-                        search_rows,
-                        beta,
-                        factors,
-                        train_popularity,
-                        split,
-                        exclude,
-                    )
-                    for name, beta in tasks
-                )
-            for (name, beta), metrics_by_factors in zip(tasks, outcomes, strict=True):
-                results.extend(
-                    {"weights_name": name, "beta": beta, "n_factors": k, **metrics}
-                    for k, metrics in metrics_by_factors.items()
-                )
-            timings["search"] = time.perf_counter() - clock - timings["validation_split"]
-            popularity_metrics_ = popularity_metrics(train_popularity, split, exclude)
-            names = list(variants)
-            # Best NDCG first; among equals, fewer factors, smaller beta, the given weights.
-            results.sort(
-                key=lambda r: (
-                    -r["ndcg@10"],
-                    r["n_factors"],
-                    r["beta"],
-                    names.index(r["weights_name"]),
-                )
-            )
-            winner = results[0]
-        else:
-            winner = {
-                "weights_name": "given",
-                "beta": DEFAULT_BETA if DEFAULT_BETA in betas else betas[0],
-                "n_factors": factors[len(factors) // 2] if self.search else factors[0],
-                "ndcg@10": float("nan"),
-            }
-
-        self.weights_ = variants[winner["weights_name"]]
-        self.beta_ = float(winner["beta"])
-        self.now_ = now
-        self.search_results_ = results
-        self.validation_ndcg_ = float(winner["ndcg@10"])
-        self.popularity_validation_ndcg_ = float(popularity_metrics_.get("ndcg@10", float("nan")))
-        self.validation_metrics_ = {
-            name: float(winner.get(name, float("nan")))
-            for name in ("ndcg@10", "precision@10", "recall@10")
-        }
-        self.popularity_validation_metrics_ = dict(popularity_metrics_)
-        self.n_validation_users_ = len(split.users)
-        self.search_ = {
-            "factors": factors,
-            "betas": betas,
-            "weights": list(variants),
-            "validation_users": len(split.users),
-            "search_users": len(search_rows),
-            "search_n_iter": self._search_n_iter(),
-            "n_iter": self.n_iter,
-        }
-
-        refit_started = time.perf_counter()
+        largest = max_factors(log.n_users, log.n_events)
+        if largest < 1:
+            raise ModelFitError(f"a {log.n_users} x {log.n_events} log is too small for one factor")
+        self.weights_ = self.weights or InteractionWeights()
+        self.beta_ = float(self.beta)
+        self.now_ = float(now)
         full = aggregate(log, self.weights_, now)
         self.popularity_ = event_popularity(log)
         self.column_scale_ = column_scale(self.popularity_, self.beta_)
         self.confidence_ = full.confidence
         self.hidden_ = full.hidden
         self.svd_ = PureSVD(
-            n_factors=int(winner["n_factors"]), n_iter=self.n_iter, random_state=self.random_state
+            n_factors=min(int(self.n_factors), largest),
+            n_iter=self.n_iter,
+            random_state=self.random_state,
         )
         self.svd_.fit(self._scaled(full.confidence))
         self.n_factors_ = self.svd_.n_factors_
-        timings["refit"] = time.perf_counter() - refit_started
-        self.timings_ = {name: round(seconds, 3) for name, seconds in timings.items()}
         self.params_: dict[str, Any] = {
             "n_factors": self.n_factors_,
             "beta": self.beta_,
-            "weights_name": winner["weights_name"],
+            "weights_name": self.weights_name,
             "weights": self.weights_.to_dict(),
         }
         return self
-
-    def _search_n_iter(self) -> int:
-        return self.n_iter if self.search_n_iter is None else self.search_n_iter
-
-    def _search_sample(self, split: ValidationSplit) -> tuple[np.ndarray, InteractionLog]:
-        """Rows the search's SVDs are fitted on, and the training log of just those users."""
-        with_rows = sorted_unique(split.train.user.astype(np.int64))
-        if self.search_users is None or len(with_rows) <= self.search_users:
-            return with_rows, split.train
-        rng = np.random.default_rng(self.random_state)
-        others = np.setdiff1d(with_rows, split.users, assume_unique=True)
-        wanted = max(self.search_users - len(split.users), 0)
-        sampled = rng.choice(others, size=min(wanted, len(others)), replace=False)
-        rows = np.union1d(split.users.astype(np.int64), sampled)
-        chosen = np.zeros(split.train.n_users, dtype=bool)
-        chosen[rows] = True
-        return rows, split.train.subset(chosen[split.train.user])
-
-    def _validate(
-        self,
-        confidence: sp.csr_matrix,
-        rows: np.ndarray,
-        beta: float,
-        factors: list[int],
-        popularity: np.ndarray,
-        split: ValidationSplit,
-        exclude: sp.csr_matrix,
-    ) -> dict[int, dict[str, float]]:
-        scale = column_scale(popularity, beta)
-        scaled = sp.csr_matrix(confidence[rows].multiply(scale[None, :]), dtype=np.float32)
-        svd = PureSVD(
-            n_factors=max(factors), n_iter=self._search_n_iter(), random_state=self.random_state
-        ).fit(scaled)
-        return prefix_metrics(confidence, svd, scale, popularity, split, exclude, factors)
 
     def _scaled(self, confidence: sp.csr_matrix) -> sp.csr_matrix:
         return sp.csr_matrix(confidence.multiply(self.column_scale_[None, :]), dtype=np.float32)
@@ -418,7 +269,12 @@ class EventrecModel:
         """A model that scores rows (not training users) from :meth:`to_arrays` output."""
         params = json.loads(str(arrays["params"]))
         weights = InteractionWeights.from_dict(params["weights"])
-        model = cls(weights=weights, n_factors=int(params["n_factors"]), search=False)
+        model = cls(
+            weights=weights,
+            n_factors=int(params["n_factors"]),
+            beta=float(params["beta"]),
+            weights_name=str(params.get("weights_name", "given")),
+        )
         model.params_ = params
         model.weights_ = weights
         model.beta_ = float(params["beta"])

@@ -22,6 +22,8 @@ import hashlib
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
 
 RECORD_DTYPE: Final = np.dtype(
     [("event", "<u4"), ("time", "<u4"), ("type", "u1"), ("value", "u1"), ("aux", "<u2")]
@@ -139,3 +141,40 @@ class InteractionLog:
     def subset(self, mask: np.ndarray) -> InteractionLog:
         """The records where ``mask`` is true, keeping order and index spaces."""
         return InteractionLog(self.user[mask], self.records[mask], self.n_users, self.n_events)
+
+
+def pair_keys(log: InteractionLog) -> np.ndarray:
+    """One int64 key per record naming its (user, event) pair: ``user * n_events + event``."""
+    keys: np.ndarray = log.user.astype(np.int64) * max(log.n_events, 1) + log.records[
+        "event"
+    ].astype(np.int64)
+    return keys
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` by sort: numpy 2.4's hash-based unique is ~100x slower on 5M keys."""
+    ordered = np.sort(values, kind="stable")
+    if len(ordered) == 0:
+        return ordered
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first]
+
+
+def interacted_pairs(log: InteractionLog) -> sp.csr_matrix:
+    """Bool (n_users, n_events): pairs with any record, as the protocol excludes them."""
+    matrix = sp.csr_matrix(
+        (np.ones(len(log), dtype=bool), (log.user, log.records["event"].astype(np.int64))),
+        shape=(log.n_users, log.n_events),
+        dtype=bool,
+    )
+    matrix.sum_duplicates()
+    return matrix
+
+
+def event_popularity(log: InteractionLog) -> npt.NDArray[np.int64]:
+    """Distinct users per event with any record other than a dismissal, shape (n_events,)."""
+    keys = pair_keys(log)[log.records["type"] != TYPE_DISMISS]
+    events = sorted_unique(keys) % max(log.n_events, 1)
+    return np.bincount(events, minlength=log.n_events).astype(np.int64)

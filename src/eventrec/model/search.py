@@ -1,311 +1,359 @@
-"""Honest hyperparameter search: a validation split carved from the training log only.
+"""EventrecSearch: picks EventrecModel's hyperparameters on a validation split, then refits.
 
-For a sample of users with enough interactions, their latest positive pairs (save,
-uncancelled booking, latest rating >= 4) are held back whole: every record of a held-back
-(user, event) pair leaves the training log. Ties in time (or logs without times) are
-broken at random, so the split is time-ordered exactly when times vary.
-
-Candidates are scored like the offline protocol scores the final model: every event,
-the user's training pairs excluded, NDCG at 10 against the held-back events.
+Like scikit-learn's ``GridSearchCV``, the search is an object beside the estimator: it
+validates either on a time cut it is given (:func:`eventrec.model.timecut.time_cut`: the
+candidates on sale at the cut, what users did after it) or, without one, on a split it
+carves out of the training log (each user's latest positive pairs, see
+:mod:`eventrec.model.validation`); it fits one SVD per (weighting, popularity exponent)
+with the largest factor count of the grid, scores every factor count as a prefix of it,
+keeps the best by NDCG@10, compares it with popularity on the same validation, and
+(``refit=True``) refits an :class:`EventrecModel` on all data with the winner
+(``best_estimator_``). The grid includes plain PureSVD: binary confidences, no popularity
+scaling (``beta`` 0), ranks from 8 up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import dataclasses
+import os
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse as sp
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
 
-from eventrec.model.aggregate import aggregate
-from eventrec.model.metrics import ndcg_at_k, precision_at_k, recall_at_k, top_k
-from eventrec.model.records import TYPE_DISMISS, InteractionLog
+from eventrec.model.aggregate import InteractionWeights, aggregate
+from eventrec.model.errors import ModelFitError
+from eventrec.model.recommender import (
+    BINARY_WEIGHTS,
+    DEFAULT_BETA,
+    DEFAULT_N_FACTORS,
+    EventrecModel,
+    column_scale,
+    max_factors,
+)
+from eventrec.model.records import InteractionLog, event_popularity, interacted_pairs, sorted_unique
 from eventrec.model.svd import PureSVD
+from eventrec.model.timecut import TimeCut
+from eventrec.model.validation import (
+    ValidationSplit,
+    popularity_metrics,
+    prefix_metrics,
+    validation_split,
+)
 
-__all__ = [
-    "VALIDATION_K",
-    "ValidationSplit",
-    "column_scale",
-    "event_popularity",
-    "interacted_pairs",
-    "popularity_metrics",
-    "popularity_ndcg",
-    "prefix_metrics",
-    "prefix_ndcg",
-    "score_rows",
-    "sorted_unique",
-    "validation_split",
-]
+__all__ = ["BETA_GRID", "FACTOR_GRID", "EventrecSearch"]
 
-VALIDATION_K = 10
-# Scores of one batch stay near 32 MB of float32 (top_k works on a float64 copy).
-BATCH_CELLS = 8_000_000
-MAX_BATCH_USERS = 1000
+FACTOR_GRID = (8, 16, 32, 64, 128, 256)
+BETA_GRID = (0.0, 0.25, 0.5)
 
 
-@dataclass(frozen=True)
-class ValidationSplit:
-    """A training log without the held-back pairs, and who must find what.
+class EventrecSearch:
+    """Hyperparameter search of :class:`EventrecModel`, refitting the winner on all data.
+
+    Parameters
+    ----------
+    weights : InteractionWeights, optional
+        Confidence weights; defaults to ``InteractionWeights()``. The search also tries
+        binary weights (every interaction 1) and keeps whichever validates better.
+    n_factors : int or "auto"
+        ``"auto"`` searches 8, 16, 32, 64, 128, 256 (clipped to the data); an int fixes it.
+    search : bool
+        Search weights and the popularity exponent ``beta`` (and factors when "auto").
+        Without search: given weights, beta 0.25 and 64 factors (or ``n_factors``); the
+        validation split is still used to compare with popularity.
+    random_state : int
+        Seed of the split and of the SVDs.
+    n_jobs : int
+        Grid points fitted in parallel (threads; numpy releases the GIL).
+    max_validation_users : int
+        Validation users sampled at most.
+    search_users : int or None
+        The search's SVDs are fitted on at most this many training users (the validation
+        users and a random sample of the others); None fits them on every user. Item
+        factors from a user sample estimate the same VᵀV, at a fraction of the cost.
+    search_n_iter : int or None
+        Power iterations of the search's SVDs (None: as the final fit).
+    n_iter : int
+        Power iterations of the final fit's randomized SVD.
+    max_factor_cells : int or None
+        Caps factors so that ``factors * stored values`` stays below this (the cost of
+        one sparse product); None: no cap. The grid's smallest count is always kept.
+    refit : bool
+        Refit the winner on all data (``best_estimator_``); without, only choose.
+    held_back : "latest" or "random"
+        Without a time cut, which positive pairs of each validation user are held back.
 
     Attributes
     ----------
-    train : InteractionLog
-        The log minus every record of a held-back pair.
-    users : ndarray of shape (n_validation_users,), int64
-        Validation users, ascending.
-    relevant : list of ndarray
-        Held-back events of each validation user.
+    best_params_ : dict
+        The winner's ``weights_name``, ``beta`` and ``n_factors``.
+    best_estimator_ : EventrecModel
+        The winner, refitted on all data (``refit=True`` only).
+    params_ : dict
+        The winner's ``params_``.
+    search_results_ : list of dict
+        Every grid point with its ``ndcg@10``, ``precision@10`` and ``recall@10``, best
+        first.
+    search_ : dict
+        How the search ran: the grid, the users its SVDs saw, power iterations.
+    timings_ : dict
+        Seconds spent on the validation split, the search and the refit.
+    validation_metrics_ : dict
+        ``ndcg@10``, ``precision@10``, ``recall@10`` of the winner on the validation split.
+    popularity_validation_metrics_ : dict
+        The same for popularity.
+    validation_ndcg_ : float
+        NDCG@10 of the winner on the validation split (NaN without validation users).
+    popularity_validation_ndcg_ : float
+        NDCG@10 of popularity on the same split (NaN without validation users).
+    n_validation_users_ : int
     """
 
-    train: InteractionLog
-    users: np.ndarray
-    relevant: list[np.ndarray]
+    def __init__(
+        self,
+        weights: InteractionWeights | None = None,
+        n_factors: int | Literal["auto"] = "auto",
+        search: bool = True,
+        random_state: int = 0,
+        n_jobs: int = 2,
+        max_validation_users: int = 5000,
+        search_users: int | None = None,
+        search_n_iter: int | None = None,
+        n_iter: int = 4,
+        max_factor_cells: int | None = None,
+        refit: bool = True,
+        held_back: Literal["latest", "random"] = "latest",
+    ) -> None:
+        self.weights = weights
+        self.n_factors = n_factors
+        self.search = search
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.max_validation_users = max_validation_users
+        self.search_users = search_users
+        self.search_n_iter = search_n_iter
+        self.n_iter = n_iter
+        self.max_factor_cells = max_factor_cells
+        self.refit = refit
+        self.held_back = held_back
 
+    def estimator(self, params: Mapping[str, Any] | None = None) -> EventrecModel:
+        """An unfitted EventrecModel with ``params`` (default: the winner's)."""
+        chosen = dict(self.best_params_ if params is None else params)
+        weights = chosen.get("weights")
+        if weights is None:
+            given = self.weights or InteractionWeights()
+            binary = dataclasses.replace(BINARY_WEIGHTS, half_life_days=given.half_life_days)
+            weights = binary if chosen.get("weights_name") == "binary" else given
+        elif isinstance(weights, Mapping):
+            weights = InteractionWeights.from_dict(dict(weights))
+        return EventrecModel(
+            weights=weights,
+            n_factors=int(chosen["n_factors"]),
+            beta=float(chosen["beta"]),
+            weights_name=str(chosen.get("weights_name", "given")),
+            n_iter=self.n_iter,
+            random_state=self.random_state,
+        )
 
-def _pair_keys(log: InteractionLog) -> np.ndarray:
-    keys: np.ndarray = log.user.astype(np.int64) * max(log.n_events, 1) + log.records["event"]
-    return keys
+    def _grid(
+        self, n_users: int, n_events: int, n_stored: int = 0
+    ) -> tuple[list[int], list[float], dict[str, InteractionWeights]]:
+        largest = max_factors(n_users, n_events)
+        if largest < 1:
+            raise ModelFitError(f"a {n_users} x {n_events} log is too small for one factor")
+        if self.max_factor_cells is not None and n_stored > 0:
+            affordable = max(self.max_factor_cells // n_stored, min(FACTOR_GRID))
+            largest = min(largest, affordable)
+        if self.n_factors == "auto" and self.search:
+            factors = sorted({min(k, largest) for k in FACTOR_GRID})
+        elif self.n_factors == "auto":
+            factors = [min(DEFAULT_N_FACTORS, largest)]
+        else:
+            factors = [min(int(self.n_factors), largest)]
+        given = self.weights or InteractionWeights()
+        if self.search:
+            binary = dataclasses.replace(BINARY_WEIGHTS, half_life_days=given.half_life_days)
+            variants: dict[str, InteractionWeights] = {"given": given, "binary": binary}
+            return factors, list(BETA_GRID), variants
+        return factors, [DEFAULT_BETA], {"given": given}
 
+    def fit(
+        self, log: InteractionLog, now: float | None = None, validation: TimeCut | None = None
+    ) -> EventrecSearch:
+        """Search hyperparameters on a validation of ``log``, then refit on all of it.
 
-def sorted_unique(values: np.ndarray) -> np.ndarray:
-    """``np.unique`` by sort: numpy 2.4's hash-based unique is ~100x slower on 5M keys."""
-    ordered = np.sort(values, kind="stable")
-    if len(ordered) == 0:
-        return ordered
-    first = np.empty(len(ordered), dtype=bool)
-    first[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    return ordered[first]
+        Parameters
+        ----------
+        log : InteractionLog
+        now : float, optional
+            Reference time for decay; defaults to the log's latest time.
+        validation : TimeCut, optional
+            A time cut of ``log`` to validate on (its ``train`` fits the grid, its users
+            rank its candidates); default: each sampled user's latest positive pairs.
 
+        Returns
+        -------
+        self
 
-def interacted_pairs(log: InteractionLog) -> sp.csr_matrix:
-    """Bool (n_users, n_events): pairs with any record, as the protocol excludes them."""
-    matrix = sp.csr_matrix(
-        (np.ones(len(log), dtype=bool), (log.user, log.records["event"].astype(np.int64))),
-        shape=(log.n_users, log.n_events),
-        dtype=bool,
-    )
-    matrix.sum_duplicates()
-    return matrix
+        Raises
+        ------
+        ModelFitError
+            When the log is too small or the SVD fails.
+        """
+        if now is None:
+            now = float(log.records["time"].max()) if len(log) else 0.0
+        factors, betas, variants = self._grid(log.n_users, log.n_events, len(log))
+        clock = time.perf_counter()
+        timings: dict[str, float] = {}
+        candidates: np.ndarray | None = None
+        given_exclude: sp.csr_matrix | None = None
+        if validation is None:
+            split = validation_split(
+                log, self.max_validation_users, self.random_state, held_back=self.held_back
+            )
+        else:
+            split = self.cut_split(validation)
+            candidates, given_exclude = validation.candidates, validation.exclude
+        timings["validation_split"] = time.perf_counter() - clock
+        results: list[dict[str, Any]] = []
+        popularity_metrics_: dict[str, float] = {}
+        search_rows = np.zeros(0, dtype=np.int64)
+        if len(split.users):
+            train_popularity = event_popularity(split.train)
+            search_rows, search_log = self._search_sample(split)
+            exclude = interacted_pairs(search_log) if given_exclude is None else given_exclude
+            # Decay in the validation is anchored to the cut, as serving's would be then.
+            anchor = now if validation is None else validation.cut
+            confidences = {
+                name: aggregate(search_log, weights, anchor).confidence
+                for name, weights in variants.items()
+            }
+            tasks = [(name, beta) for name in variants for beta in betas]
+            n_jobs = max(1, min(self.n_jobs, len(tasks)))
+            blas_threads = max(1, (os.cpu_count() or 1) // n_jobs)
+            with threadpool_limits(limits=blas_threads):
+                outcomes = Parallel(n_jobs=n_jobs, prefer="threads")(
+                    delayed(self._validate)(
+                        confidences[name],
+                        search_rows,
+                        beta,
+                        factors,
+                        train_popularity,
+                        split,
+                        exclude,
+                        candidates,
+                    )
+                    for name, beta in tasks
+                )
+            for (name, beta), metrics_by_factors in zip(tasks, outcomes, strict=True):
+                results.extend(
+                    {"weights_name": name, "beta": beta, "n_factors": k, **metrics}
+                    for k, metrics in metrics_by_factors.items()
+                )
+            timings["search"] = time.perf_counter() - clock - timings["validation_split"]
+            popularity_metrics_ = popularity_metrics(train_popularity, split, exclude, candidates)
+            names = list(variants)
+            # Best NDCG first; among equals, fewer factors, smaller beta, the given weights.
+            results.sort(
+                key=lambda r: (
+                    -r["ndcg@10"],
+                    r["n_factors"],
+                    r["beta"],
+                    names.index(r["weights_name"]),
+                )
+            )
+            winner = results[0]
+        else:
+            winner = {
+                "weights_name": "given",
+                "beta": DEFAULT_BETA if DEFAULT_BETA in betas else betas[0],
+                "n_factors": factors[len(factors) // 2] if self.search else factors[0],
+                "ndcg@10": float("nan"),
+            }
 
+        self.search_results_ = results
+        self.validation_ndcg_ = float(winner["ndcg@10"])
+        self.popularity_validation_ndcg_ = float(popularity_metrics_.get("ndcg@10", float("nan")))
+        self.validation_metrics_ = {
+            name: float(winner.get(name, float("nan")))
+            for name in ("ndcg@10", "precision@10", "recall@10")
+        }
+        self.popularity_validation_metrics_ = dict(popularity_metrics_)
+        self.n_validation_users_ = len(split.users)
+        self.search_ = {
+            "factors": factors,
+            "betas": betas,
+            "weights": list(variants),
+            "validation": f"{self.held_back} pairs" if validation is None else "time cut",
+            "validation_users": len(split.users),
+            "search_users": len(search_rows),
+            "search_n_iter": self._search_n_iter(),
+            "n_iter": self.n_iter,
+        }
 
-def event_popularity(log: InteractionLog) -> npt.NDArray[np.int64]:
-    """Distinct users per event with any record other than a dismissal, shape (n_events,)."""
-    keys = _pair_keys(log)[log.records["type"] != TYPE_DISMISS]
-    events = sorted_unique(keys) % max(log.n_events, 1)
-    return np.bincount(events, minlength=log.n_events).astype(np.int64)
+        self.best_params_: dict[str, Any] = {
+            "weights_name": str(winner["weights_name"]),
+            "beta": float(winner["beta"]),
+            "n_factors": int(winner["n_factors"]),
+        }
+        if self.refit:
+            refit_started = time.perf_counter()
+            self.best_estimator_ = self.estimator().fit(log, now)
+            timings["refit"] = time.perf_counter() - refit_started
+            self.params_: dict[str, Any] = dict(self.best_estimator_.params_)
+        else:
+            weights = variants[self.best_params_["weights_name"]]
+            self.params_ = {**self.best_params_, "weights": weights.to_dict()}
+        self.timings_ = {name: round(seconds, 3) for name, seconds in timings.items()}
+        return self
 
+    def cut_split(self, cut: TimeCut) -> ValidationSplit:
+        """The cut's users (a sample of at most ``max_validation_users``) as a split."""
+        users, relevant = cut.users, cut.relevant
+        if len(users) > self.max_validation_users:
+            rng = np.random.default_rng(self.random_state)
+            keep = np.sort(rng.choice(len(users), size=self.max_validation_users, replace=False))
+            users, relevant = users[keep], [relevant[i] for i in keep.tolist()]
+        return ValidationSplit(cut.train, users, relevant)
 
-def column_scale(popularity: np.ndarray, beta: float) -> npt.NDArray[np.float32]:
-    """``max(popularity, 1) ** -beta``: damps popular events' columns before the SVD."""
-    scale = np.maximum(popularity.astype(np.float64), 1.0) ** -beta
-    return scale.astype(np.float32)
+    def _search_n_iter(self) -> int:
+        return self.n_iter if self.search_n_iter is None else self.search_n_iter
 
+    def _search_sample(self, split: ValidationSplit) -> tuple[np.ndarray, InteractionLog]:
+        """Rows the search's SVDs are fitted on, and the training log of just those users."""
+        with_rows = sorted_unique(split.train.user.astype(np.int64))
+        if self.search_users is None or len(with_rows) <= self.search_users:
+            return with_rows, split.train
+        rng = np.random.default_rng(self.random_state)
+        others = np.setdiff1d(with_rows, split.users, assume_unique=True)
+        wanted = max(self.search_users - len(split.users), 0)
+        sampled = rng.choice(others, size=min(wanted, len(others)), replace=False)
+        rows = np.union1d(split.users.astype(np.int64), sampled)
+        chosen = np.zeros(split.train.n_users, dtype=bool)
+        chosen[rows] = True
+        return rows, split.train.subset(chosen[split.train.user])
 
-def validation_split(
-    log: InteractionLog,
-    max_users: int,
-    random_state: int,
-    min_pairs: int = 5,
-    holdout_fraction: float = 0.2,
-) -> ValidationSplit:
-    """Hold back each sampled user's latest positive pairs.
-
-    Parameters
-    ----------
-    log : InteractionLog
-        The training log; nothing outside it is used.
-    max_users : int
-        At most this many validation users (a random sample of the eligible ones).
-    random_state : int
-        Seed of the sample and of time-tie breaking.
-    min_pairs : int
-        Users need this many interacted pairs (excluding dismissals) to be eligible.
-    holdout_fraction : float
-        Share of a user's positive pairs held back (at least one).
-
-    Returns
-    -------
-    ValidationSplit
-    """
-    rng = np.random.default_rng(random_state)
-    positives = aggregate(log)
-    not_dismissed = log.records["type"] != TYPE_DISMISS
-    pair_users = sorted_unique(_pair_keys(log)[not_dismissed]) // max(log.n_events, 1)
-    pairs_per_user = np.bincount(pair_users, minlength=log.n_users)
-    positives_per_user = np.bincount(positives.positive_user, minlength=log.n_users)
-    eligible = np.flatnonzero((pairs_per_user >= min_pairs) & (positives_per_user >= 1))
-    if len(eligible) > max_users:
-        eligible = np.sort(rng.choice(eligible, size=max_users, replace=False))
-    chosen = np.zeros(log.n_users, dtype=bool)
-    chosen[eligible] = True
-
-    candidate = chosen[positives.positive_user]
-    user = positives.positive_user[candidate].astype(np.int64)
-    event = positives.positive_event[candidate].astype(np.int64)
-    time = positives.positive_time[candidate]
-    order = np.lexsort((rng.random(len(user)), time, user))
-    user, event = user[order], event[order]
-    count = positives_per_user[user]
-    n_held = np.maximum(1, np.floor(holdout_fraction * count)).astype(np.int64)
-    first_of_user = np.searchsorted(user, user, side="left")
-    rank_from_end = count - (np.arange(len(user)) - first_of_user)
-    held = rank_from_end <= n_held
-    held_user, held_event = user[held], event[held]
-
-    held_keys = held_user * max(log.n_events, 1) + held_event
-    train = log.subset(~np.isin(_pair_keys(log), held_keys))
-    # Held pairs arrive sorted by user; events within a user in time order.
-    users, starts = np.unique(held_user, return_index=True)
-    relevant = np.split(held_event, starts[1:]) if len(users) else []
-    return ValidationSplit(train, users, relevant)
-
-
-def _top_k_in_place(scores: np.ndarray, k: int, exclude: sp.csr_matrix) -> np.ndarray:
-    """:func:`top_k` for a float32 batch it may overwrite: ~3x faster, same result.
-
-    Skips ``top_k``'s float64 copy and negation; ties are still broken by event index and
-    excluded or -inf events still come back as -1.
-    """
-    excluded = sp.csr_matrix(exclude)
-    excluded.eliminate_zeros()
-    rows, columns = excluded.nonzero()
-    scores[rows, columns] = -np.inf
-    n_events = scores.shape[1]
-    if n_events > k:
-        best = np.argpartition(scores, n_events - k, axis=1)[:, n_events - k :]
-    else:
-        best = np.broadcast_to(np.arange(n_events), scores.shape).copy()
-    best_scores = np.take_along_axis(scores, best, axis=1)
-    order = np.lexsort((best, -best_scores), axis=1)
-    best = np.take_along_axis(best, order, axis=1).astype(np.int64)
-    best[np.isneginf(np.take_along_axis(best_scores, order, axis=1))] = -1
-    if best.shape[1] < k:
-        best = np.hstack([best, np.full((len(best), k - best.shape[1]), -1, dtype=np.int64)])
-    return best
-
-
-def _batch_size(n_events: int) -> int:
-    return max(1, min(MAX_BATCH_USERS, BATCH_CELLS // max(n_events, 1)))
-
-
-def score_rows(
-    rows: sp.csr_matrix,
-    item_factors: np.ndarray,
-    scale: np.ndarray,
-    popularity: np.ndarray,
-) -> npt.NDArray[np.float32]:
-    """PureSVD scores of confidence rows on scaled columns; empty rows get popularity.
-
-    Parameters
-    ----------
-    rows : csr_matrix of shape (n, n_events)
-    item_factors : ndarray of shape (n_events, n_factors)
-    scale : ndarray of shape (n_events,)
-    popularity : ndarray of shape (n_events,)
-
-    Returns
-    -------
-    ndarray of shape (n, n_events), float32
-    """
-    scaled = sp.csr_matrix(rows.multiply(scale[None, :]), dtype=np.float32)
-    scores = np.asarray((scaled @ item_factors) @ item_factors.T, dtype=np.float32)
-    empty = np.diff(scaled.indptr) == 0
-    if empty.any():
-        scores[empty] = popularity.astype(np.float32)
-    return scores
-
-
-def prefix_metrics(
-    confidence: sp.csr_matrix,
-    svd: PureSVD,
-    scale: np.ndarray,
-    popularity: np.ndarray,
-    split: ValidationSplit,
-    exclude: sp.csr_matrix,
-    factor_counts: Sequence[int],
-) -> dict[int, dict[str, float]]:
-    """Mean NDCG, precision and recall at 10 using the first ``k`` factors, for each ``k``.
-
-    The first ``k`` factors of one fit stand for a fit with ``k`` factors, so every factor
-    count costs a single SVD; scores are accumulated factor block by factor block.
-
-    Returns
-    -------
-    dict mapping each k of ``factor_counts`` to ``{"ndcg@10", "precision@10", "recall@10"}``
-    """
-    counts = sorted({min(int(k), svd.n_factors_) for k in factor_counts})
-    names = (f"ndcg@{VALIDATION_K}", f"precision@{VALIDATION_K}", f"recall@{VALIDATION_K}")
-    totals = {k: dict.fromkeys(names, 0.0) for k in counts}
-    n_events = confidence.shape[1]
-    factors = svd.item_factors_
-    batch_size = _batch_size(n_events)
-    for start in range(0, len(split.users), batch_size):
-        users = split.users[start : start + batch_size]
-        relevant = split.relevant[start : start + len(users)]
-        rows = sp.csr_matrix(confidence[users].multiply(scale[None, :]), dtype=np.float32)
-        user_vectors = np.asarray(rows @ factors, dtype=np.float32)
-        empty = np.diff(rows.indptr) == 0
-        scores = np.zeros((len(users), n_events), dtype=np.float32)
-        done = 0
-        for k in counts:
-            scores += user_vectors[:, done:k] @ factors[:, done:k].T
-            done = k
-            ranked = scores.copy()
-            ranked[empty] = popularity.astype(np.float32)
-            recommended = _top_k_in_place(ranked, VALIDATION_K, exclude[users])
-            for name, metric in zip(names, (ndcg_at_k, precision_at_k, recall_at_k), strict=True):
-                totals[k][name] += float(metric(recommended, relevant, VALIDATION_K).sum())
-    n = max(len(split.users), 1)
-    return {
-        k: {name: total / n for name, total in by_name.items()} for k, by_name in totals.items()
-    }
-
-
-def prefix_ndcg(
-    confidence: sp.csr_matrix,
-    svd: PureSVD,
-    scale: np.ndarray,
-    popularity: np.ndarray,
-    split: ValidationSplit,
-    exclude: sp.csr_matrix,
-    factor_counts: Sequence[int],
-) -> dict[int, float]:
-    """Mean NDCG@10 of the validation users using the first ``k`` factors, for each ``k``."""
-    metrics = prefix_metrics(confidence, svd, scale, popularity, split, exclude, factor_counts)
-    return {k: values[f"ndcg@{VALIDATION_K}"] for k, values in metrics.items()}
-
-
-def popularity_metrics(
-    popularity: np.ndarray, split: ValidationSplit, exclude: sp.csr_matrix
-) -> dict[str, float]:
-    """Mean NDCG, precision and recall at 10 of ranking unseen events by popularity."""
-    names = (f"ndcg@{VALIDATION_K}", f"precision@{VALIDATION_K}", f"recall@{VALIDATION_K}")
-    totals = dict.fromkeys(names, 0.0)
-    n_events = len(popularity)
-    batch_size = _batch_size(n_events)
-    for start in range(0, len(split.users), batch_size):
-        users = split.users[start : start + batch_size]
-        relevant = split.relevant[start : start + len(users)]
-        scores = np.tile(popularity.astype(np.float32), (len(users), 1))
-        recommended = _top_k_in_place(scores, VALIDATION_K, exclude[users])
-        for name, metric in zip(names, (ndcg_at_k, precision_at_k, recall_at_k), strict=True):
-            totals[name] += float(metric(recommended, relevant, VALIDATION_K).sum())
-    return {name: total / max(len(split.users), 1) for name, total in totals.items()}
-
-
-def popularity_ndcg(
-    popularity: np.ndarray, split: ValidationSplit, exclude: sp.csr_matrix
-) -> float:
-    """Mean NDCG@10 of ranking every validation user's unseen events by popularity."""
-    total = 0.0
-    n_events = len(popularity)
-    batch_size = _batch_size(n_events)
-    for start in range(0, len(split.users), batch_size):
-        users = split.users[start : start + batch_size]
-        relevant = split.relevant[start : start + len(users)]
-        scores = np.broadcast_to(popularity.astype(np.float32), (len(users), n_events))
-        recommended = top_k(scores, VALIDATION_K, exclude=exclude[users])
-        total += float(ndcg_at_k(recommended, relevant, VALIDATION_K).sum())
-    return total / max(len(split.users), 1)
+    def _validate(
+        self,
+        confidence: sp.csr_matrix,
+        rows: np.ndarray,
+        beta: float,
+        factors: list[int],
+        popularity: np.ndarray,
+        split: ValidationSplit,
+        exclude: sp.csr_matrix,
+        candidates: np.ndarray | None = None,
+    ) -> dict[int, dict[str, float]]:
+        scale = column_scale(popularity, beta)
+        scaled = sp.csr_matrix(confidence[rows].multiply(scale[None, :]), dtype=np.float32)
+        svd = PureSVD(
+            n_factors=max(factors), n_iter=self._search_n_iter(), random_state=self.random_state
+        ).fit(scaled)
+        return prefix_metrics(
+            confidence, svd, scale, popularity, split, exclude, factors, candidates
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
@@ -10,7 +11,14 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from eventrec.errors import InvalidMessageError
-from eventrec.schemas.wire import BOOKING_TYPES, Event, Interaction, InteractionType, UserProfile
+from eventrec.schemas.wire import (
+    BOOKING_TYPES,
+    LATEST_OCCURRED_AT,
+    Event,
+    Interaction,
+    InteractionType,
+    UserProfile,
+)
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -32,9 +40,9 @@ def format_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)[:MAX_REASON]
 
 
-def _validate(model: type[Model], value: bytes) -> Model:
+def _validate(model: type[Model], value: bytes, context: dict[str, Any] | None = None) -> Model:
     try:
-        return model.model_validate_json(value)
+        return model.model_validate_json(value, context=context)
     except ValidationError as exc:
         raise InvalidMessageError(format_validation_error(exc)) from None
 
@@ -47,13 +55,20 @@ def _check_key(key: bytes | None, field: str, entity_id: str) -> None:
         raise InvalidMessageError(f"key: {shown!r} does not match {field} {entity_id!r}")
 
 
-def decode_interaction(key: bytes | None, value: bytes | None) -> Interaction:
-    """Validate one message of the ``interactions`` topic."""
+def decode_interaction(
+    key: bytes | None, value: bytes | None, *, latest: float | None = None
+) -> Interaction:
+    """Validate one message of the ``interactions`` topic.
+
+    ``latest`` (epoch seconds) rejects an ``occurred_at`` after it: the caller's clock
+    plus the allowed skew.
+    """
     if value is None:
         raise InvalidMessageError(
             "value: null is not an interaction (tombstones are for catalog topics)"
         )
-    interaction = _validate(Interaction, value)
+    context = None if latest is None else {LATEST_OCCURRED_AT: latest}
+    interaction = _validate(Interaction, value, context)
     _check_key(key, "user_id", interaction.user_id)
     return interaction
 
@@ -101,7 +116,7 @@ _TIMESTAMP = re.compile(
 )
 
 
-def fast_interaction(value: bytes) -> InteractionFields | None:
+def fast_interaction(value: bytes, latest: float = math.inf) -> InteractionFields | None:
     """The common, plainly valid interaction without pydantic; ``None`` when not sure.
 
     Accepts only what :class:`Interaction` accepts and yields the same values (a property
@@ -173,6 +188,8 @@ def fast_interaction(value: bytes) -> InteractionFields | None:
         seconds = datetime.fromisoformat(occurred_at).timestamp()
     except ValueError:
         return None
+    if seconds > latest:
+        return None  # pydantic words the reason
     return _new_fields(
         InteractionFields,
         (
@@ -190,19 +207,26 @@ def fast_interaction(value: bytes) -> InteractionFields | None:
     )
 
 
-def decode_interaction_fields(key: bytes | None, value: bytes | None) -> InteractionFields:
+def decode_interaction_fields(
+    key: bytes | None, value: bytes | None, *, latest: float | None = None
+) -> InteractionFields:
     """:func:`decode_interaction` as plain values: the consumer's hot path."""
-    fields = None if value is None else fast_interaction(value)
+    fields = (
+        None if value is None else fast_interaction(value, math.inf if latest is None else latest)
+    )
     if fields is None or (key is not None and key != fields.user_id.encode("utf-8")):
-        return fields_of(decode_interaction(key, value))  # or the reason why not
+        return fields_of(decode_interaction(key, value, latest=latest))  # or the reason why not
     return fields
 
 
 def decode_event(key: bytes | None, value: bytes | None) -> Event | None:
     """Validate one message of the ``events`` topic; ``None`` is a deletion (tombstone)."""
+    if not key:
+        raise InvalidMessageError(
+            "key: catalog messages need the event_id as their key (the topic is compacted "
+            "by key; a keyless event could never be replaced or deleted)"
+        )
     if value is None:
-        if not key:
-            raise InvalidMessageError("key: a tombstone needs the event_id as its key")
         return None
     event = _validate(Event, value)
     _check_key(key, "event_id", event.event_id)
@@ -211,9 +235,12 @@ def decode_event(key: bytes | None, value: bytes | None) -> Event | None:
 
 def decode_profile(key: bytes | None, value: bytes | None) -> UserProfile | None:
     """Validate one message of the ``users`` topic; ``None`` is a deletion (tombstone)."""
+    if not key:
+        raise InvalidMessageError(
+            "key: profile messages need the user_id as their key (the topic is compacted "
+            "by key; a keyless profile could never be replaced or deleted)"
+        )
     if value is None:
-        if not key:
-            raise InvalidMessageError("key: a tombstone needs the user_id as its key")
         return None
     profile = _validate(UserProfile, value)
     _check_key(key, "user_id", profile.user_id)

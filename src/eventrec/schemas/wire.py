@@ -43,6 +43,20 @@ class InteractionType(StrEnum):
 BOOKING_TYPES = frozenset({InteractionType.BOOKING, InteractionType.BOOKING_CANCELLED})
 
 
+# Validation context key: the latest acceptable ``occurred_at`` (epoch seconds), i.e. the
+# validating process's clock plus EVENTREC_MAX_CLOCK_SKEW_SECONDS; absent = no limit.
+LATEST_OCCURRED_AT = "latest_occurred_at"
+
+
+def future_reason(occurred_at: float, latest: float) -> str:
+    """The dead-letter reason of an interaction dated too far ahead of the consumer's clock."""
+    return (
+        f"occurred_at: {occurred_at - latest:.0f} s later than the consumer's clock plus the "
+        f"allowed skew (EVENTREC_MAX_CLOCK_SKEW_SECONDS): a future timestamp would distort "
+        f"every time decay"
+    )
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
@@ -65,8 +79,11 @@ class Interaction(_Strict):
     occurred_at: AwareDatetime
 
     @model_validator(mode="after")
-    def _fields_of_the_type(self) -> Interaction:
+    def _fields_of_the_type(self, info: ValidationInfo) -> Interaction:
         # One Python call per message checks every type-dependent field (the hot path).
+        latest = info.context.get(LATEST_OCCURRED_AT) if info.context else None
+        if latest is not None and self.occurred_at.timestamp() > latest:
+            raise ValueError(future_reason(self.occurred_at.timestamp(), latest))
         kind = self.type
         if self.event_id is None and kind != InteractionType.SEARCH:
             raise ValueError(f"event_id: required for type '{kind}'")

@@ -20,7 +20,7 @@ from eventrec.serving.deps import unavailable_handler
 from eventrec.serving.docs import add_offline_docs
 from eventrec.serving.errors import Unavailable
 from eventrec.serving.metrics import RequestMetrics
-from eventrec.serving.routes import admin, catalog, ops, recommendations
+from eventrec.serving.routes import admin, catalog, experiments, ops, recommendations
 from eventrec.serving.runtime import Runtime
 
 
@@ -50,6 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_offline_docs(app)
     app.add_middleware(RequestMetrics)
     app.add_exception_handler(Unavailable, unavailable_handler)
-    for module in (recommendations, catalog, admin, ops):
+    for module in (recommendations, catalog, admin, experiments, ops):
         app.include_router(module.router)
     return app

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from eventrec.model.records import TYPE_NAMES
+from eventrec.model.served import profile_trending
 from eventrec.serving.catalog import top_positions
 from eventrec.serving.state import VERBS, ServingState, UserProfileHint
 
@@ -33,14 +34,13 @@ def trending_items(
     strategy = "trending"
     if profile is not None and (profile.city or profile.categories):
         strategy = "trending_profile"
-        boost = np.ones(len(catalog))
-        if profile.city:
-            boost += catalog.city == catalog.city_code.get(profile.city.casefold(), -1)
-        if profile.categories:
-            codes = catalog.codes(profile.categories, catalog.category_code)
-            boost += np.isin(catalog.category, codes)
-        # Profile matches first, then by trend; +1 keeps never-booked events orderable.
-        scores = boost * 1e6 + scores
+        scores = profile_trending(
+            state.trending,
+            catalog.city,
+            catalog.category,
+            catalog.city_code.get(profile.city.casefold(), -1) if profile.city else None,
+            catalog.codes(profile.categories, catalog.category_code),
+        )
     if state.model is None:
         strategy += "_no_model"
     positions = top_positions(scores, mask, limit)

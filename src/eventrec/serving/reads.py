@@ -8,16 +8,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from eventrec.model.records import RECORD_DTYPE
+from eventrec.serving import rows
 from eventrec.serving.errors import Unavailable
 from eventrec.serving.state import ServingState, UserProfileHint
 from eventrec.store.client import UNAVAILABLE_ERRORS
-from eventrec.store.store import user_location
 
 if TYPE_CHECKING:
     from eventrec.serving.runtime import Caches, Clients
 
-USER_CACHE_SIZE = 1_000_000
 # The users topic's partitions change only when partitions are added: re-read this often.
 PROFILE_PARTITIONS_SECONDS = 5.0
 
@@ -25,46 +23,17 @@ PROFILE_PARTITIONS_SECONDS = 5.0
 async def read_rows(
     clients: Clients, caches: Caches, user_ids: list[str], state: ServingState
 ) -> list[np.ndarray | None]:
-    """The current rows of a batch's users: at most two pipelined round trips.
+    """The current rows of a batch's users, events in the state's space (serving/rows.py).
 
-    The id map is append-only, so a user's row location never changes and is cached;
-    only users seen for the first time need the map. Events indexed since the state was
-    built (a row names one) get their ids read, so a booking of one can be hidden at once.
+    Nothing here outlives a loss of Redis data: owners are read per request, and a
+    partition's event table is dropped when its stored offset goes back.
     """
-    keys = clients.keys
-    cache = caches.user_locations
-    locations = [cache.get(user_id) for user_id in user_ids]
-    rows: list[np.ndarray | None] = [None] * len(user_ids)
+    assert state.event_space is not None
+    topic = clients.settings.topic_interactions
     try:
-        missing = [i for i, location in enumerate(locations) if location is None]
-        if missing:
-            pipe = clients.redis.pipeline(transaction=False)
-            for i in missing:
-                pipe.hget(keys.user_index, user_ids[i])
-            if len(cache) + len(missing) > USER_CACHE_SIZE:
-                cache.clear()
-            topic = clients.settings.topic_interactions
-            for i, found in zip(missing, await pipe.execute(), strict=True):
-                if found is not None:
-                    index, partition = user_location(found)
-                    locations[i] = cache[user_ids[i]] = keys.row(topic, partition, index)
-        present = [i for i, location in enumerate(locations) if location is not None]
-        if present:
-            pipe = clients.redis.pipeline(transaction=False)
-            for i in present:
-                pipe.get(locations[i])
-            for i, raw in zip(present, await pipe.execute(), strict=True):
-                if raw:
-                    rows[i] = np.frombuffer(raw, dtype=RECORD_DTYPE)
-        known = len(state.store_event_ids)
-        newest = max((int(r["event"].max()) for r in rows if r is not None and len(r)), default=-1)
-        if newest >= known:
-            tail = await clients.redis.lrange(keys.event_ids, known, -1)
-            if len(state.store_event_ids) == known:
-                state.store_event_ids.extend(raw.decode() for raw in tail)
+        return await rows.read_rows(clients.redis, clients.keys, topic, user_ids, state.event_space)
     except UNAVAILABLE_ERRORS as exc:
         raise Unavailable(f"redis unavailable: {exc}") from None
-    return rows
 
 
 async def read_profile(clients: Clients, caches: Caches, user_id: str) -> UserProfileHint | None:

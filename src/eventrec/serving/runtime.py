@@ -16,16 +16,22 @@ import time
 from typing import Any
 
 from eventrec.config import Settings
+from eventrec.schemas.impressions import Experiment
 from eventrec.serving import metrics
+from eventrec.serving.impressions import ImpressionSender
 from eventrec.serving.reads import read_rows
 from eventrec.serving.scoring import BatchScorer
 from eventrec.serving.state import ServingState, build_state
 from eventrec.store.client import UNAVAILABLE_ERRORS, connect_async
+from eventrec.store.experiments import ExperimentStore
 from eventrec.store.keys import Keys
 from eventrec.store.store import Store, connect
 from eventrec.store.versions import ModelVersionError, current_version
 
 log = logging.getLogger("eventrec.serving")
+
+# A variant's version that fails these is left out (logged); the others still load.
+VARIANT_ERRORS: tuple[type[Exception], ...] = (ModelVersionError, *UNAVAILABLE_ERRORS)
 
 
 class Clients:
@@ -44,7 +50,7 @@ class Clients:
 
 
 class Caches:
-    """What serving loaded from Redis: the current state, refused versions, row locations."""
+    """What serving loaded from Redis: the current state, refused versions, profile partitions."""
 
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
@@ -52,7 +58,10 @@ class Caches:
         self.load_error: str | None = None
         # Versions that failed serving's checks, with the reason: never loaded again.
         self.refused: dict[str, str] = {}
-        self.user_locations: dict[str, str] = {}
+        # Running experiments, and the state of each variant's own model version.
+        self.experiments: list[Experiment] = []
+        self.variant_states: dict[str, ServingState] = {}
+        self.variant_errors: dict[str, str] = {}
         # Partitions of the users topic that hold profiles, and when they were read.
         self.profile_partitions: list[int] = []
         self.profile_partitions_at = -float("inf")
@@ -88,6 +97,7 @@ class Caches:
         self.state = state
         self.load_error = None
         metrics.state_loaded(state.model_version, len(state.catalog))
+        self._reload_variants(state)
         if (
             previous is None
             or state.catalog is not previous.catalog
@@ -102,6 +112,47 @@ class Caches:
                 extra={"model_version": state.model_version, "catalog_events": len(state.catalog)},
             )
         return True
+
+    def _reload_variants(self, state: ServingState) -> None:
+        """The running experiments, and a state per model version a variant pins.
+
+        A version that cannot be loaded (pruned, refused) serves its variant's users the
+        current version instead; their impressions name the version they really got.
+        """
+        store = self.clients.store
+        try:
+            experiments = ExperimentStore(store.client, store.keys.prefix).running()
+        except UNAVAILABLE_ERRORS:
+            return
+        states: dict[str, ServingState] = {}
+        errors: dict[str, str] = {}
+        wanted = {
+            variant.model_version
+            for experiment in experiments
+            for variant in experiment.variants
+            if variant.model_version and variant.model_version != state.model_version
+        }
+        for version in sorted(wanted):
+            previous = self.variant_states.get(version)
+            if previous is None or previous.catalog_version != state.catalog_version:
+                previous = state  # share the catalog just loaded; only the model differs
+            try:
+                states[version] = build_state(
+                    store, self.clients.settings.topic_events, previous, version=version
+                )
+            except VARIANT_ERRORS as exc:
+                if self.variant_errors.get(version) != str(exc):
+                    log.error("variant model version %s not loaded: %s", version, exc)
+                errors[version] = str(exc)
+        self.experiments = experiments
+        self.variant_states = states
+        self.variant_errors = errors
+
+    def state_for(self, version: str | None, state: ServingState) -> ServingState:
+        """The state serving ``version`` (the current one when it is current or unloaded)."""
+        if version is None or version == state.model_version:
+            return state
+        return self.variant_states.get(version, state)
 
 
 class ReloadWatcher:
@@ -156,14 +207,19 @@ class ReloadWatcher:
         clients, caches = self.clients, self.caches
         settings, keys = clients.settings, clients.keys
         try:
-            current, switches = await clients.redis.mget(keys.model_current, keys.model_switches)
+            # A pipeline, not MGET: the model keys and the experiments' version sit in two
+            # slots (on a cluster, maybe two nodes).
+            pipe = clients.redis.pipeline(transaction=False)
+            for key in (keys.model_current, keys.model_switches, keys.experiments_version):
+                pipe.get(key)
+            current, switches, experiments = await pipe.execute()
             catalog_version = await asyncio.to_thread(
                 clients.store.entity_version, settings.topic_events
             )
         except UNAVAILABLE_ERRORS as exc:
             caches.watch_error = f"redis unavailable: {exc}"
             return False
-        marker = (current, switches, catalog_version)
+        marker = (current, switches, experiments, catalog_version)
         stale_trending = time.monotonic() - self._last_trending > 30
         if marker == self._seen and not stale_trending and caches.load_error is None:
             return True
@@ -188,8 +244,10 @@ class Runtime:
             min_records=settings.min_interactions_personal,
             hide_viewed=settings.hide_viewed,
         )
+        self.impressions = ImpressionSender(settings)
 
     async def start(self) -> None:
+        self.impressions.start()
         try:
             await asyncio.to_thread(self.caches.reload)
         except Exception:  # the watcher retries; /ready tells the load balancer meanwhile
@@ -207,4 +265,5 @@ class Runtime:
                 scorer.scanned / max(scorer.scored, 1),
             )
         self.watcher.stop()
+        await asyncio.to_thread(self.impressions.stop)
         await self.clients.close()

@@ -163,39 +163,68 @@ class BatchScorer:
         metrics.BATCH_REQUESTS.observe(len(batch))
 
     def _answer(self, group: list[_Pending], now: float) -> list[Answer]:
-        state = group[0].state
-        answers = [Answer(item.records) for item in group]
-        usable = [
-            i for i, item in enumerate(group)
-            if item.records is not None and len(item.records) >= self.min_records
-        ]  # fmt: skip
-        if not usable:
-            return answers
-        folded = state.user_vectors([group[i].records for i in usable])  # type: ignore[misc]
-        with_vector: list[int] = []
-        vectors = []
-        masks = []
-        for i, (vector, hidden, strongest) in zip(usable, folded, strict=True):
-            mask = state.catalog.eligible(group[i].filters, now)
-            mask[hidden] = False
-            if self.hide_viewed:
-                mask[state.touched_positions(group[i].records)] = False  # type: ignore[arg-type]
-            answers[i].mask = mask
-            answers[i].strongest = strongest
-            if vector is not None and state.catalog_factors is not None:
-                with_vector.append(i)
-                vectors.append(vector)
-                masks.append(mask)
-        if with_vector:
-            found, scanned = best_eligible(
-                state, np.stack(vectors), masks, [group[i].limit for i in with_vector]
-            )
-            self.scanned += scanned
-            for _ in with_vector:  # the batch's work, shared evenly by its requests
-                metrics.SCORED_VECTORS.observe(scanned / len(with_vector))
-            for i, (positions, scores) in zip(with_vector, found, strict=True):
-                answers[i].positions, answers[i].scores = positions, scores
+        answers, scanned = answer_rows(
+            group[0].state,
+            [item.records for item in group],
+            [item.filters for item in group],
+            [item.limit for item in group],
+            now,
+            min_records=self.min_records,
+            hide_viewed=self.hide_viewed,
+        )
+        self.scanned += scanned
+        scored = sum(1 for answer in answers if answer.positions is not None)
+        for _ in range(scored):  # the batch's work, shared evenly by its requests
+            metrics.SCORED_VECTORS.observe(scanned / scored)
         return answers
+
+
+def answer_rows(
+    state: ServingState,
+    rows: list[np.ndarray | None],
+    filters: list[Filters],
+    limits: list[int],
+    now: float,
+    *,
+    min_records: int = 1,
+    hide_viewed: bool = False,
+) -> tuple[list[Answer], int]:
+    """What serving answers users with these rows at the clock ``now``: pure, no I/O.
+
+    Returns one :class:`Answer` per row and how many catalog vectors were scored. A row
+    that gets no ``positions`` is answered from trending (``mask`` says what is eligible).
+    """
+    answers = [Answer(records) for records in rows]
+    usable = [
+        (i, records)
+        for i, records in enumerate(rows)
+        if records is not None and len(records) >= min_records
+    ]
+    if not usable:
+        return answers, 0
+    folded = state.user_vectors([records for _, records in usable], now)
+    with_vector: list[int] = []
+    vectors = []
+    masks = []
+    for (i, records), (vector, hidden, strongest) in zip(usable, folded, strict=True):
+        mask = state.catalog.eligible(filters[i], now)
+        mask[hidden] = False
+        if hide_viewed:
+            mask[state.touched_positions(records)] = False
+        answers[i].mask = mask
+        answers[i].strongest = strongest
+        if vector is not None and state.catalog_factors is not None:
+            with_vector.append(i)
+            vectors.append(vector)
+            masks.append(mask)
+    scanned = 0
+    if with_vector:
+        found, scanned = best_eligible(
+            state, np.stack(vectors), masks, [limits[i] for i in with_vector]
+        )
+        for i, (positions, scores) in zip(with_vector, found, strict=True):
+            answers[i].positions, answers[i].scores = positions, scores
+    return answers, scanned
 
 
 def _by_state(batch: list[_Pending]) -> list[list[_Pending]]:

@@ -16,24 +16,22 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from eventrec.model.aggregate import InteractionWeights, aggregate
-from eventrec.model.content import blend
+from eventrec.model.aggregate import InteractionWeights
+from eventrec.model.content_map import catalog_vectors
 from eventrec.model.records import (
-    RECORD_DTYPE,
     TYPE_BOOKING,
     TYPE_RATING,
     TYPE_SAVE,
     TYPE_VIEW,
-    InteractionLog,
 )
+from eventrec.model.served import aggregate_rows, fold_in
 from eventrec.serving.catalog import Catalog
+from eventrec.serving.events import EventSpace
 from eventrec.store.store import Store
 from eventrec.store.versions import LoadedModel, current_version, load_version
 
 log = logging.getLogger("eventrec.serving")
 
-# Interactions at which an event's collaborative vector weighs as much as its content one.
-CONTENT_BLEND_K0 = 10.0
 VERBS = {TYPE_BOOKING: "booked", TYPE_RATING: "rated", TYPE_SAVE: "saved", TYPE_VIEW: "viewed"}
 # Which of a user's interactions with an event to name in a reason: the strongest.
 STRENGTH = {TYPE_VIEW: 1, TYPE_SAVE: 2, TYPE_RATING: 3, TYPE_BOOKING: 4}
@@ -83,8 +81,12 @@ class ServingState:
     by_norm: NormOrder | None = None
     # Catalog position of each store event index (-1: not in the catalog); grows lazily.
     store_positions: npt.NDArray[np.int64] | None = None
+    # ``store_event_ids`` with the partitions' local -> space tables (serving/events.py).
+    event_space: EventSpace | None = None
 
     def __post_init__(self) -> None:
+        if self.event_space is None:
+            self.event_space = EventSpace(self.store_event_ids)
         self.catalog_positions(np.zeros(0, dtype=np.int64))  # builds the table off requests
         if self.by_norm is None and self.catalog_factors is not None:
             self.by_norm = NormOrder.of(self.catalog_factors)
@@ -128,65 +130,41 @@ class ServingState:
         return touched
 
     def user_vectors(
-        self, rows: Sequence[np.ndarray]
+        self, rows: Sequence[np.ndarray], now: float | None = None
     ) -> list[
         tuple[npt.NDArray[np.float32] | None, npt.NDArray[np.int64], dict[int, tuple[int, int]]]
     ]:
-        """:meth:`user_vector` of several users' rows, aggregated and folded in at once."""
+        """:meth:`user_vector` of several users' rows, aggregated and folded in at once.
+
+        ``now`` is the clock of the decay (default: the current time).
+        """
         n_users = len(rows)
         if not n_users:
             return []
-        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n_users)
-        records = np.concatenate([np.asarray(r, dtype=RECORD_DTYPE) for r in rows])
-        users = np.repeat(np.arange(n_users, dtype=np.int32), lengths)
-        n_store_events = max(int(records["event"].max()) + 1, 1) if len(records) else 1
-        log_ = InteractionLog(users, records, n_users, n_store_events)
-        result = aggregate(log_, self.weights, now=time.time())
+        result, users, records = aggregate_rows(
+            rows, self.weights, time.time() if now is None else now
+        )
         hidden, confidence = result.hidden.tocsr(), result.confidence.tocsr()
 
         hidden_positions = self.catalog_positions(hidden.indices)
         strongest = _strongest(users, records, n_users)
-        vectors = self._fold_in(confidence, n_users)
+        vectors = None
+        if self.model is not None:
+            self.catalog_positions(np.zeros(0, dtype=np.int64))  # the table covers every id
+            table = self.store_positions
+            vectors = fold_in(
+                confidence,
+                self.model.item_factors,
+                self.model.column_scale,
+                self.catalog_factors,
+                table if table is not None else np.zeros(0, dtype=np.int64),
+            )
         out = []
         for user in range(n_users):
             span = hidden_positions[hidden.indptr[user] : hidden.indptr[user + 1]]
             vector = vectors[user] if vectors is not None and vectors[user].any() else None
             out.append((vector, span[span >= 0], strongest[user]))
         return out
-
-    def _fold_in(self, confidence: Any, n_users: int) -> npt.NDArray[np.float32] | None:
-        """Every user's vector: confidences times column scales times item vectors, summed.
-
-        Events newer than the model count through their catalog (content) vectors at once.
-        """
-        model = self.model
-        if model is None:
-            return None
-        item_factors = model.item_factors
-        n_model = item_factors.shape[0]
-        events, values, indptr = confidence.indices, confidence.data, confidence.indptr
-        known = events < n_model
-        safe = np.where(known, events, 0)
-        weights = np.where(known, values * model.column_scale[safe], 0).astype(np.float32)
-        vectors = np.zeros((n_users, item_factors.shape[1]), dtype=np.float32)
-        starts = indptr[:-1]
-        nonempty = np.flatnonzero(indptr[1:] > starts)
-        if len(nonempty):
-            # Empty rows contribute nothing, so each nonempty row's segment ends where the
-            # next nonempty row's begins.
-            contributions = weights[:, None] * item_factors[safe]
-            vectors[nonempty] = np.add.reduceat(contributions, starts[nonempty], axis=0)
-        new = np.flatnonzero(~known)
-        if len(new) and self.catalog_factors is not None:
-            positions = self.catalog_positions(events[new])
-            found = positions >= 0
-            owners = np.searchsorted(indptr, new[found], side="right") - 1
-            np.add.at(
-                vectors,
-                owners,
-                values[new[found]][:, None] * self.catalog_factors[positions[found]],
-            )
-        return vectors
 
 
 def _strongest(
@@ -215,6 +193,18 @@ def _strongest(
     return result
 
 
+def catalog_factors(
+    model: LoadedModel, catalog: Catalog
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Each catalog event's index in the model (-1: newer) and the vector it is scored with."""
+    index_of = {event_id: i for i, event_id in enumerate(model.event_ids)}
+    model_index = np.array(
+        [index_of.get(event_id, -1) for event_id in catalog.event_ids], dtype=np.int64
+    )
+    content = model.content_vectors(catalog.documents)
+    return model_index, catalog_vectors(model.item_factors, model.popularity, model_index, content)
+
+
 def build_state(
     store: Store,
     topic_events: str,
@@ -235,7 +225,11 @@ def build_state(
         catalog = previous.catalog
     else:
         catalog = Catalog.from_documents(store.entity_documents("events", topic_events))
-    store_event_ids = _store_event_ids(store, previous)
+    # Space indices below the model's size are model indices: a new model, a new space.
+    if previous is not None and previous.model is model and previous.event_space is not None:
+        space = previous.event_space
+    else:
+        space = EventSpace(list(model.event_ids) if model is not None else [])
 
     model_index = np.full(len(catalog), -1, dtype=np.int64)
     factors: npt.NDArray[np.float32] | None = None
@@ -250,17 +244,7 @@ def build_state(
         model_index, factors = previous.catalog_model_index, previous.catalog_factors
         reused = previous
     elif model is not None and len(catalog):
-        index_of = {event_id: i for i, event_id in enumerate(model.event_ids)}
-        model_index = np.array(
-            [index_of.get(event_id, -1) for event_id in catalog.event_ids], dtype=np.int64
-        )
-        content = model.content_vectors(catalog.documents)
-        known = model_index >= 0
-        collaborative = np.zeros_like(content)
-        collaborative[known] = model.item_factors[model_index[known]]
-        interactions = np.zeros(len(catalog), dtype=np.float64)
-        interactions[known] = model.popularity[model_index[known]]
-        factors = blend(collaborative, content, interactions, k0=CONTENT_BLEND_K0)
+        model_index, factors = catalog_factors(model, catalog)
 
     trending_source: bytes | None = store.client.get(store.keys.model_trending)
     if (
@@ -278,24 +262,18 @@ def build_state(
         catalog_factors=factors,
         catalog_model_index=model_index,
         trending=trending,
-        store_event_ids=store_event_ids,
+        store_event_ids=space.ids,
         catalog_version=catalog_version,
         model_version=version if model is not None else None,
         built_at=time.time(),
         trending_source=trending_source,
         by_norm=reused.by_norm if reused is not None else None,
         store_positions=previous.store_positions
-        if previous is not None and previous.catalog is catalog
+        if previous is not None and previous.catalog is catalog and previous.event_space is space
         else None,
+        event_space=space,
     )
     return state
-
-
-def _store_event_ids(store: Store, previous: ServingState | None) -> list[str]:
-    """The store's event ids; append-only, so only the tail past the previous list is read."""
-    if previous is None:
-        return store.event_ids()
-    return [*previous.store_event_ids, *store.event_ids(start=len(previous.store_event_ids))]
 
 
 def _trending(source: bytes | None, catalog: Catalog) -> npt.NDArray[np.float32]:

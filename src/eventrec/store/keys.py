@@ -2,8 +2,10 @@
 
 Keys that one atomic consumer step touches carry the hash tag of the step's Kafka
 partition (``{interactions.3.2}``: :func:`spread_tag`), so a step stays in one slot on
-Redis Cluster, and a topic's partitions are spread evenly over a cluster's masters. The id
-maps carry tags of their own (``{users}``, ``{events}``): their scripts touch only them.
+Redis Cluster: a partition's rows, its event index and its offset are written together
+(docs/design.md), and a topic's partitions are spread evenly over a cluster's masters.
+The owner map carries tags of its own (``{users.k}``, one per shard): its script touches
+one shard.
 """
 
 from __future__ import annotations
@@ -50,32 +52,17 @@ def spread_tag(base: str, index: int) -> str:
 class Keys:
     prefix: str
 
-    # -- id maps (each map: a hash id -> value, and a list index -> id) ------------------
+    # -- owners (a routing hint: which interactions partition holds a user's row) ------
 
     @property
-    def user_index(self) -> str:
-        """Hash user_id -> "index:partition" (the partition that holds the user's row)."""
-        return f"{self.prefix}:{{users}}:index"
-
-    @property
-    def user_ids(self) -> str:
-        """List: position = user index, value = user_id."""
-        return f"{self.prefix}:{{users}}:ids"
+    def owner(self) -> str:
+        """Hash user_id -> the interactions partition that owns the user's row (first claim)."""
+        return f"{self.prefix}:{{users}}:owner"
 
     @property
     def user_partitions(self) -> str:
-        """Set of the interactions partitions that hold user rows."""
+        """Set of the interactions partitions that own users."""
         return f"{self.prefix}:{{users}}:partitions"
-
-    @property
-    def event_index(self) -> str:
-        """Hash event_id -> index."""
-        return f"{self.prefix}:{{events}}:index"
-
-    @property
-    def event_ids(self) -> str:
-        """List: position = event index, value = event_id."""
-        return f"{self.prefix}:{{events}}:ids"
 
     # -- per partition -------------------------------------------------------------------
 
@@ -90,20 +77,31 @@ class Keys:
         """Hash of counters: processed, deduplicated, dead_lettered, batches."""
         return self._tagged(topic, partition, "stats")
 
-    def row(self, topic: str, partition: int, user: int) -> str:
-        """A user's interaction records, appended (see ``model.records``)."""
+    def row(self, topic: str, partition: int, user: str | int) -> str:
+        """A user's interaction records, appended (see ``model.records``); keyed by user id.
+
+        Their event indices are local to the partition (see :meth:`event_ids`).
+        """
         return self._tagged(topic, partition, f"row:{user}")
 
     def row_users(self, topic: str, partition: int) -> str:
-        """List of the user indices that have a row in this partition."""
+        """List of the user ids that have a row in this partition, in order of first record."""
         return self._tagged(topic, partition, "users")
 
-    def searches(self, topic: str, partition: int, user: int) -> str:
+    def event_index(self, topic: str, partition: int) -> str:
+        """Hash event_id -> the partition-local event index its records carry."""
+        return self._tagged(topic, partition, "event-index")
+
+    def event_ids(self, topic: str, partition: int) -> str:
+        """List: position = partition-local event index, value = event_id."""
+        return self._tagged(topic, partition, "event-ids")
+
+    def searches(self, topic: str, partition: int, user: str | int) -> str:
         """A user's recent search queries, newest first, capped."""
         return self._tagged(topic, partition, f"searches:{user}")
 
     def dedup(self, topic: str, partition: int, bucket: int) -> str:
-        """Set of interaction-id hashes seen in one de-duplication time bucket."""
+        """Set of (user, interaction id) hashes seen in one de-duplication time bucket."""
         return self._tagged(topic, partition, f"dedup:{bucket}")
 
     def catalog(self, topic: str, partition: int) -> str:
@@ -121,6 +119,57 @@ class Keys:
     def entity_partitions(self, topic: str) -> str:
         """Set of the partitions of a catalog/profile topic that hold entities."""
         return f"{self.prefix}:{{{topic}}}:partitions"
+
+    # -- attribution (per impressions partition; built by the attribution script) -------
+
+    def attribution_base(self, topic: str, partition: int) -> str:
+        """Prefix of a partition's attribution keys; the script appends:
+
+        ``shown:<user_id>`` (the user's impression records, ``model.impressions``),
+        ``pending:<user_id>`` (outcomes whose impression has not arrived),
+        ``outcome-dedup:<bucket>`` (set of (user, interaction_id) hashes),
+        ``exp:<code>:day:<day>`` (hash ``<variant>:<counter>`` of one day, days since
+        the epoch, counters ``impressions`` and ``<outcome>[:<position>]``) and
+        ``exp:<code>:v<variant>:<counter>`` (hash user_id -> count, experiments only).
+        """
+        return self._tagged(topic, partition, "")
+
+    def attribution_shown(self, topic: str, partition: int, user_id: str) -> str:
+        return self._tagged(topic, partition, f"shown:{user_id}")
+
+    def attribution_days(self, topic: str, partition: int, code: int) -> str:
+        """Glob of an experiment's per-day count hashes on one partition."""
+        return self._tagged(topic, partition, f"exp:{code}:day:*")
+
+    def attribution_day(self, topic: str, partition: int, code: int, day: int) -> str:
+        return self._tagged(topic, partition, f"exp:{code}:day:{day}")
+
+    def attribution_users(
+        self, topic: str, partition: int, code: int, variant: int, counter: str
+    ) -> str:
+        """Hash user_id -> count of one counter of one variant of an experiment."""
+        return self._tagged(topic, partition, f"exp:{code}:v{variant}:{counter}")
+
+    def attribution_partitions(self, topic: str) -> str:
+        """Set of the impressions partitions that hold attribution data."""
+        return f"{self.prefix}:{{{topic}}}:partitions"
+
+    # -- experiments (one hash tag: created, listed and stopped together) ---------------
+
+    @property
+    def experiments(self) -> str:
+        """Hash experiment name -> JSON definition (``schemas.impressions.Experiment``)."""
+        return f"{self.prefix}:{{experiments}}:definitions"
+
+    @property
+    def experiment_codes(self) -> str:
+        """Counter whose INCR numbers each new experiment (its compact code)."""
+        return f"{self.prefix}:{{experiments}}:codes"
+
+    @property
+    def experiments_version(self) -> str:
+        """Counter bumped on every change of the experiments; serving reloads on it."""
+        return f"{self.prefix}:{{experiments}}:version"
 
     # -- announcements -------------------------------------------------------------------
 

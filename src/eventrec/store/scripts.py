@@ -2,39 +2,40 @@
 
 from __future__ import annotations
 
-# Get-or-create ids. KEYS: index hash, ids list, [partitions set].
-# ARGV: partition ("" for maps without one), id...
-# Returns one value per id: "index" or "index:partition" (the partition recorded first).
-ASSIGN_IDS = """
+# Get-or-claim owners. KEYS: owner hash, partitions set. ARGV: partition, user id...
+# Returns one owner partition per user id: the first claim wins.
+CLAIM_OWNERS = """
 local partition = ARGV[1]
 local out = {}
+local claimed = false
 for i = 2, #ARGV do
-  local value = redis.call('HGET', KEYS[1], ARGV[i])
-  if not value then
-    local index = redis.call('RPUSH', KEYS[2], ARGV[i]) - 1
-    if partition == '' then
-      value = tostring(index)
-    else
-      value = index .. ':' .. partition
-    end
-    redis.call('HSET', KEYS[1], ARGV[i], value)
+  local owner = redis.call('HGET', KEYS[1], ARGV[i])
+  if not owner then
+    redis.call('HSET', KEYS[1], ARGV[i], partition)
+    owner = partition
+    claimed = true
   end
-  out[#out + 1] = value
+  out[#out + 1] = tonumber(owner)
 end
-if KEYS[3] and partition ~= '' then
-  redis.call('SADD', KEYS[3], partition)
+if claimed then
+  redis.call('SADD', KEYS[2], partition)
 end
 return out
 """
 
 # One batch of one interactions partition, exactly once.
 # KEYS: offset, stats, row-users list, dedup bucket (current), dedup bucket (previous),
+#       event index hash, event ids list,
 #       then n_rows row keys, then n_search search keys.
 # ARGV: expected offset, next offset, dedup ttl, n_rows, n_search keys, search cap,
 #       compaction threshold (bytes), dead-lettered count,
 #       record payloads (12 bytes each), record slots (2 bytes each, big endian,
 #       1-based row slot), record id hashes (8 bytes each, all "\0" = no de-dup),
-#       row user indices (n_rows values), then per search: slot, id hash, query.
+#       routed count, n_events, then n_events event ids (every event the batch's valid
+#       messages name, in offset order: each gets its partition-local index here),
+#       row user ids (n_rows values), then per search: slot, id hash, query.
+# With n_events > 0 a record's first 4 bytes hold a 1-based position in the event ids,
+# replaced by the event's local index; with n_events = 0 records are written unchanged.
 # Returns {status, applied, duplicates, compaction slots...}; status 0 = fenced.
 APPLY_INTERACTIONS = """
 local stored = redis.call('GET', KEYS[1])
@@ -47,10 +48,26 @@ local search_cap = tonumber(ARGV[6])
 local threshold = tonumber(ARGV[7])
 local dead = tonumber(ARGV[8])
 local payloads, slots, hashes = ARGV[9], ARGV[10], ARGV[11]
+local routed = tonumber(ARGV[12])
+local n_events = tonumber(ARGV[13])
 local n_records = #slots / 2
 local no_hash = string.rep('\\0', 8)
+local first_row_key = 8
 local pieces = {}
 local applied, duplicates = 0, 0
+
+local local_index = {}
+for e = 1, n_events do
+  local id = ARGV[13 + e]
+  local index = redis.call('HGET', KEYS[6], id)
+  if not index then
+    index = redis.call('RPUSH', KEYS[7], id) - 1
+    redis.call('HSET', KEYS[6], id, index)
+  end
+  index = tonumber(index)
+  local_index[e] = string.char(index % 256, math.floor(index / 256) % 256,
+    math.floor(index / 65536) % 256, math.floor(index / 16777216) % 256)
+end
 
 local function fresh(hash)
   if hash == no_hash then return true end
@@ -64,21 +81,27 @@ for i = 0, n_records - 1 do
     local slot = string.byte(slots, i * 2 + 1) * 256 + string.byte(slots, i * 2 + 2)
     local list = pieces[slot]
     if not list then list = {}; pieces[slot] = list end
-    list[#list + 1] = string.sub(payloads, i * 12 + 1, i * 12 + 12)
+    local record = string.sub(payloads, i * 12 + 1, i * 12 + 12)
+    if n_events > 0 then
+      local b1, b2, b3, b4 = string.byte(record, 1, 4)
+      record = local_index[b1 + b2 * 256 + b3 * 65536 + b4 * 16777216] .. string.sub(record, 5)
+    end
+    list[#list + 1] = record
     applied = applied + 1
   else
     duplicates = duplicates + 1
   end
 end
 
+local users_base = 13 + n_events
 local compact = {}
 for slot, list in pairs(pieces) do
   local chunk = table.concat(list)
-  local key = KEYS[5 + slot]
+  local key = KEYS[first_row_key - 1 + slot]
   local length = redis.call('APPEND', key, chunk)
   local before = length - #chunk
   if before == 0 then
-    redis.call('RPUSH', KEYS[3], ARGV[11 + slot])
+    redis.call('RPUSH', KEYS[3], ARGV[users_base + slot])
   end
   if length >= threshold then
     local step = threshold
@@ -87,12 +110,12 @@ for slot, list in pairs(pieces) do
   end
 end
 
-local base = 11 + n_rows
+local base = users_base + n_rows
 for j = 0, (#ARGV - base) / 3 - 1 do
   local slot = tonumber(ARGV[base + j * 3 + 1])
   local hash = ARGV[base + j * 3 + 2]
   if fresh(hash) then
-    local key = KEYS[5 + n_rows + slot]
+    local key = KEYS[first_row_key - 1 + n_rows + slot]
     -- A cap of 0 keeps no query (LTRIM to -1 would keep them all).
     if search_cap > 0 then
       redis.call('LPUSH', key, ARGV[base + j * 3 + 3])
@@ -111,6 +134,7 @@ redis.call('SET', KEYS[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'processed', applied)
 redis.call('HINCRBY', KEYS[2], 'deduplicated', duplicates)
 redis.call('HINCRBY', KEYS[2], 'dead_lettered', dead)
+redis.call('HINCRBY', KEYS[2], 'routed', routed)
 redis.call('HINCRBY', KEYS[2], 'batches', 1)
 local out = {1, applied, duplicates}
 for _, slot in ipairs(compact) do out[#out + 1] = slot end

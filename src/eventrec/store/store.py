@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,16 +25,32 @@ EVICTING_POLICIES_OK = ("noeviction",)
 SNAPSHOT_CHUNK = 2000
 
 
-def user_location(value: bytes) -> tuple[int, int]:
-    """(index, row partition) from a value of the user id map (``b"index:partition"``)."""
-    index, partition = value.split(b":")
-    return int(index), int(partition)
-
-
 def interaction_hash(interaction_id: str) -> bytes:
-    """The 8-byte de-duplication key of an ``interaction_id`` (never all zero)."""
+    """The 8-byte hash of one string (never all zero); see :func:`dedup_hash`."""
     digest = hashlib.blake2b(interaction_id.encode("utf-8"), digest_size=8).digest()
     return digest if digest != NO_HASH else b"\0" * 7 + b"\1"
+
+
+def dedup_hash(user_id: str, interaction_id: str) -> bytes:
+    """The de-duplication key of an interaction: (user, ``interaction_id``), 8 bytes.
+
+    Producers choose ids; two users who pick the same one must both count.
+    """
+    return interaction_hash(f"{user_id}\x1f{interaction_id}")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every user's records with dense indices, and what those indices name.
+
+    ``log.user`` indexes ``user_ids`` and ``log.records["event"]`` indexes ``event_ids``;
+    ``taken_at`` is the wall-clock instant the snapshot started (decays anchor to it).
+    """
+
+    log: InteractionLog
+    user_ids: list[str]
+    event_ids: list[str]
+    taken_at: float
 
 
 @dataclass
@@ -47,14 +64,18 @@ class InteractionBatch:
     payloads: list[bytes] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)
     hashes: list[bytes] = field(default_factory=list)
-    row_users: list[int] = field(default_factory=list)
+    row_users: list[str | int] = field(default_factory=list)
     searches: list[tuple[int, bytes, str]] = field(default_factory=list)
-    search_users: list[int] = field(default_factory=list)
+    search_users: list[str | int] = field(default_factory=list)
     dead_lettered: int = 0
-    _row_slot: dict[int, int] = field(default_factory=dict)
-    _search_slot: dict[int, int] = field(default_factory=dict)
+    routed: int = 0
+    # Every event the batch's valid messages name, in offset order. When set, each
+    # record's event field holds a 1-based position in it, resolved by the step.
+    event_ids: list[str] = field(default_factory=list)
+    _row_slot: dict[str | int, int] = field(default_factory=dict)
+    _search_slot: dict[str | int, int] = field(default_factory=dict)
 
-    def add_record(self, user: int, payload: bytes, id_hash: bytes) -> None:
+    def add_record(self, user: str | int, payload: bytes, id_hash: bytes) -> None:
         slot = self._row_slot.get(user)
         if slot is None:
             self.row_users.append(user)
@@ -63,7 +84,9 @@ class InteractionBatch:
         self.slots.append(slot)
         self.hashes.append(id_hash)
 
-    def add_records(self, users: Sequence[int], records: bytes, id_hashes: Sequence[bytes]) -> None:
+    def add_records(
+        self, users: Sequence[str | int], records: bytes, id_hashes: Sequence[bytes]
+    ) -> None:
         """Add many packed records at once; ``users[i]`` owns the i-th record."""
         for user in users:
             if user not in self._row_slot:
@@ -73,7 +96,7 @@ class InteractionBatch:
         self.slots.extend(self._row_slot[user] for user in users)
         self.hashes.extend(id_hashes)
 
-    def add_search(self, user: int, query: str, id_hash: bytes) -> None:
+    def add_search(self, user: str | int, query: str, id_hash: bytes) -> None:
         slot = self._search_slot.get(user)
         if slot is None:
             self.search_users.append(user)
@@ -86,6 +109,7 @@ class StepResult:
     applied: int
     duplicates: int
     compacted: int = 0
+    routed: int = 0
 
 
 class Store:
@@ -106,13 +130,11 @@ class Store:
         self.dedup_window_seconds = dedup_window_seconds
         self.search_cap = search_cap
         self.compact_threshold_bytes = compact_threshold_bytes
-        self._assign = client.register_script(scripts.ASSIGN_IDS)
+        self._claim_owners = client.register_script(scripts.CLAIM_OWNERS)
         self._apply_interactions = client.register_script(scripts.APPLY_INTERACTIONS)
         self._apply_entities = client.register_script(scripts.APPLY_ENTITIES)
         self._replace_row = client.register_script(scripts.REPLACE_ROW)
         self._reset_offset = client.register_script(scripts.RESET_OFFSET)
-        self._users: dict[str, tuple[int, int]] = {}
-        self._events: dict[str, int] = {}
 
     # -- checks --------------------------------------------------------------------------
 
@@ -130,46 +152,42 @@ class Store:
                     f"Run: CONFIG SET maxmemory-policy noeviction"
                 )
 
-    # -- id maps -------------------------------------------------------------------------
+    # -- owners and partition-local event ids (nothing here is cached) -----------------
 
-    def user_indices(self, user_ids: Sequence[str], partition: int) -> list[tuple[int, int]]:
-        """(index, row partition) of each user, created on first sight with ``partition``."""
-        missing = list(dict.fromkeys(u for u in user_ids if u not in self._users))
-        if missing:
-            values = self._assign(
-                keys=[self.keys.user_index, self.keys.user_ids, self.keys.user_partitions],
-                args=[str(partition), *missing],
-            )
-            for user_id, value in zip(missing, values, strict=True):
-                self._users[user_id] = user_location(value)
-        return [self._users[u] for u in user_ids]
+    def claim_owners(self, user_ids: Sequence[str], partition: int) -> list[int]:
+        """The owner partition of each user; users never seen are claimed for ``partition``."""
+        distinct = list(dict.fromkeys(user_ids))
+        if not distinct:
+            return []
+        owners = self._claim_owners(
+            keys=[self.keys.owner, self.keys.user_partitions], args=[partition, *distinct]
+        )
+        found = dict(zip(distinct, (int(o) for o in owners), strict=True))
+        return [found[u] for u in user_ids]
 
-    def event_indices(self, event_ids: Sequence[str]) -> list[int]:
-        """The dense index of each event id, created on first sight."""
-        missing = list(dict.fromkeys(e for e in event_ids if e not in self._events))
-        if missing:
-            values = self._assign(
-                keys=[self.keys.event_index, self.keys.event_ids], args=["", *missing]
-            )
-            for event_id, value in zip(missing, values, strict=True):
-                self._events[event_id] = int(value)
-        return [self._events[e] for e in event_ids]
-
-    def find_user(self, user_id: str) -> tuple[int, int] | None:
-        """(index, row partition) of a known user, or None."""
-        value = self.client.hget(self.keys.user_index, user_id)
-        return None if value is None else user_location(value)
-
-    def find_event(self, event_id: str) -> int | None:
-        value = self.client.hget(self.keys.event_index, event_id)
+    def find_owner(self, user_id: str) -> int | None:
+        """The partition that owns a user's row, or None for a user never seen."""
+        value = self.client.hget(self.keys.owner, user_id)
         return None if value is None else int(value)
 
-    def event_ids(self, start: int = 0) -> list[str]:
-        """Event ids by index, from ``start`` (the list only grows)."""
-        return [raw.decode() for raw in self.client.lrange(self.keys.event_ids, start, -1)]
-
     def user_ids(self) -> list[str]:
-        return [raw.decode() for raw in self.client.lrange(self.keys.user_ids, 0, -1)]
+        """Every user id that has an owner (a row, searches, or a routed interaction)."""
+        return [raw.decode() for raw in self.client.hkeys(self.keys.owner)]
+
+    def owner_partitions(self) -> list[int]:
+        """The interactions partitions that own users, ascending."""
+        return sorted(int(p) for p in self.client.smembers(self.keys.user_partitions))
+
+    def partition_event_ids(self, topic: str, partition: int, start: int = 0) -> list[str]:
+        """A partition's event ids by local index, from ``start``."""
+        raw = self.client.lrange(self.keys.event_ids(topic, partition), start, -1)
+        return [value.decode() for value in raw]
+
+    def partition_users(self, topic: str, partition: int) -> list[str]:
+        """The user ids with a row on a partition, in order of their first record."""
+        return [
+            raw.decode() for raw in self.client.lrange(self.keys.row_users(topic, partition), 0, -1)
+        ]
 
     # -- offsets -------------------------------------------------------------------------
 
@@ -216,6 +234,8 @@ class Store:
         bucket = int(now) // window
         row_keys = [keys.row(topic, partition, user) for user in batch.row_users]
         search_keys = [keys.searches(topic, partition, user) for user in batch.search_users]
+        if len(batch.event_ids) >= 2**32:
+            raise ValueError("too many events in one batch")
         args: list[Any] = [
             batch.expected_offset,
             batch.next_offset,
@@ -228,6 +248,9 @@ class Store:
             b"".join(batch.payloads),
             np.asarray(batch.slots, dtype=">u2").tobytes(),
             b"".join(batch.hashes),
+            batch.routed,
+            len(batch.event_ids),
+            *batch.event_ids,
             *batch.row_users,
         ]
         for slot, id_hash, query in batch.searches:
@@ -239,6 +262,8 @@ class Store:
                 keys.row_users(topic, partition),
                 keys.dedup(topic, partition, bucket),
                 keys.dedup(topic, partition, bucket - 1),
+                keys.event_index(topic, partition),
+                keys.event_ids(topic, partition),
                 *row_keys,
                 *search_keys,
             ],
@@ -254,7 +279,12 @@ class Store:
             for slot in result[3:]:
                 if self.compact_row(row_keys[int(slot) - 1], compact):
                     compacted += 1
-        return StepResult(applied=int(result[1]), duplicates=int(result[2]), compacted=compacted)
+        return StepResult(
+            applied=int(result[1]),
+            duplicates=int(result[2]),
+            compacted=compacted,
+            routed=batch.routed,
+        )
 
     def compact_row(self, key: str, compact: Callable[[np.ndarray], np.ndarray]) -> bool:
         """Rewrite one row compacted, unless it changed meanwhile (then the next batch will)."""
@@ -303,6 +333,33 @@ class Store:
             )
         return StepResult(applied=int(result[1]) + int(result[2]), duplicates=0)
 
+    def remove_entity_copies(
+        self, kind: str, topic: str, partition: int, entity_ids: Sequence[str]
+    ) -> int:
+        """Delete these ids from every partition of the topic but ``partition``.
+
+        Keyed messages of an entity all land on one partition; a copy elsewhere was left by
+        a keyless message and would outlive the entity's deletion. Idempotent.
+        """
+        others = [
+            int(p)
+            for p in self.client.smembers(self.keys.entity_partitions(topic))
+            if int(p) != partition
+        ]
+        if not others or not entity_ids:
+            return 0
+        # No announcement of its own: the step that follows bumps the topic's version.
+        pipe = self.client.pipeline(transaction=False)
+        for other in others:
+            key = (
+                self.keys.catalog(topic, other)
+                if kind == "events"
+                else self.keys.profiles(topic, other)
+            )
+            pipe.hdel(key, *entity_ids)
+        removed = sum(int(n) for n in pipe.execute())
+        return removed
+
     def entity_documents(self, kind: str, topic: str) -> dict[str, bytes]:
         """Every stored event (``kind="events"``) or profile (``"users"``): id -> JSON."""
         partitions = sorted(
@@ -343,36 +400,40 @@ class Store:
     # -- reading rows --------------------------------------------------------------------
 
     def user_row(self, topic: str, user_id: str) -> tuple[int, np.ndarray] | None:
-        """(user index, records) of one user, or None for a user with no row."""
-        found = self.find_user(user_id)
-        if found is None:
+        """(owner partition, records) of one user, or None for a user never seen.
+
+        The records' event indices are local to the partition: see
+        :meth:`partition_event_ids`.
+        """
+        partition = self.find_owner(user_id)
+        if partition is None:
             return None
-        index, partition = found
-        row = self.client.get(self.keys.row(topic, partition, index))
-        return index, unpack_row(row or b"")
+        row = self.client.get(self.keys.row(topic, partition, user_id))
+        return partition, unpack_row(row or b"")
 
     def user_searches(self, topic: str, user_id: str) -> list[str]:
-        found = self.find_user(user_id)
-        if found is None:
+        partition = self.find_owner(user_id)
+        if partition is None:
             return []
-        index, partition = found
-        return [
-            q.decode()
-            for q in self.client.lrange(self.keys.searches(topic, partition, index), 0, -1)
-        ]
+        key = self.keys.searches(topic, partition, user_id)
+        return [q.decode() for q in self.client.lrange(key, 0, -1)]
 
-    def snapshot(self, topic: str) -> InteractionLog:
-        """Every user's records as one :class:`InteractionLog`, read in pipelined chunks.
+    def snapshot(self, topic: str) -> Snapshot:
+        """Every user's records with dense indices, read partition by partition.
 
-        On a cluster the partitions are read node by node, the nodes in parallel.
+        Per partition the rows are read first, then its event ids (which only grow while
+        nothing is lost), so every local index a row holds is in the list read after it.
+        A user with rows on two partitions is one user. On a cluster each partition (one
+        slot) is read from its node with pipelined MGETs, the nodes in parallel.
         """
-        partitions = sorted(int(p) for p in self.client.smembers(self.keys.user_partitions))
+        taken_at = time.time()
+        partitions = self.owner_partitions()
 
-        def read(node: Any, i: int) -> tuple[np.ndarray, list[bytes]]:
+        def read(node: Any, i: int) -> tuple[list[str], list[bytes], list[str]]:
             partition = partitions[i]
-            users = np.array(
-                node.lrange(self.keys.row_users(topic, partition), 0, -1), dtype=np.int64
-            )
+            users = [
+                raw.decode() for raw in node.lrange(self.keys.row_users(topic, partition), 0, -1)
+            ]
             rows: list[bytes] = []
             for start in range(0, len(users), SNAPSHOT_CHUNK * 8):
                 pipe = node.pipeline(transaction=False)
@@ -380,26 +441,52 @@ class Store:
                 for part in range(0, len(chunk_users), SNAPSHOT_CHUNK):
                     pipe.mget(
                         [
-                            self.keys.row(topic, partition, int(u))
+                            self.keys.row(topic, partition, u)
                             for u in chunk_users[part : part + SNAPSHOT_CHUNK]
                         ]
                     )
                 rows.extend(row or b"" for found in pipe.execute() for row in found)
-            return users, rows
+            local_events = [
+                raw.decode() for raw in node.lrange(self.keys.event_ids(topic, partition), 0, -1)
+            ]
+            return users, rows, local_events
 
-        tags = [self.keys.row_users(topic, p) for p in partitions]
+        user_position: dict[str, int] = {}
+        event_position: dict[str, int] = {}
         user_chunks: list[np.ndarray] = []
-        row_chunks: list[bytes] = []
-        for users, rows in per_node(self.client, tags, read):
+        record_chunks: list[np.ndarray] = []
+        tags = [self.keys.row_users(topic, p) for p in partitions]
+        for partition, (users, rows, local_events) in zip(
+            partitions, per_node(self.client, tags, read), strict=True
+        ):
+            dense_event = np.fromiter(
+                (event_position.setdefault(e, len(event_position)) for e in local_events),
+                dtype=np.int64,
+                count=len(local_events),
+            )
+            dense_user = np.fromiter(
+                (user_position.setdefault(u, len(user_position)) for u in users),
+                dtype=np.int64,
+                count=len(users),
+            )
             lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-            user_chunks.append(np.repeat(users, lengths // RECORD_SIZE))
-            row_chunks.append(b"".join(rows))
-        # Id maps only grow: read their sizes after the rows, so every index is inside them.
-        n_users = int(self.client.llen(self.keys.user_ids))
-        n_events = int(self.client.llen(self.keys.event_ids))
-        records = np.frombuffer(b"".join(row_chunks), dtype=RECORD_DTYPE)
+            records = np.frombuffer(b"".join(rows), dtype=RECORD_DTYPE).copy()
+            if len(records) and int(records["event"].max()) >= len(dense_event):
+                raise ValueError(
+                    f"{topic}[{partition}]: a row names an event index past the partition's "
+                    f"{len(dense_event)} event ids"
+                )
+            records["event"] = dense_event[records["event"]]
+            user_chunks.append(np.repeat(dense_user, lengths // RECORD_SIZE))
+            record_chunks.append(records)
+        records = (
+            np.concatenate(record_chunks) if record_chunks else np.zeros(0, dtype=RECORD_DTYPE)
+        )
         user = np.concatenate(user_chunks) if user_chunks else np.zeros(0, np.int64)
-        return InteractionLog(user.astype(np.int32), records, n_users, n_events)
+        log_ = InteractionLog(
+            user.astype(np.int32), records, len(user_position), len(event_position)
+        )
+        return Snapshot(log_, list(user_position), list(event_position), taken_at)
 
     def memory_usage(self, pattern_names: Iterable[str]) -> int:
         """Bytes Redis reports for the given keys (MEMORY USAGE), for benchmarks."""

@@ -28,7 +28,8 @@ from eventrec.store.keys import Keys
 from eventrec.store.store import Store
 
 if TYPE_CHECKING:  # scikit-learn costs a second at start-up; only loading a model needs it
-    from eventrec.model.content import ContentMap, EventFeaturizer
+    from eventrec.model.content import EventFeaturizer
+    from eventrec.model.content_map import ContentMap
     from eventrec.model.recommender import EventrecModel
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "checksum",
     "current_version",
     "data_marker",
-    "event_content",
     "export_version",
     "import_version",
     "list_versions",
@@ -169,26 +169,6 @@ def _decode_array(version: str, name: str, data: bytes, entry: Mapping[str, Any]
     return array
 
 
-def event_content(document: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
-    """The content-feature input of :class:`EventFeaturizer` from a stored event's JSON."""
-    event = json.loads(document) if isinstance(document, bytes | str) else dict(document)
-    content: dict[str, Any] = {
-        "category": event.get("category"),
-        "tags": event.get("tags") or [],
-        "city": event.get("city"),
-    }
-    price = event.get("price")
-    if isinstance(price, Mapping):
-        content["price"] = price.get("amount")
-    starts_at = event.get("starts_at")
-    if starts_at:
-        moment = datetime.fromisoformat(str(starts_at).replace("Z", "+00:00"))
-        content["starts_at"] = int(moment.timestamp())
-        offset = moment.utcoffset()
-        content["utc_offset_s"] = int(offset.total_seconds()) if offset else 0
-    return content
-
-
 @dataclass(frozen=True)
 class LoadedModel:
     """A checked model version, ready for serving.
@@ -238,6 +218,8 @@ class LoadedModel:
         -------
         ndarray of shape (len(documents), n_factors), float32
         """
+        from eventrec.model.content import event_content
+
         features = self.featurizer.transform([event_content(d) for d in documents])
         return self.content_map.predict(features)
 
@@ -386,9 +368,11 @@ def list_versions(store_or_client: Any, prefix: str | None = None) -> list[dict[
 
 
 def prune_versions(store_or_client: Any, keep: int, prefix: str | None = None) -> list[str]:
-    """Delete all but the newest ``keep`` versions, never the current one; the deleted."""
+    """Delete all but the newest ``keep`` versions, never the current one nor one that a
+    running experiment's variant serves; the deleted."""
     client, keys = _client(store_or_client), _keys(store_or_client, prefix)
     keep = max(1, keep)
+    in_experiments = _experiment_versions(client, keys)
     with client.pipeline(transaction=True) as pipe:
         while True:
             try:
@@ -397,7 +381,9 @@ def prune_versions(store_or_client: Any, keep: int, prefix: str | None = None) -
                 versions = [v.decode() for v in pipe.zrange(keys.model_versions, 0, -1)]
                 current = pipe.get(keys.model_current)
                 current_name = None if current is None else current.decode()
-                doomed = [v for v in versions[:-keep] if v != current_name]
+                doomed = [
+                    v for v in versions[:-keep] if v != current_name and v not in in_experiments
+                ]
                 if not doomed:
                     pipe.unwatch()
                     return []
@@ -409,6 +395,18 @@ def prune_versions(store_or_client: Any, keep: int, prefix: str | None = None) -
                 return doomed
             except redis.WatchError:
                 continue
+
+
+def _experiment_versions(client: Any, keys: Keys) -> set[str]:
+    """Model versions pinned by the variants of running experiments (``store.experiments``)."""
+    versions: set[str] = set()
+    for raw in client.hvals(keys.experiments):
+        document = json.loads(raw)
+        if document.get("status") == "running":
+            versions.update(
+                v["model_version"] for v in document.get("variants", ()) if v.get("model_version")
+            )
+    return versions
 
 
 def load_version(
@@ -444,7 +442,8 @@ def load_version(
 
 
 def _assemble(version: str, metadata: dict[str, Any], raw: Mapping[str, bytes]) -> LoadedModel:
-    from eventrec.model.content import ContentMap, EventFeaturizer
+    from eventrec.model.content import EventFeaturizer
+    from eventrec.model.content_map import ContentMap
     from eventrec.model.recommender import EventrecModel
 
     layout = metadata["arrays"]

@@ -136,12 +136,20 @@ def register(commands: Any) -> argparse.ArgumentParser:
         default=None,
         help="cap publishing at this many msg/s; when unset, as fast as the broker takes them",
     )
+    from eventrec.experiments.command import add_simulation_arguments
+
+    add_simulation_arguments(parser)
     parser.set_defaults(handler=handle, json_logs=False)
     return parser
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     from eventrec.synth.platform import generate
+
+    if args.simulate_experiment:
+        from eventrec.experiments.command import simulate
+
+        return simulate(args, settings)
 
     now = args.now or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     try:

@@ -1,13 +1,23 @@
 """One fit, store-free: a snapshot in, the arrays and metadata of a model version out.
 
-Search and refit (``EventrecModel``), the content map over the catalog, trending scores,
-a rating predictor's RMSE on held-back ratings, and the publish gate: a model is only
-published when it beats popularity on the validation split, unless there are too few
-validation users to tell (then it is published with ``gated: false``).
+Validation replays time inside the training data: a cut ``validation_days`` before the
+snapshot's latest interaction, the protocol of ``eventrec evaluate --split time``
+(:mod:`eventrec.model.timecut`: candidates on sale at the cut, what users booked, saved
+or rated well in the days after it). The search (``EventrecSearch``) picks its
+configuration there; that configuration is then fitted on the records before the cut and
+scored as serving would answer at the cut (content-mapped vectors of new events
+included), beside trending (its half-life tuned one window earlier) and the current
+version's configuration refitted on the same records. The gate publishes only a version
+that beats trending and is not worse than the current configuration, each by a paired
+bootstrap over the validation users at 95 %; with no current version, or one of an older
+kind, only trending gates; with too few validation users it publishes ``gated: false``.
+What is published is the validated configuration refitted on all data, with a content map
+and trending at the snapshot's end.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -16,28 +26,45 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from eventrec.model.aggregate import aggregate
-from eventrec.model.content import ContentMap, EventFeaturizer
+from eventrec.evaluation.time_protocol import (
+    ServedEventrec,
+    ServedOptions,
+    TimeContext,
+    TimeModel,
+    TimePopularity,
+    Trending,
+    documents_at,
+    rank,
+)
+from eventrec.model.aggregate import InteractionWeights, aggregate
+from eventrec.model.content_map import ContentMap
 from eventrec.model.errors import ModelFitError
 from eventrec.model.metrics import rmse
 from eventrec.model.rating import BiasedRatingPredictor
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.records import (
-    TYPE_BOOKING,
-    TYPE_BOOKING_CANCELLED,
     TYPE_RATING,
-    TYPE_SAVE,
-    TYPE_VIEW,
     InteractionLog,
 )
-from eventrec.store.versions import event_content
+from eventrec.model.search import EventrecSearch
+from eventrec.model.timecut import (
+    EventDates,
+    TimeCut,
+    bootstrap_difference,
+    time_cut,
+    time_cut_metrics,
+)
+from eventrec.model.trending import trending_scores
+from eventrec.model.version import fit_served
 
 __all__ = [
     "MIN_GATE_USERS",
+    "MODEL_KIND",
+    "Comparison",
     "FitOptions",
     "FittedVersion",
+    "event_dates",
     "fit_version",
     "publish_gate",
     "trending_scores",
@@ -46,16 +73,11 @@ __all__ = [
 log = logging.getLogger("eventrec.trainer")
 
 MIN_GATE_USERS = 50
+# Versions whose metadata carry this kind were validated and gated on a time cut.
+MODEL_KIND = "pure_svd+content_map, time-gated"
+GATE_CONFIDENCE = 0.95
+GATE_RESAMPLES = 1000
 SECONDS_PER_DAY = 86_400.0
-# Trending: a booking counts fully, a save a little, a view barely; cancellations undo.
-TRENDING_WEIGHTS = {
-    TYPE_BOOKING: 1.0,
-    TYPE_BOOKING_CANCELLED: -1.0,
-    TYPE_SAVE: 0.3,
-    TYPE_VIEW: 0.05,
-}
-# Events need this many users before their collaborative vector teaches the content map.
-CONTENT_MIN_USERS = 3
 RATING_HOLDOUT = 0.1
 RATING_SAMPLE = 100_000
 # Validation users scored per grid point shrink as the catalogue grows (cells per point).
@@ -71,6 +93,9 @@ class FitOptions:
     max_validation_users: int = 5_000
     max_factor_cells: int | None = 640_000_000
     trending_half_life_days: float = 7.0
+    validation_days: float = 7.0
+    min_records: int = 1
+    hide_viewed: bool = False
     random_state: int = 0
 
 
@@ -85,81 +110,107 @@ class FittedVersion:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def publish_gate(
-    n_validation_users: int, model_ndcg: float, popularity_ndcg: float
-) -> tuple[bool, bool, str]:
-    """(publish, gated, reason): publish only a model that beats popularity on validation.
+@dataclass(frozen=True)
+class Comparison:
+    """Validation NDCG@10 of the model against another, paired per user, with its interval."""
 
-    With fewer than :data:`MIN_GATE_USERS` validation users the comparison means nothing:
-    publish, marked ``gated: false``.
+    against: str
+    model_ndcg: float
+    other_ndcg: float
+    difference: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, against: str, model: np.ndarray, other: np.ndarray, seed: int) -> Comparison:
+        difference, low, high = bootstrap_difference(
+            model, other, GATE_RESAMPLES, GATE_CONFIDENCE, seed
+        )
+        return cls(against, float(np.mean(model)), float(np.mean(other)), difference, low, high)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "against": self.against,
+            "ndcg@10": _finite(self.model_ndcg),
+            "other_ndcg@10": _finite(self.other_ndcg),
+            "difference": _finite(self.difference),
+            "interval": [_finite(self.low), _finite(self.high)],
+            "confidence": GATE_CONFIDENCE,
+        }
+
+    def __str__(self) -> str:
+        return (
+            f"NDCG@10 {self.model_ndcg:.4f} vs {self.against}'s {self.other_ndcg:.4f} "
+            f"(difference {self.difference:+.4f}, {GATE_CONFIDENCE:.0%} interval "
+            f"[{self.low:+.4f}, {self.high:+.4f}])"
+        )
+
+
+def publish_gate(
+    n_validation_users: int, versus_trending: Comparison, versus_current: Comparison | None
+) -> tuple[bool, bool, str]:
+    """(publish, gated, reason): publish only a model that beats trending and is not worse
+    than the current configuration.
+
+    Beating trending means the whole bootstrap interval of the difference is above zero;
+    worse than the current configuration means the whole interval is below zero (a
+    difference within the margin is accepted). With fewer than :data:`MIN_GATE_USERS`
+    validation users the comparison means nothing: publish, marked ``gated: false``.
     """
+    users = f"over {n_validation_users} validation users"
     if n_validation_users < MIN_GATE_USERS:
         return (
             True,
             False,
             f"{n_validation_users} validation users (< {MIN_GATE_USERS}): too few to compare "
-            f"with popularity, published ungated",
+            f"with trending, published ungated",
         )
-    if model_ndcg > popularity_ndcg:
+    if not versus_trending.low > 0:
+        return False, True, f"does not beat trending: {versus_trending} {users}"
+    if versus_current is not None and versus_current.high < 0:
         return (
+            False,
             True,
-            True,
-            f"validation NDCG@10 {model_ndcg:.4f} beats popularity's {popularity_ndcg:.4f} "
-            f"over {n_validation_users} users",
+            f"worse than the current version's configuration refitted on the same data: "
+            f"{versus_current} {users}",
         )
-    return (
-        False,
-        True,
-        f"validation NDCG@10 {model_ndcg:.4f} does not beat popularity's "
-        f"{popularity_ndcg:.4f} over {n_validation_users} users: keeping the current version",
-    )
+    reason = f"beats trending: {versus_trending}"
+    if versus_current is not None:
+        reason += f"; not worse than the current configuration: {versus_current}"
+    return True, True, reason + f" {users}"
 
 
-def trending_scores(
-    log: InteractionLog, now: float | None = None, half_life_days: float = 7.0
-) -> npt.NDArray[np.float32]:
-    """Per event: recent bookings (minus cancellations), saves and views, decayed.
+def event_dates(documents: Sequence[Mapping[str, Any] | None]) -> EventDates:
+    """Publication, start and cancellation of each event from its catalogue document."""
 
-    Each record weighs ``TRENDING_WEIGHTS[type] * 0.5 ** (age_days / half_life_days)``;
-    ``now`` defaults to the latest record, so a quiet week does not zero every score.
-    Returns shape (n_events,), never negative.
-    """
-    if not len(log):
-        return np.zeros(log.n_events, dtype=np.float32)
-    times = log.records["time"].astype(np.float64)
-    reference = float(times.max()) if now is None else float(now)
-    kinds = log.records["type"]
-    weight = np.zeros(len(log), dtype=np.float64)
-    for kind, value in TRENDING_WEIGHTS.items():
-        weight[kinds == kind] = value
-    age_days = np.maximum(reference - times, 0.0) / SECONDS_PER_DAY
-    weight *= 0.5 ** (age_days / half_life_days)
-    scores = np.bincount(log.records["event"], weights=weight, minlength=log.n_events)
-    return np.maximum(scores, 0.0).astype(np.float32)
+    def epoch(value: Any) -> float:
+        if not value:
+            return float("nan")
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
-
-def fit_content(
-    event_ids: Sequence[str],
-    documents: Mapping[str, bytes],
-    item_factors: np.ndarray,
-    popularity: np.ndarray,
-) -> tuple[EventFeaturizer, ContentMap, dict[str, Any]]:
-    """The content featurizer and ridge map of a version, taught on well-known events."""
-    contents = []
-    for event_id in event_ids:
-        document = documents.get(event_id)
+    published = np.full(len(documents), np.nan)
+    starts = np.full(len(documents), np.nan)
+    cancelled = np.zeros(len(documents), dtype=bool)
+    for index, document in enumerate(documents):
+        if document is None:
+            continue
         try:
-            contents.append(event_content(document) if document is not None else {})
-        except (ValueError, TypeError):
-            contents.append({})
-    featurizer = EventFeaturizer(min_count=2)
-    features = featurizer.fit_transform(contents)
-    teaching = np.flatnonzero(popularity >= CONTENT_MIN_USERS)
-    if len(teaching) < 2:
-        teaching = np.flatnonzero(popularity > 0)
-    content_map = ContentMap(alpha=1.0).fit(features[teaching], item_factors[teaching])
-    described = sum(1 for c in contents if c)
-    return featurizer, content_map, {"events_described": described, "events_taught": len(teaching)}
+            published[index] = epoch(document.get("published_at"))
+            starts[index] = epoch(document.get("starts_at"))
+        except ValueError:
+            continue
+        cancelled[index] = document.get("status") == "cancelled"
+    return EventDates(published, starts, cancelled)
+
+
+def _parse(document: bytes | str | None) -> dict[str, Any] | None:
+    if document is None:
+        return None
+    try:
+        parsed = json.loads(document)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _rating_errors(log: InteractionLog, random_state: int) -> dict[str, float | None]:
@@ -220,13 +271,127 @@ def version_arrays(
     }
 
 
+def _per_user_ndcg(
+    model: TimeModel, cut: TimeCut, users: np.ndarray, relevant: list[np.ndarray]
+) -> dict[str, Any]:
+    recommended = rank(model, users, cut, 10)
+    return time_cut_metrics(recommended, relevant, cut.interactions_before, 10)
+
+
+def _configuration(model: EventrecModel) -> tuple[str, int, float]:
+    weights = (model.weights or InteractionWeights()).to_dict()
+    return json.dumps(weights, sort_keys=True), int(model.n_factors), float(model.beta)
+
+
+def _current_params(current: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The current version's configuration, when it is of this kind (else None)."""
+    if not current or current.get("kind") != MODEL_KIND:
+        return None
+    params = current.get("params") or {}
+    if not {"n_factors", "beta", "weights"} <= set(params):
+        return None
+    return dict(params)
+
+
+def _validate(
+    cut: TimeCut,
+    documents: list[dict[str, Any] | None],
+    dates: EventDates,
+    search: EventrecSearch,
+    current: Mapping[str, Any] | None,
+    options: FitOptions,
+) -> tuple[dict[str, Any], Comparison, Comparison | None]:
+    """The chosen configuration as served at the cut, against trending and the current one."""
+    served_options = ServedOptions(
+        trending_half_life_days=options.trending_half_life_days,
+        min_records=options.min_records,
+        hide_viewed=options.hide_viewed,
+    )
+    context = TimeContext(
+        cut=cut,
+        raw_rating=cut.train.records["value"].astype(np.float64),
+        documents=documents_at(documents, dates, cut),
+        profiles=[],
+        dates=dates,
+        horizon_days=options.validation_days,
+        relevant_min_rating=4.0,
+        seed=options.random_state,
+        n_jobs=options.n_jobs,
+        served=served_options,
+    )
+    split = search.cut_split(cut)
+    users, relevant = split.users, split.relevant
+    seed = options.random_state
+
+    def as_served(params: Mapping[str, Any] | None) -> dict[str, Any]:
+        ranker = ServedEventrec(random_state=seed, estimator=search.estimator(params))
+        return _per_user_ndcg(ranker.fit(context), cut, users, relevant)
+
+    chosen = as_served(None)
+    trending = Trending().fit(context)
+    versus_trending = Comparison.of(
+        "trending",
+        chosen["per_user_ndcg"],
+        _per_user_ndcg(trending, cut, users, relevant)["per_user_ndcg"],
+        seed,
+    )
+    popularity = _per_user_ndcg(TimePopularity().fit(context), cut, users, relevant)
+    current_params = _current_params(current)
+    versus_current = None
+    current_info: dict[str, Any] | None = None
+    if current_params is not None:
+        same = _configuration(search.estimator(current_params)) == _configuration(
+            search.estimator()
+        )
+        # The same configuration on the same records fits the same model: no second fit.
+        other = chosen if same else as_served(current_params)
+        versus_current = Comparison.of(
+            "the current configuration", chosen["per_user_ndcg"], other["per_user_ndcg"], seed
+        )
+        current_info = {
+            "version": (current or {}).get("version"),
+            "params": current_params,
+            "same_configuration": same,
+        }
+    figures = {
+        "protocol": "time",
+        "cut": datetime.fromtimestamp(cut.cut, UTC).isoformat().replace("+00:00", "Z"),
+        "horizon_days": options.validation_days,
+        "users": len(users),
+        "candidates": int(cut.candidates.sum()),
+        "as_served": {
+            "ndcg@10": _finite(chosen["ndcg@10"]),
+            "precision@10": _finite(chosen["precision@10"]),
+            "recall@10": _finite(chosen["recall@10"]),
+            "buckets": chosen["buckets"],
+        },
+        "trending": {
+            "ndcg@10": _finite(versus_trending.other_ndcg),
+            "half_life_days": trending.params_.get("half_life_days"),
+        },
+        "popularity": {
+            "ndcg@10": _finite(popularity["ndcg@10"]),
+            "precision@10": _finite(popularity["precision@10"]),
+            "recall@10": _finite(popularity["recall@10"]),
+        },
+        "current": current_info,
+        "versus_trending": versus_trending.to_dict(),
+        "versus_current": versus_current.to_dict() if versus_current is not None else None,
+    }
+    return figures, versus_trending, versus_current
+
+
 def fit_version(
     log: InteractionLog,
     event_ids: Sequence[str],
     documents: Mapping[str, bytes],
     options: FitOptions,
+    current: Mapping[str, Any] | None = None,
+    now: float | None = None,
 ) -> FittedVersion:
     """Fit a model version from a snapshot.
+
+    ``now`` anchors every decay (the snapshot's time); by default the latest record.
 
     Parameters
     ----------
@@ -236,6 +401,8 @@ def fit_version(
     documents : mapping event_id -> stored event JSON
         The catalog, for the content map (events without one get only the bias feature).
     options : FitOptions
+    current : mapping, optional
+        The current version's metadata (its ``kind`` and ``params``), for the gate.
 
     Raises
     ------
@@ -250,62 +417,104 @@ def fit_version(
     validation_users = max(
         min(options.max_validation_users, VALIDATION_CELLS // max(log.n_events, 1)), 1000
     )
-    model = EventrecModel(
+    parsed = [_parse(documents.get(event_id)) for event_id in event_ids]
+    dates = event_dates(parsed)
+    end = float(log.records["time"].max()) if len(log) else 0.0
+    cut = time_cut(
+        log, end - options.validation_days * SECONDS_PER_DAY, options.validation_days, dates=dates
+    )
+    timed = len(cut.users) >= MIN_GATE_USERS
+    search = EventrecSearch(
         n_jobs=options.n_jobs,
         random_state=options.random_state,
         max_validation_users=min(validation_users, options.max_validation_users),
         search_users=options.search_users,
         search_n_iter=2,
         max_factor_cells=options.max_factor_cells,
+        refit=False,
     )
-    model.fit(log)
-    timings["search_and_refit"] = time.perf_counter() - started
-    timings.update(model.timings_)
+    # Too few users after the cut: the search falls back on each user's latest pairs.
+    search.fit(log, end, cut if timed else None)
+    timings["search"] = time.perf_counter() - started
+    timings.update(search.timings_)
+
+    validation: dict[str, Any] = {
+        "protocol": "latest pairs",
+        "users": search.n_validation_users_,
+    }
+    versus_trending: Comparison | None = None
+    versus_current: Comparison | None = None
+    if timed:
+        step = time.perf_counter()
+        validation, versus_trending, versus_current = _validate(
+            cut, parsed, dates, search, current, options
+        )
+        timings["validation_as_served"] = time.perf_counter() - step
+    n_validation = int(validation["users"])
+    if versus_trending is not None:
+        publish, gated, reason = publish_gate(n_validation, versus_trending, versus_current)
+    else:
+        publish, gated, reason = (
+            True,
+            False,
+            f"{len(cut.users)} users with something relevant in the last "
+            f"{options.validation_days:g} days (< {MIN_GATE_USERS}): too few to compare with "
+            f"trending, published ungated",
+        )
 
     step = time.perf_counter()
-    featurizer, content_map, content_info = fit_content(
-        event_ids, documents, model.item_factors_, model.popularity_
+    # Decays are anchored to the snapshot's time; the validation cut to the data's end.
+    served = fit_served(
+        log,
+        parsed,
+        search.estimator(),
+        end if now is None else now,
+        options.trending_half_life_days,
     )
-    timings["content_map"] = time.perf_counter() - step
+    model, content_map, trending = served.model, served.content_map, served.trending
+    timings["refit_and_content_map"] = time.perf_counter() - step
 
     step = time.perf_counter()
-    trending = trending_scores(log, half_life_days=options.trending_half_life_days)
     rating = _rating_errors(log, options.random_state)
-    timings["trending_and_rating"] = time.perf_counter() - step
-
-    n_validation = model.n_validation_users_
-    model_ndcg = model.validation_ndcg_
-    popularity_ndcg = model.popularity_validation_ndcg_
-    publish, gated, reason = publish_gate(n_validation, model_ndcg, popularity_ndcg)
+    timings["rating"] = time.perf_counter() - step
     timings["fit_total"] = time.perf_counter() - started
-    popularity_metrics = model.popularity_validation_metrics_
+    # Without a time cut, the figures are the search's own on each user's latest pairs.
+    as_served = validation.get("as_served") or {
+        name: _finite(value) for name, value in search.validation_metrics_.items()
+    }
+    popularity_figures = validation.get("popularity") or {
+        name: _finite(value) for name, value in search.popularity_validation_metrics_.items()
+    }
     metadata: dict[str, Any] = {
+        "kind": MODEL_KIND,
         "trained_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "params": model.params_,
-        "search": {**model.search_, "grid": model.search_results_, "winner": model.params_},
+        "search": {**search.search_, "grid": search.search_results_, "winner": model.params_},
         "data": {
             "users": int(log.n_users),
             "users_with_interactions": int(np.count_nonzero(np.bincount(log.user))),
             "events": int(log.n_events),
             "interactions": len(log),
-            "validation_users": int(n_validation),
+            "validation_users": n_validation,
         },
         "metrics": {
-            "validation_ndcg@10": _finite(model_ndcg),
-            "popularity_validation_ndcg@10": _finite(popularity_ndcg),
-            "precision@10": _finite(model.validation_metrics_.get("precision@10", np.nan)),
-            "recall@10": _finite(model.validation_metrics_.get("recall@10", np.nan)),
-            "popularity_precision@10": _finite(popularity_metrics.get("precision@10", np.nan)),
-            "popularity_recall@10": _finite(popularity_metrics.get("recall@10", np.nan)),
+            "validation_ndcg@10": as_served.get("ndcg@10"),
+            "trending_validation_ndcg@10": (validation.get("trending") or {}).get("ndcg@10"),
+            "popularity_validation_ndcg@10": popularity_figures.get("ndcg@10"),
+            "precision@10": as_served.get("precision@10"),
+            "recall@10": as_served.get("recall@10"),
+            "popularity_precision@10": popularity_figures.get("precision@10"),
+            "popularity_recall@10": popularity_figures.get("recall@10"),
             **rating,
         },
+        "validation": validation,
         "gated": gated,
         "gate": reason,
         "model": {"now": float(model.now_), "n_factors": int(model.n_factors_)},
         "content": {
-            "featurizer": featurizer.to_dict(),
+            "featurizer": served.featurizer.to_dict(),
             "alpha": float(content_map.alpha),
-            **content_info,
+            **served.content_info,
         },
         "trending": {"half_life_days": options.trending_half_life_days},
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},

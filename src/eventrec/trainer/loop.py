@@ -20,17 +20,18 @@ from redis.exceptions import RedisError
 
 from eventrec.config import Settings
 from eventrec.model.errors import ModelFitError
-from eventrec.model.records import InteractionLog
-from eventrec.store import Store, connect
+from eventrec.store import Snapshot, Store, connect
 from eventrec.store.history import record_trainer_status
 from eventrec.store.versions import (
     ModelVersionError,
     activate_version,
+    current_version,
     data_marker,
     load_version,
     mark_training,
     pinned_version,
     prune_versions,
+    read_metadata,
     write_trending,
     write_version,
 )
@@ -113,6 +114,9 @@ class Trainer:
             max_validation_users=settings.train_validation_users,
             max_factor_cells=settings.train_max_factor_cells,
             trending_half_life_days=settings.trending_half_life_days,
+            validation_days=settings.train_validation_days,
+            min_records=settings.min_interactions_personal,
+            hide_viewed=settings.hide_viewed,
         )
         self.stopping = threading.Event()
         self._in_cycle = False
@@ -142,7 +146,7 @@ class Trainer:
         }
         record_trainer_status(self.store, status)
 
-    def _snapshot(self) -> InteractionLog:
+    def _snapshot(self) -> Snapshot:
         """The store's snapshot, retried when a row outran the id-map sizes read before it.
 
         ``Store.snapshot`` reads the map sizes, then the rows: an event or user the consumer
@@ -197,8 +201,8 @@ class Trainer:
         fit_started_at = _iso_now()
         log.info("training cycle started", extra={"event": "cycle_started", "trigger": trigger})
         snapshot_started = time.perf_counter()
-        interaction_log = self._snapshot()
-        event_ids = store.event_ids()[: interaction_log.n_events]
+        snapshot = self._snapshot()
+        interaction_log, event_ids = snapshot.log, snapshot.event_ids
         snapshot_seconds = time.perf_counter() - snapshot_started
         trainer_metrics.PHASE_SECONDS.labels(phase="snapshot").observe(snapshot_seconds)
         log.info(
@@ -209,7 +213,9 @@ class Trainer:
             snapshot_seconds,
             extra={"event": "snapshot", "interactions": len(interaction_log)},
         )
-        trending = trending_scores(interaction_log, half_life_days=settings.trending_half_life_days)
+        trending = trending_scores(
+            interaction_log, now=snapshot.taken_at, half_life_days=settings.trending_half_life_days
+        )
         write_trending(
             store,
             event_ids,
@@ -234,7 +240,14 @@ class Trainer:
         )
         try:
             with _Progress("fitting"):
-                fitted = fit_version(interaction_log, event_ids, documents, self.options)
+                fitted = fit_version(
+                    interaction_log,
+                    event_ids,
+                    documents,
+                    self.options,
+                    self._current_metadata(),
+                    now=snapshot.taken_at,
+                )
         except ModelFitError as exc:
             outcome = CycleOutcome(
                 "no_model", f"no model fitted: {exc}", seconds=time.perf_counter() - started
@@ -309,6 +322,14 @@ class Trainer:
         )
         self._status(outcome, metrics=metrics)
         return outcome
+
+    def _current_metadata(self) -> dict[str, Any] | None:
+        """The current version's metadata, for the gate's comparison (None: none)."""
+        version = current_version(self.store)
+        try:
+            return read_metadata(self.store, version) if version else None
+        except ModelVersionError:
+            return None  # an unreadable current version gates like none
 
     # -- the loop ------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from eventrec.model.records import (
     booking_hash,
 )
 from eventrec.schemas import Interaction
-from eventrec.store import interaction_hash
+from eventrec.store import dedup_hash
 
 
 @dataclass
@@ -27,23 +27,14 @@ class FakeMessage:
     value: bytes | None
 
 
-class Ids:
-    """Append-only id maps in memory, as the store keeps them in Redis."""
+class Owners:
+    """The owner map in memory, as the store keeps it in Redis: the first claim wins."""
 
     def __init__(self, home: dict[str, int] | None = None) -> None:
-        self.users: dict[str, tuple[int, int]] = {}
-        self.events: dict[str, int] = {}
-        self.home = home or {}
+        self.owner: dict[str, int] = dict(home or {})
 
-    def resolve_users(self, user_ids: list[str], partition: int) -> list[tuple[int, int]]:
-        for user_id in user_ids:
-            self.users.setdefault(user_id, (len(self.users), self.home.get(user_id, partition)))
-        return [self.users[u] for u in user_ids]
-
-    def resolve_events(self, event_ids: list[str]) -> list[int]:
-        for event_id in event_ids:
-            self.events.setdefault(event_id, len(self.events))
-        return [self.events[e] for e in event_ids]
+    def claim(self, user_ids: list[str], partition: int) -> list[int]:
+        return [self.owner.setdefault(u, partition) for u in user_ids]
 
 
 def message(offset: int, **fields: Any) -> FakeMessage:
@@ -61,42 +52,45 @@ def message(offset: int, **fields: Any) -> FakeMessage:
 
 
 def test_valid_messages_become_records_grouped_by_user() -> None:
-    ids = Ids()
+    ids = Owners()
     messages = [
         message(100),
         message(101, user_id="u-2", event_id="e-2", type="rating", rating=4),
         message(102, type="booking", booking_id="b-7", quantity=3),
         message(103, type="search", event_id=None, query="jazz"),
     ]
-    prepared = prepare_interactions(
-        "interactions", 1, 100, messages, ids.resolve_users, ids.resolve_events
-    )
+    prepared = prepare_interactions("interactions", 1, 100, messages, ids.claim)
     batch = prepared.batch
     assert prepared.dead_letters == []
     assert (batch.expected_offset, batch.next_offset) == (100, 104)
-    assert batch.row_users == [0, 1]
+    assert batch.row_users == ["u-1", "u-2"]
     assert batch.slots == [1, 2, 1]
+    # Records name events by their 1-based place in the batch's list; the step resolves it.
+    assert batch.event_ids == ["e-1", "e-2"]
     records = np.frombuffer(b"".join(batch.payloads), dtype=RECORD_DTYPE)
     assert records["type"].tolist() == [TYPE_VIEW, TYPE_RATING, TYPE_BOOKING]
     assert records["value"].tolist() == [1, 4, 3]
-    assert records["event"].tolist() == [0, 1, 0]
+    assert records["event"].tolist() == [1, 2, 1]
     assert records["aux"].tolist() == [0, 0, booking_hash("b-7")]
-    assert batch.hashes[0] == interaction_hash("i-100")
-    assert batch.searches == [(1, interaction_hash("i-103"), "jazz")]
-    assert batch.search_users == [0]
+    assert batch.hashes[0] == dedup_hash("u-1", "i-100")
+    assert batch.searches == [(1, dedup_hash("u-1", "i-103"), "jazz")]
+    assert batch.search_users == ["u-1"]
+
+
+def test_the_same_interaction_id_of_two_users_gives_two_keys() -> None:
+    assert dedup_hash("u-1", "i-0001") != dedup_hash("u-2", "i-0001")
+    assert dedup_hash("u-1", "i-0001") == dedup_hash("u-1", "i-0001")
 
 
 def test_invalid_messages_become_dead_letters_and_the_batch_goes_on() -> None:
-    ids = Ids()
+    ids = Owners()
     messages = [
         message(7, type="rating"),
         FakeMessage(8, b"u-1", b"{broken"),
         message(9),
         FakeMessage(10, b"u-1", None),
     ]
-    prepared = prepare_interactions(
-        "interactions", 0, 7, messages, ids.resolve_users, ids.resolve_events
-    )
+    prepared = prepare_interactions("interactions", 0, 7, messages, ids.claim)
     reasons = {d.offset: d.reason for d in prepared.dead_letters}
     assert set(reasons) == {7, 8, 10}
     assert "rating: required for type 'rating'" in reasons[7]
@@ -108,14 +102,31 @@ def test_invalid_messages_become_dead_letters_and_the_batch_goes_on() -> None:
     assert (letter.topic, letter.partition, letter.value) == ("interactions", 0, b"{broken")
 
 
-def test_user_arriving_on_another_partition_is_dead_lettered_with_the_reason() -> None:
-    ids = Ids(home={"u-1": 4})
-    prepared = prepare_interactions(
-        "interactions", 2, 0, [message(0)], ids.resolve_users, ids.resolve_events
-    )
-    assert len(prepared.dead_letters) == 1
-    assert "has its row on partition 4, not 2" in prepared.dead_letters[0].reason
-    assert prepared.batch.payloads == []
+def test_a_user_owned_elsewhere_is_routed_and_still_names_its_event() -> None:
+    ids = Owners(home={"u-1": 4})
+    messages = [message(0), message(1, user_id="u-2", event_id="e-2")]
+    prepared = prepare_interactions("interactions", 2, 0, messages, ids.claim)
+    assert prepared.dead_letters == []
+    assert [(r.owner, r.message.offset) for r in prepared.routes] == [(4, 0)]
+    assert prepared.batch.routed == 1
+    assert prepared.batch.row_users == ["u-2"]
+    # Every valid message's event is named, so local indices follow the log alone.
+    assert prepared.batch.event_ids == ["e-1", "e-2"]
+    assert ids.owner == {"u-1": 4, "u-2": 2}
+
+
+def test_a_timestamp_beyond_the_allowed_skew_is_dead_lettered_with_the_reason() -> None:
+    messages = [
+        message(0, occurred_at="2026-11-26T10:10:00Z"),
+        message(1, occurred_at="2026-11-26T10:10:01Z"),
+        message(2, occurred_at="9999-01-01T00:00:00Z"),
+    ]
+    latest = 1795687800.0  # 2026-11-26T10:10:00Z
+    prepared = prepare_interactions("interactions", 0, 0, messages, Owners().claim, latest)
+    assert [d.offset for d in prepared.dead_letters] == [1, 2]
+    assert all("EVENTREC_MAX_CLOCK_SKEW_SECONDS" in d.reason for d in prepared.dead_letters)
+    assert prepared.dead_letters[0].reason.startswith("occurred_at: 1 s later")
+    assert len(prepared.batch.slots) == 1
 
 
 def test_every_valid_spelling_gives_the_same_batch() -> None:
@@ -131,10 +142,8 @@ def test_every_valid_spelling_gives_the_same_batch() -> None:
             message(1, occurred_at=second, user_id="u-2", type="rating", rating=5),
             message(2, occurred_at=second, type="search", event_id=None, query="jazz"),
         ]
-        ids = Ids()
-        prepared = prepare_interactions(
-            "interactions", 0, 0, messages, ids.resolve_users, ids.resolve_events
-        )
+        ids = Owners()
+        prepared = prepare_interactions("interactions", 0, 0, messages, ids.claim)
         assert prepared.dead_letters == []
         batches.append(prepared.batch)
     fast, slow = batches
@@ -171,10 +180,17 @@ def test_catalog_upserts_and_tombstones() -> None:
             FakeMessage(0, b"e-1", json.dumps(event).encode()),
             FakeMessage(1, b"e-2", None),
             FakeMessage(2, b"e-3", b'{"schema_version": 1}'),
+            FakeMessage(3, None, json.dumps(event).encode()),
+            FakeMessage(4, None, None),
         ],
     )
     assert [c[0] for c in prepared.changes] == ["e-1", "e-2"]
     assert json.loads(prepared.changes[0][1] or b"")["city"] == "Galle"
     assert prepared.changes[1][1] is None
-    assert len(prepared.dead_letters) == 1
+    assert len(prepared.dead_letters) == 3
     assert "event_id: Field required" in prepared.dead_letters[0].reason
+    # Keyless catalog messages could never be replaced or deleted by key.
+    for letter in prepared.dead_letters[1:]:
+        assert letter.reason.startswith("key: catalog messages need the event_id as their key")
+        assert letter.topic == "events"
+        assert dict(letter.headers())["eventrec.topic"] == b"events"

@@ -51,6 +51,8 @@ def test_evaluate_prints_the_table_and_writes_exactly_the_json_keys(
         assert set(metrics) == METRIC_KEYS, name
         assert isinstance(metrics["params"], dict)
         assert 0.0 <= metrics["precision@10"] <= 1.0
+    # A random split is mirrored by a random validation inside the training data.
+    assert result["models"]["eventrec"]["params"]["validation"] == "random pairs"
     assert set(result["rmse"]) == {"eventrec", "bias_baseline"}
     assert all(isinstance(value, float) for value in result["rmse"].values())
     table = capsys.readouterr().out

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from eventrec.model.content import ContentMap, EventFeaturizer, blend
+from eventrec.model.content import EventFeaturizer
+from eventrec.model.content_map import ContentMap, blend
 
 # 2026-01-03 is a Saturday; 20:00 UTC.
 SATURDAY_EVENING = 1767470400

@@ -1,4 +1,4 @@
-"""EventrecModel end to end on planted clusters, and its contracts."""
+"""EventrecModel on planted clusters, and its contracts."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import pytest
 
 from eventrec.model.aggregate import InteractionWeights
 from eventrec.model.errors import ModelFitError
-from eventrec.model.metrics import ndcg_at_k, top_k
+from eventrec.model.metrics import top_k
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.records import TYPE_SAVE, InteractionLog
-from eventrec.model.search import event_popularity, interacted_pairs, validation_split
 
 MakeLog = Callable[..., InteractionLog]
 
@@ -21,40 +20,7 @@ MakeLog = Callable[..., InteractionLog]
 @pytest.fixture(scope="module")
 def planted_fit(make_planted_log: MakeLog) -> tuple[InteractionLog, EventrecModel]:
     log = make_planted_log(n_users=300)
-    return log, EventrecModel(random_state=0, n_jobs=2).fit(log)
-
-
-def test_beats_popularity_twice_on_held_out_events(make_planted_log: MakeLog) -> None:
-    log = make_planted_log(seed=1)
-    # A test split the model never sees: each user's latest positive pairs.
-    test = validation_split(log, max_users=10_000, random_state=7)
-    model = EventrecModel(random_state=0).fit(test.train)
-    exclude = interacted_pairs(test.train)[test.users]
-    model_ndcg = ndcg_at_k(top_k(model.score(test.users), 10, exclude), test.relevant, 10).mean()
-    popularity = np.broadcast_to(event_popularity(test.train), (len(test.users), log.n_events))
-    popularity_ndcg = ndcg_at_k(top_k(popularity, 10, exclude), test.relevant, 10).mean()
-    assert model_ndcg >= 2 * popularity_ndcg
-    assert model.validation_ndcg_ > model.popularity_validation_ndcg_
-
-
-def test_search_records_every_grid_point_and_the_winner(
-    planted_fit: tuple[InteractionLog, EventrecModel],
-) -> None:
-    _, model = planted_fit
-    grid = {(r["weights_name"], r["beta"], r["n_factors"]) for r in model.search_results_}
-    assert grid == {
-        (name, beta, k)
-        for name in ("given", "binary")
-        for beta in (0.0, 0.25, 0.5)
-        for k in (16, 32, 64, 128, 256)
-    }
-    best = model.search_results_[0]
-    assert best["ndcg@10"] == max(r["ndcg@10"] for r in model.search_results_)
-    assert model.params_["n_factors"] == best["n_factors"] == model.n_factors_
-    assert model.params_["beta"] == best["beta"]
-    assert model.validation_ndcg_ == best["ndcg@10"]
-    assert 0 < model.n_validation_users_ <= 300
-    assert InteractionWeights.from_dict(model.params_["weights"]) == model.weights_
+    return log, EventrecModel(n_factors=32, random_state=0).fit(log)
 
 
 def test_score_rows_equals_score_of_the_training_users(
@@ -98,14 +64,12 @@ def test_arrays_round_trip_without_pickle(
     assert restored.params_ == model.params_
 
 
-def test_without_search_uses_the_defaults_and_still_compares_with_popularity(
-    make_planted_log: MakeLog,
-) -> None:
-    model = EventrecModel(search=False, n_factors=8).fit(make_planted_log(n_users=100))
-    assert model.params_["n_factors"] == 8
+def test_params_name_what_was_fitted(planted_fit: tuple[InteractionLog, EventrecModel]) -> None:
+    _, model = planted_fit
+    assert model.params_["n_factors"] == 32 == model.n_factors_
+    assert model.item_factors_.shape == (model.popularity_.shape[0], 32)
     assert model.params_["beta"] == 0.25
-    assert len(model.search_results_) == 1
-    assert model.popularity_validation_ndcg_ >= 0
+    assert InteractionWeights.from_dict(model.params_["weights"]) == model.weights_
 
 
 def test_too_small_log_raises_model_fit_error() -> None:

@@ -1,88 +1,76 @@
-"""The validation split of eventrec.model.search: honest, whole pairs, latest positives."""
+"""EventrecSearch on planted clusters: the grid, the winner, the refit."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 
-from eventrec.model.records import (
-    TYPE_BOOKING,
-    TYPE_DISMISS,
-    TYPE_RATING,
-    TYPE_SAVE,
-    TYPE_VIEW,
-    InteractionLog,
-)
-from eventrec.model.search import (
-    column_scale,
-    event_popularity,
-    interacted_pairs,
-    popularity_ndcg,
-    validation_split,
-)
+from eventrec.model.aggregate import InteractionWeights
+from eventrec.model.errors import ModelFitError
+from eventrec.model.metrics import ndcg_at_k, top_k
+from eventrec.model.records import TYPE_SAVE, InteractionLog, event_popularity, interacted_pairs
+from eventrec.model.search import EventrecSearch
+from eventrec.model.validation import validation_split
+
+MakeLog = Callable[..., InteractionLog]
 
 
-def test_latest_positive_pairs_are_held_back_whole() -> None:
-    # One user, 10 events; positives are events 0..4 at times 1..5 (event 4 latest).
-    rows = [(event, TYPE_VIEW, 1, 100 + event) for event in range(10)]
-    rows += [(event, TYPE_SAVE, 1, 1 + event) for event in range(5)]
-    rows += [(4, TYPE_VIEW, 1, 200), (3, TYPE_RATING, 2, 300)]  # rating 2 is not positive
-    event, kind, value, time = (np.array(c) for c in zip(*rows, strict=True))
-    log = InteractionLog.from_columns(np.zeros(len(rows)), event, kind, value, time)
-    split = validation_split(log, max_users=10, random_state=0, holdout_fraction=0.4)
-    np.testing.assert_array_equal(split.users, [0])
-    np.testing.assert_array_equal(np.sort(split.relevant[0]), [3, 4])
-    assert not np.isin(split.train.records["event"], [3, 4]).any()
-    assert len(split.train) == len(log) - 6  # 3 records each of events 3 and 4
+@pytest.fixture(scope="module")
+def planted_search(make_planted_log: MakeLog) -> tuple[InteractionLog, EventrecSearch]:
+    log = make_planted_log(n_users=300)
+    return log, EventrecSearch(random_state=0, n_jobs=2).fit(log)
 
 
-def test_users_with_few_pairs_or_no_positives_are_not_validated() -> None:
-    log = InteractionLog.from_columns(
-        np.array([0] * 3 + [1] * 6),
-        np.array([0, 1, 2, 0, 1, 2, 3, 4, 5]),
-        np.array([TYPE_SAVE] * 3 + [TYPE_VIEW] * 6),
-        np.ones(9),
-        np.arange(9),
-    )
-    split = validation_split(log, max_users=10, random_state=0)
-    assert len(split.users) == 0
-    assert len(split.train) == len(log)
+def test_beats_popularity_twice_on_held_out_events(make_planted_log: MakeLog) -> None:
+    log = make_planted_log(seed=1)
+    # A test split the search never sees: each user's latest positive pairs.
+    test = validation_split(log, max_users=10_000, random_state=7)
+    search = EventrecSearch(random_state=0).fit(test.train)
+    model = search.best_estimator_
+    exclude = interacted_pairs(test.train)[test.users]
+    model_ndcg = ndcg_at_k(top_k(model.score(test.users), 10, exclude), test.relevant, 10).mean()
+    popularity = np.broadcast_to(event_popularity(test.train), (len(test.users), log.n_events))
+    popularity_ndcg = ndcg_at_k(top_k(popularity, 10, exclude), test.relevant, 10).mean()
+    assert model_ndcg >= 2 * popularity_ndcg
+    assert search.validation_ndcg_ > search.popularity_validation_ndcg_
 
 
-def test_split_samples_at_most_max_users_and_is_seeded(
-    make_planted_log: Callable[..., InteractionLog],
+def test_search_records_every_grid_point_and_refits_the_winner(
+    planted_search: tuple[InteractionLog, EventrecSearch],
 ) -> None:
-    log = make_planted_log(n_users=200)
-    split = validation_split(log, max_users=50, random_state=3)
-    again = validation_split(log, max_users=50, random_state=3)
-    assert len(split.users) == 50
-    np.testing.assert_array_equal(split.users, again.users)
-    held = sum(len(events) for events in split.relevant)
-    assert len(split.train) < len(log)
-    # Only validation users lose records.
-    lost = np.setdiff1d(np.unique(log.user), np.unique(split.train.user))
-    assert np.isin(lost, split.users).all()
-    assert held >= 50
+    _, search = planted_search
+    grid = {(r["weights_name"], r["beta"], r["n_factors"]) for r in search.search_results_}
+    assert grid == {
+        (name, beta, k)
+        for name in ("given", "binary")
+        for beta in (0.0, 0.25, 0.5)
+        for k in (8, 16, 32, 64, 128, 256)
+    }
+    best = search.search_results_[0]
+    model = search.best_estimator_
+    assert best["ndcg@10"] == max(r["ndcg@10"] for r in search.search_results_)
+    assert search.params_["n_factors"] == best["n_factors"] == model.n_factors_
+    assert search.params_["beta"] == best["beta"] == model.beta_
+    assert search.validation_ndcg_ == best["ndcg@10"]
+    assert 0 < search.n_validation_users_ <= 300
+    assert InteractionWeights.from_dict(search.params_["weights"]) == model.weights_
 
 
-def test_popularity_counts_distinct_users_without_dismissals() -> None:
+def test_without_search_uses_the_defaults_and_still_compares_with_popularity(
+    make_planted_log: MakeLog,
+) -> None:
+    search = EventrecSearch(search=False, n_factors=8).fit(make_planted_log(n_users=100))
+    assert search.params_["n_factors"] == 8
+    assert search.params_["beta"] == 0.25
+    assert len(search.search_results_) == 1
+    assert search.popularity_validation_ndcg_ >= 0
+
+
+def test_too_small_log_raises_model_fit_error() -> None:
     log = InteractionLog.from_columns(
-        np.array([0, 0, 1, 2, 2]),
-        np.array([0, 0, 0, 1, 2]),
-        np.array([TYPE_VIEW, TYPE_BOOKING, TYPE_VIEW, TYPE_DISMISS, TYPE_SAVE]),
-        np.ones(5),
-        np.arange(5),
+        np.array([0]), np.array([0]), np.array([TYPE_SAVE]), np.array([1]), np.array([1])
     )
-    np.testing.assert_array_equal(event_popularity(log), [2, 0, 1])
-    np.testing.assert_allclose(column_scale(np.array([4, 0, 1]), 0.5), [0.5, 1.0, 1.0])
-    assert interacted_pairs(log).nnz == 4
-
-
-def test_popularity_ndcg_known_value() -> None:
-    log = InteractionLog.from_columns(
-        np.array([0, 1, 1]), np.array([0, 0, 1]), np.full(3, TYPE_SAVE), np.ones(3), np.arange(3)
-    )
-    split = validation_split(log, max_users=1, random_state=0, min_pairs=1)
-    # Whichever user is sampled, popularity ranks its held-back event first or second.
-    assert popularity_ndcg(event_popularity(split.train), split, interacted_pairs(split.train)) > 0
+    with pytest.raises(ModelFitError):
+        EventrecSearch().fit(log)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from eventrec.errors import InvalidMessageError
 from eventrec.schemas import Interaction, InteractionType, decode_interaction
 from eventrec.schemas.decode import decode_interaction_fields, fast_interaction, fields_of
+from eventrec.schemas.wire import LATEST_OCCURRED_AT
 
 TYPES = [kind.value for kind in InteractionType]
 
@@ -248,3 +249,40 @@ def test_what_producers_send_takes_the_fast_path(fields: dict[str, Any], occurre
     fast = fast_interaction(value)
     assert fast is not None
     assert fast == pydantic_fields(value)
+
+
+def assert_agrees_on_the_skew_limit(value: bytes, latest: float) -> None:
+    fast = fast_interaction(value, latest)
+    try:
+        slow: Any = fields_of(
+            Interaction.model_validate_json(value, context={LATEST_OCCURRED_AT: latest})
+        )
+    except ValidationError:
+        slow = None
+    if fast is None:
+        if slow is not None:
+            # Deferring is allowed, but never for a plainly valid message under the limit.
+            assert fast_interaction(value) is None
+        return
+    assert slow is not None, f"fast path accepted what pydantic rejects: {value!r} {latest}"
+    assert fast == slow
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    value=interaction_messages(),
+    latest=st.floats(-7e10, 2.6e11) | st.sampled_from([1795687200.0, 1795687199.999]),
+)
+@example(value=view(occurred_at="2026-11-26T10:00:00Z"), latest=1795687200.0)  # at the limit
+@example(value=view(occurred_at="2026-11-26T10:00:00.000001Z"), latest=1795687200.0)
+@example(value=view(occurred_at="9999-12-31T23:59:59Z"), latest=1795687200.0)
+def test_fast_path_and_pydantic_agree_on_the_clock_skew_limit(value: bytes, latest: float) -> None:
+    assert_agrees_on_the_skew_limit(value, latest)
+
+
+def test_a_future_timestamp_is_refused_by_both_paths_with_the_reason() -> None:
+    value = view(occurred_at="9999-01-01T00:00:00Z")
+    assert fast_interaction(value, 1795687200.0) is None
+    with pytest.raises(InvalidMessageError, match="EVENTREC_MAX_CLOCK_SKEW_SECONDS"):
+        decode_interaction_fields(b"u-1", value, latest=1795687200.0)
+    assert decode_interaction_fields(b"u-1", value) is not None  # no limit given: accepted

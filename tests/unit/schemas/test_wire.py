@@ -206,11 +206,15 @@ def test_catalog_and_profile_tombstones_are_deletions() -> None:
     assert decode_profile(b"u-1", None) is None
 
 
-def test_tombstone_without_key_is_rejected() -> None:
-    with pytest.raises(InvalidMessageError, match="key: a tombstone needs the event_id"):
+def test_catalog_and_profile_messages_without_key_are_rejected() -> None:
+    with pytest.raises(InvalidMessageError, match="key: catalog messages need the event_id"):
         decode_event(None, None)
-    with pytest.raises(InvalidMessageError, match="key: a tombstone needs the user_id"):
+    with pytest.raises(InvalidMessageError, match="key: catalog messages need the event_id"):
+        decode_event(None, as_bytes(event()))
+    with pytest.raises(InvalidMessageError, match="key: profile messages need the user_id"):
         decode_profile(b"", None)
+    with pytest.raises(InvalidMessageError, match="key: profile messages need the user_id"):
+        decode_profile(None, as_bytes(profile()))
 
 
 def test_valid_profile_decodes() -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from eventrec.model.content import event_content
 from eventrec.model.errors import ModelFitError
 from eventrec.model.records import (
     TYPE_BOOKING,
@@ -17,8 +18,15 @@ from eventrec.model.records import (
     TYPE_VIEW,
     InteractionLog,
 )
-from eventrec.store.versions import ARRAY_DTYPES, array_bytes, checksum, event_content
-from eventrec.trainer.fit import FitOptions, fit_version, publish_gate, trending_scores
+from eventrec.store.versions import ARRAY_DTYPES, array_bytes, checksum
+from eventrec.trainer.fit import (
+    MODEL_KIND,
+    Comparison,
+    FitOptions,
+    fit_version,
+    publish_gate,
+    trending_scores,
+)
 from tests.unit.model.conftest import planted_log
 
 DAY = 86_400
@@ -54,21 +62,59 @@ def test_trending_of_an_empty_log_is_all_zero() -> None:
     assert trending_scores(empty).tolist() == [0.0, 0.0, 0.0]
 
 
-@pytest.mark.parametrize(
-    ("users", "model", "popularity", "publish", "gated"),
-    [
-        (49, 0.01, 0.5, True, False),  # too few to judge: published, marked ungated
-        (50, 0.30, 0.10, True, True),
-        (50, 0.10, 0.10, False, True),  # a tie does not beat popularity
-        (5000, 0.09, 0.10, False, True),
-    ],
-)
-def test_publish_gate(
-    users: int, model: float, popularity: float, publish: bool, gated: bool
-) -> None:
-    decision = publish_gate(users, model, popularity)
-    assert decision[:2] == (publish, gated)
-    assert str(users) in decision[2]
+def _comparison(model: np.ndarray, other: np.ndarray, against: str = "trending") -> Comparison:
+    return Comparison.of(against, model, other, seed=0)
+
+
+def test_the_gate_refuses_a_model_that_does_not_beat_trending() -> None:
+    rng = np.random.default_rng(0)
+    trending = rng.random(500)
+    tied = _comparison(trending + rng.normal(0, 0.05, 500), trending)
+    publish, gated, reason = publish_gate(500, tied, None)
+    assert (publish, gated) == (False, True)
+    assert "does not beat trending" in reason
+    better = _comparison(trending + 0.05, trending)
+    assert publish_gate(500, better, None)[:2] == (True, True)
+
+
+def test_the_gate_refuses_a_version_worse_than_the_current_configuration() -> None:
+    rng = np.random.default_rng(1)
+    trending = rng.random(400) * 0.5
+    current = trending + 0.3
+    worse = current - 0.05 + rng.normal(0, 0.01, 400)
+    publish, gated, reason = publish_gate(
+        400, _comparison(worse, trending), _comparison(worse, current, "the current one")
+    )
+    assert (publish, gated) == (False, True)
+    assert "worse than the current version's configuration" in reason
+
+
+def test_the_gate_accepts_a_version_within_the_bootstrap_margin_of_the_current() -> None:
+    rng = np.random.default_rng(2)
+    trending = rng.random(400) * 0.5
+    current = trending + 0.3
+    # Slightly worse on average, but the interval of the difference still holds zero.
+    close = current - 0.002 + rng.normal(0, 0.1, 400)
+    versus_current = _comparison(close, current, "the current one")
+    assert versus_current.difference < 0 < versus_current.high
+    publish, gated, reason = publish_gate(400, _comparison(close, trending), versus_current)
+    assert (publish, gated) == (True, True)
+    assert "not worse than the current configuration" in reason
+
+
+def test_too_few_validation_users_publish_ungated() -> None:
+    comparison = _comparison(np.zeros(10), np.ones(10))
+    assert publish_gate(49, comparison, comparison)[:2] == (True, False)
+
+
+def _timed_planted_log(n_users: int = 300) -> InteractionLog:
+    """The planted platform with its interactions spread over 60 days at random."""
+    planted = planted_log(n_users=n_users)
+    rng = np.random.default_rng(0)
+    records = planted.records.copy()
+    records["time"] = NOW - rng.integers(0, 60 * DAY, size=len(records))
+    order = np.argsort(records["time"], kind="stable")
+    return InteractionLog(planted.user[order], records[order], planted.n_users, planted.n_events)
 
 
 def test_event_content_reads_the_stored_event_json() -> None:
@@ -102,38 +148,76 @@ def test_checksum_covers_every_byte_dtype_and_shape() -> None:
     assert checksum(raw, reshaped) != original
 
 
-def test_a_fit_gives_every_array_with_its_dtype_and_the_metrics() -> None:
-    log = planted_log(n_users=300)
+def test_a_fit_gives_every_array_with_its_dtype_and_the_time_cut_figures() -> None:
+    log = _timed_planted_log()
     event_ids = [f"ev-{i}" for i in range(log.n_events)]
     documents = {
         event_id: json.dumps({"category": f"c{i % 10}", "city": "Kandy"}).encode()
         for i, event_id in enumerate(event_ids)
     }
-    fitted = fit_version(log, event_ids, documents, FitOptions(n_jobs=1))
+    # Factors capped at 32: the grid's SVDs stay cheap on a 300-event catalogue.
+    options = FitOptions(n_jobs=1, max_factor_cells=32 * len(log))
+    fitted = fit_version(log, event_ids, documents, options)
     assert set(fitted.arrays) == set(ARRAY_DTYPES)
     assert fitted.arrays["item_factors"].shape == (
         log.n_events,
         fitted.metadata["params"]["n_factors"],
     )
     assert fitted.arrays["content_coef"].shape[1] == fitted.arrays["item_factors"].shape[1]
+    assert fitted.metadata["kind"] == MODEL_KIND
+    validation = fitted.metadata["validation"]
+    assert validation["protocol"] == "time"
+    assert validation["users"] >= 50
+    assert validation["current"] is None
+    assert validation["versus_current"] is None
+    versus_trending = validation["versus_trending"]
+    assert versus_trending["interval"][0] > 0  # the planted tastes beat trending clearly
     metrics = fitted.metadata["metrics"]
+    assert metrics["validation_ndcg@10"] == validation["as_served"]["ndcg@10"]
+    assert metrics["validation_ndcg@10"] > metrics["trending_validation_ndcg@10"]
     assert metrics["validation_ndcg@10"] > metrics["popularity_validation_ndcg@10"]
     assert 0 < metrics["precision@10"] <= 1
     assert 0 < metrics["recall@10"] <= 1
     assert (fitted.publish, fitted.metadata["gated"]) == (True, True)
-    assert fitted.metadata["data"] == {
-        "users": 300,
-        "users_with_interactions": 300,
-        "events": log.n_events,
-        "interactions": len(log),
-        "validation_users": fitted.metadata["search"]["validation_users"],
-    }
-    assert fitted.metadata["data"]["validation_users"] >= 50
+    assert fitted.metadata["data"]["validation_users"] == validation["users"]
+    assert fitted.metadata["search"]["validation"] == "time cut"
     assert {"factors", "betas", "grid", "winner"} <= set(fitted.metadata["search"])
+    assert 8 in fitted.metadata["search"]["factors"]
     assert "category=c3" in fitted.metadata["content"]["featurizer"]["vocabulary"]
+
+    # Refitted against itself as the current version: the same configuration, no loss.
+    again = fit_version(log, event_ids, documents, options, fitted.metadata)
+    assert again.metadata["validation"]["current"]["same_configuration"] is True
+    assert again.metadata["validation"]["versus_current"]["difference"] == 0.0
+    assert again.publish
+
+    # A current version of another configuration is refitted on the same records.
+    weak = {**fitted.metadata, "params": {**fitted.metadata["params"], "n_factors": 1}}
+    judged = fit_version(log, event_ids, documents, options, weak)
+    assert judged.metadata["validation"]["current"]["same_configuration"] is False
+    assert judged.metadata["validation"]["versus_current"]["difference"] > 0
+    older = {key: value for key, value in fitted.metadata.items() if key != "kind"}
+    assert (
+        fit_version(log, event_ids, documents, options, older).metadata["validation"][
+            "versus_current"
+        ]
+        is None
+    )
 
 
 def test_a_log_too_small_for_a_model_raises_model_fit_error() -> None:
     tiny = InteractionLog.from_columns([0], [0], [TYPE_VIEW], [1], [NOW], n_users=1, n_events=1)
     with pytest.raises(ModelFitError):
         fit_version(tiny, ["ev-0"], {}, FitOptions(n_jobs=1))
+
+
+def test_without_users_after_the_cut_the_version_is_published_ungated() -> None:
+    # The planted log's users follow one another in time: nobody is active on both sides.
+    log = planted_log(n_users=200)
+    event_ids = [f"ev-{i}" for i in range(log.n_events)]
+    options = FitOptions(n_jobs=1, max_factor_cells=16 * len(log))
+    fitted = fit_version(log, event_ids, {}, options)
+    assert (fitted.publish, fitted.metadata["gated"]) == (True, False)
+    assert fitted.metadata["validation"]["protocol"] == "latest pairs"
+    assert fitted.metadata["metrics"]["validation_ndcg@10"] is not None
+    assert "too few to compare with trending" in fitted.reason

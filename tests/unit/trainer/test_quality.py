@@ -11,11 +11,12 @@ import pytest
 
 from eventrec.evaluation.protocol import DEFAULT_RANKERS, evaluate_log
 from eventrec.evaluation.splits import split_test_mask
-from eventrec.model.content import ContentMap, EventFeaturizer, blend
+from eventrec.model.content import EventFeaturizer, event_content
+from eventrec.model.content_map import ContentMap, blend
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.records import InteractionLog
+from eventrec.model.search import EventrecSearch
 from eventrec.schemas import Event, Price, encode
-from eventrec.store.versions import event_content
 from eventrec.synth.catalog import COLOMBO_TIME, STATUS_SCHEDULED
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.funnel import propensity
@@ -87,7 +88,7 @@ def held_out(platform: PlatformLog) -> dict[str, Any]:
     train = log.subset(~is_held[log.user])
     fitted = fit_version(train, platform.event_ids, platform.documents, FitOptions())
     arrays = fitted.arrays
-    model = EventrecModel(random_state=0).fit(train)
+    model = EventrecSearch(random_state=0).fit(train).best_estimator_
     config, events = platform.platform.config, platform.platform.event_table
     upcoming = (
         (events.starts_at > config.now_epoch)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from eventrec.serving.catalog import Filters
 from eventrec.serving.deps import FastJSONResponse, current_state
+from eventrec.serving.experiments import Assignment, assign
 from eventrec.serving.items import explain, hide_own_events, trending_items
 from eventrec.serving.reads import read_profile
 from eventrec.serving.runtime import Runtime
@@ -108,8 +110,12 @@ async def recommendations(request: Request) -> JSONResponse:
         exclude=frozenset(query.exclude or ()),
     )
     state = current_state(runtime)
+    assignment = assign(runtime.caches.experiments, user_id)
+    if assignment is not None:
+        state = runtime.caches.state_for(assignment.model_version, state)
     answer = await runtime.scorer.recommend(state, user_id, filters, limit)
-    if answer.positions is not None and answer.scores is not None:
+    forced_trending = assignment is not None and assignment.strategy == "trending"
+    if answer.positions is not None and answer.scores is not None and not forced_trending:
         positions = answer.positions.tolist()
         strategy = "personalised"
         reasons = explain(state, positions, answer.strongest or {})
@@ -124,15 +130,55 @@ async def recommendations(request: Request) -> JSONResponse:
             if answer.records is not None and len(answer.records):
                 # Too few interactions to personalise, enough to hide what was booked.
                 hide_own_events(state, answer.records, mask, runtime.settings.hide_viewed)
-        profile = await read_profile(runtime.clients, runtime.caches, user_id)
+        # A variant of plain trending ignores the profile too (what must not be shown stays hidden).
+        profile = (
+            None
+            if forced_trending
+            else await read_profile(runtime.clients, runtime.caches, user_id)
+        )
         strategy, items = trending_items(state, mask, limit, profile)
-    # Plain JSON types already: skip FastAPI's recursive encoder on the hot path.
-    return FastJSONResponse(
-        {
-            "request_id": uuid.uuid4().hex,
-            "user_id": user_id,
-            "model_version": state.model_version,
-            "strategy": strategy,
-            "items": items,
-        }
+    request_id = uuid.uuid4().hex
+    record_impression(
+        runtime, request_id, user_id, state.model_version, strategy, items, assignment
     )
+    # Plain JSON types already: skip FastAPI's recursive encoder on the hot path.
+    body: dict[str, Any] = {
+        "request_id": request_id,
+        "user_id": user_id,
+        "model_version": state.model_version,
+        "strategy": strategy,
+        "items": items,
+    }
+    if assignment is not None:
+        body["experiment"] = {
+            "name": assignment.experiment.name,
+            "variant": assignment.variant_name,
+        }
+    return FastJSONResponse(body)
+
+
+def record_impression(
+    runtime: Runtime,
+    request_id: str,
+    user_id: str,
+    model_version: str | None,
+    strategy: str,
+    items: list[dict[str, Any]],
+    assignment: Assignment | None,
+) -> None:
+    """Queue the response as an impression (``schemas.impressions.Impression``)."""
+    impression = {
+        "schema_version": 1,
+        "kind": "impression",
+        "request_id": request_id,
+        "user_id": user_id,
+        "experiment": assignment.experiment.name if assignment else None,
+        "experiment_code": assignment.experiment.code if assignment else 0,
+        "variant": assignment.variant_name if assignment else None,
+        "variant_index": assignment.variant_index if assignment else 0,
+        "model_version": model_version,
+        "strategy": strategy,
+        "event_ids": [item["event_id"] for item in items],
+        "shown_at": datetime.now(UTC).isoformat(),
+    }
+    runtime.impressions.offer(user_id.encode(), orjson.dumps(impression))
