@@ -220,7 +220,7 @@ def main() -> None:
             local_kafka_port=38092,
             local_kafka_controller_port=38093,
             local_redis_port=36380,
-            local_redis_cluster_port=39000,
+            local_redis_cluster_port=18000,
         )
     )
     services.up()

@@ -28,8 +28,9 @@ PORT_OFFSET = int(os.environ.get("TEST_PORT_OFFSET", "0"))
 TEST_KAFKA_PORT = 29092 + PORT_OFFSET
 TEST_CONTROLLER_PORT = 29093 + PORT_OFFSET
 TEST_REDIS_PORT = 26379 + PORT_OFFSET
-# Six nodes from here; cluster bus ports + 10000.
-TEST_REDIS_CLUSTER_PORT = 37000 + PORT_OFFSET
+# Six nodes from here, cluster bus ports + 10000: all below 32768, out of the kernel's
+# ephemeral range, where an outgoing connection may hold a port a node wants.
+TEST_REDIS_CLUSTER_PORT = 21000 + PORT_OFFSET
 
 # Runs a test once on the single Redis server and once on the local Redis Cluster.
 ON_SERVER_AND_CLUSTER = pytest.mark.parametrize(

@@ -59,7 +59,7 @@ def check_layout(stdout: str, first_port: int) -> list[int]:
 
 
 def test_up_twice_status_down(tmp_path: Path, services: LocalServices) -> None:
-    first_port = 38000 + PORT_OFFSET
+    first_port = 20000 + PORT_OFFSET
     env = {
         **os.environ,
         "EVENTREC_STATE_DIR": str(tmp_path / "state"),
