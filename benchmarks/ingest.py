@@ -34,6 +34,7 @@ from eventrec.config import Settings
 from eventrec.devstack import LocalRedisCluster, LocalServices
 from eventrec.schemas import decode_interaction
 from eventrec.store import Store, connect
+from eventrec.store.keys import OWNER_SHARDS
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.platform import generate
 from eventrec.synth.publish import publish
@@ -159,7 +160,8 @@ def _offset(offset: int) -> object:
 def redis_bytes(settings: Settings, total: int) -> tuple[float, float]:
     store = Store(connect(settings.redis_url), settings.key_prefix)
     keys = store.keys
-    matrix_keys = [keys.owner, keys.user_partitions]
+    matrix_keys = [keys.owner_shard(shard) for shard in range(OWNER_SHARDS)]
+    matrix_keys += [keys.user_partitions(shard) for shard in range(OWNER_SHARDS)]
     dedup_keys = []
     for partition in range(settings.topic_partitions):
         topic = settings.topic_interactions

@@ -29,6 +29,15 @@ def hash_slot(tag: str) -> int:
     return binascii.crc_hqx(tag.encode(), 0) % CLUSTER_SLOTS
 
 
+# Shards of the owner map (a stored layout: changing it moves every user's owner).
+OWNER_SHARDS = 6
+
+
+def owner_shard(user_id: str) -> int:
+    """The owner-map shard of a user id (CRC32, stable across processes and releases)."""
+    return binascii.crc32(user_id.encode()) % OWNER_SHARDS
+
+
 @lru_cache(maxsize=65_536)
 def spread_tag(base: str, index: int) -> str:
     """The hash tag of ``base``'s ``index``-th partition: ``base.index[.salt]``.
@@ -53,16 +62,20 @@ class Keys:
     prefix: str
 
     # -- owners (a routing hint: which interactions partition holds a user's row) ------
+    # Split in OWNER_SHARDS hashes by user id, each on a slot of its own: every batch
+    # claims owners, and one slot would make one master do that for every partition.
 
-    @property
-    def owner(self) -> str:
-        """Hash user_id -> the interactions partition that owns the user's row (first claim)."""
-        return f"{self.prefix}:{{users}}:owner"
+    def owner(self, user_id: str) -> str:
+        """Hash user_id -> the interactions partition that owns the user's row (first claim),
+        for the shard of ``user_id``."""
+        return self.owner_shard(owner_shard(user_id))
 
-    @property
-    def user_partitions(self) -> str:
-        """Set of the interactions partitions that own users."""
-        return f"{self.prefix}:{{users}}:partitions"
+    def owner_shard(self, shard: int) -> str:
+        return f"{self.prefix}:{{{spread_tag('users', shard)}}}:owner"
+
+    def user_partitions(self, shard: int) -> str:
+        """Set of the interactions partitions that own users of one owner shard."""
+        return f"{self.prefix}:{{{spread_tag('users', shard)}}}:partitions"
 
     # -- per partition -------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from eventrec.model.records import RECORD_DTYPE, RECORD_SIZE, InteractionLog, un
 from eventrec.store import scripts
 from eventrec.store.client import RedisClient, node_settings, per_node
 from eventrec.store.client import connect as connect  # re-exported: every process's client
-from eventrec.store.keys import Keys
+from eventrec.store.keys import OWNER_SHARDS, Keys, owner_shard
 
 log = logging.getLogger(__name__)
 
@@ -155,28 +155,46 @@ class Store:
     # -- owners and partition-local event ids (nothing here is cached) -----------------
 
     def claim_owners(self, user_ids: Sequence[str], partition: int) -> list[int]:
-        """The owner partition of each user; users never seen are claimed for ``partition``."""
-        distinct = list(dict.fromkeys(user_ids))
-        if not distinct:
-            return []
-        owners = self._claim_owners(
-            keys=[self.keys.owner, self.keys.user_partitions], args=[partition, *distinct]
-        )
-        found = dict(zip(distinct, (int(o) for o in owners), strict=True))
+        """The owner partition of each user; users never seen are claimed for ``partition``.
+
+        One script per owner shard the users fall in (each on its own slot).
+        """
+        by_shard: dict[int, list[str]] = {}
+        for user_id in dict.fromkeys(user_ids):
+            by_shard.setdefault(owner_shard(user_id), []).append(user_id)
+        found: dict[str, int] = {}
+        for shard, users in sorted(by_shard.items()):
+            owners = self._claim_owners(
+                keys=[self.keys.owner_shard(shard), self.keys.user_partitions(shard)],
+                args=[partition, *users],
+            )
+            found.update(zip(users, (int(o) for o in owners), strict=True))
         return [found[u] for u in user_ids]
 
     def find_owner(self, user_id: str) -> int | None:
         """The partition that owns a user's row, or None for a user never seen."""
-        value = self.client.hget(self.keys.owner, user_id)
+        value = self.client.hget(self.keys.owner(user_id), user_id)
         return None if value is None else int(value)
+
+    def owners(self) -> dict[str, int]:
+        """Every user id that has an owner (a row, searches, or a routed interaction)."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(OWNER_SHARDS):
+            pipe.hgetall(self.keys.owner_shard(shard))
+        return {
+            user.decode(): int(owner) for found in pipe.execute() for user, owner in found.items()
+        }
 
     def user_ids(self) -> list[str]:
         """Every user id that has an owner (a row, searches, or a routed interaction)."""
-        return [raw.decode() for raw in self.client.hkeys(self.keys.owner)]
+        return list(self.owners())
 
     def owner_partitions(self) -> list[int]:
         """The interactions partitions that own users, ascending."""
-        return sorted(int(p) for p in self.client.smembers(self.keys.user_partitions))
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(OWNER_SHARDS):
+            pipe.smembers(self.keys.user_partitions(shard))
+        return sorted({int(p) for found in pipe.execute() for p in found})
 
     def partition_event_ids(self, topic: str, partition: int, start: int = 0) -> list[str]:
         """A partition's event ids by local index, from ``start``."""

@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventrec.store.keys import Keys, hash_slot, spread_tag
+from eventrec.store.keys import OWNER_SHARDS, Keys, hash_slot, owner_shard, spread_tag
 
 # The slot ranges `redis-cli --cluster create` gives three masters.
 THREE_MASTERS = ((0, 5460), (5461, 10922), (10923, 16383))
@@ -52,3 +52,16 @@ def test_every_three_partitions_land_on_three_masters(topic: str) -> None:
 def test_tags_differ_per_partition() -> None:
     tags = [spread_tag("interactions", p) for p in range(200)]
     assert len(set(tags)) == 200
+
+
+def test_the_owner_map_is_six_shards_two_on_each_of_three_masters() -> None:
+    keys = Keys("eventrec")
+    shards = [keys.owner_shard(k) for k in range(OWNER_SHARDS)]
+    assert OWNER_SHARDS == 6
+    per_master = Counter(master_of(hash_slot(key.split("{")[1].split("}")[0])) for key in shards)
+    assert sorted(per_master.values()) == [2, 2, 2]
+    # A user's owner key is its shard's, and users spread over every shard.
+    users = [f"u-{n}" for n in range(600)]
+    assert all(keys.owner(u) == keys.owner_shard(owner_shard(u)) for u in users)
+    assert sorted(Counter(owner_shard(u) for u in users)) == list(range(OWNER_SHARDS))
+    assert keys.owner("u-1") == keys.owner("u-1")
