@@ -219,9 +219,9 @@ def main() -> None:
         Settings(
             state_dir=REPO / ".local" / "bench-ingest",
             cache_dir=REPO / ".cache",
-            local_kafka_port=38092,
-            local_kafka_controller_port=38093,
-            local_redis_port=36380,
+            local_kafka_port=18092,
+            local_kafka_controller_port=18093,
+            local_redis_port=16380,
             local_redis_cluster_port=18000,
         )
     )
