@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# How often a cluster read is retried while a failover is in progress (about 15 s).
+# How often a cluster read is retried while a failover is in progress (about 12 s).
 FAILOVER_RETRIES = 6
 
 # redis-py leaves these constructors unannotated.
