@@ -8,7 +8,13 @@ broker and Redis of its own, then measures in the same run:
 - naive_rate: on the first 50,000, one Redis round trip per interaction and a Kafka
   commit per message.
 
+With --redis-cluster the consumer runs against a local Redis Cluster (three masters,
+three replicas) and, in the same run, against the single server: the JSON says
+"cluster": true, the ratio of the two rates, and the Redis commands each master served
+during the cluster run.
+
 Prints one JSON line. Usage: python benchmarks/ingest.py [--interactions 1000000]
+[--redis-cluster]
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from eventrec.config import Settings
-from eventrec.devstack import LocalServices
+from eventrec.devstack import LocalRedisCluster, LocalServices
 from eventrec.schemas import decode_interaction
 from eventrec.store import Store, connect
+from eventrec.store.keys import OWNER_SHARDS
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.platform import generate
 from eventrec.synth.publish import publish
@@ -113,7 +120,7 @@ def consumer_rate(settings: Settings, total: int, processes: int) -> tuple[float
 
 def naive_rate(settings: Settings, count: int) -> float:
     """One interaction per Redis round trip, one Kafka commit per message."""
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings.redis_url)
     consumer = KafkaConsumer(
         settings.topic_interactions,
         bootstrap_servers=settings.bootstrap_servers,
@@ -153,7 +160,8 @@ def _offset(offset: int) -> object:
 def redis_bytes(settings: Settings, total: int) -> tuple[float, float]:
     store = Store(connect(settings.redis_url), settings.key_prefix)
     keys = store.keys
-    matrix_keys = [keys.owner, keys.user_partitions]
+    matrix_keys = [keys.owner_shard(shard) for shard in range(OWNER_SHARDS)]
+    matrix_keys += [keys.user_partitions(shard) for shard in range(OWNER_SHARDS)]
     dedup_keys = []
     for partition in range(settings.topic_partitions):
         topic = settings.topic_interactions
@@ -169,6 +177,27 @@ def redis_bytes(settings: Settings, total: int) -> tuple[float, float]:
     return store.memory_usage(matrix_keys) / total, store.memory_usage(dedup_keys) / total
 
 
+# Commands of the cluster's own upkeep, not of eventrec's work.
+UPKEEP_COMMANDS = {"replconf", "ping", "info", "cluster", "config", "command", "psync", "sync"}
+
+
+def master_commands(cluster: LocalRedisCluster) -> dict[int, int]:
+    """Commands each master has served so far (INFO commandstats), upkeep left out."""
+    counts = {}
+    for master in cluster.masters():
+        node = redis.Redis(port=master.port)
+        try:
+            stats = node.info("commandstats")
+        finally:
+            node.close()
+        counts[master.port] = sum(
+            int(values["calls"])
+            for name, values in stats.items()
+            if name.removeprefix("cmdstat_").split("|")[0] not in UPKEEP_COMMANDS
+        )
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--interactions", type=int, default=1_000_000)
@@ -178,6 +207,11 @@ def main() -> None:
     parser.add_argument(
         "--consumer-processes", type=int, default=2, help="EVENTREC_CONSUMER_PROCESSES"
     )
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="measure the consumer on a local Redis Cluster and on the single server",
+    )
     parser.add_argument("--keep-services", action="store_true")
     args = parser.parse_args()
 
@@ -185,12 +219,16 @@ def main() -> None:
         Settings(
             state_dir=REPO / ".local" / "bench-ingest",
             cache_dir=REPO / ".cache",
-            local_kafka_port=38092,
-            local_kafka_controller_port=38093,
-            local_redis_port=36380,
+            local_kafka_port=18092,
+            local_kafka_controller_port=18093,
+            local_redis_port=16380,
+            local_redis_cluster_port=18000,
         )
     )
     services.up()
+    cluster = services.cluster
+    if args.redis_cluster:
+        cluster.up()
     try:
         settings = bench_settings(services, uuid.uuid4().hex[:8])
         create_topics(settings)
@@ -208,6 +246,9 @@ def main() -> None:
 
         raw = raw_client_rate(settings, total)
         print(f"raw client: {raw:,.0f}/s", file=sys.stderr)
+        if args.redis_cluster:
+            print(json.dumps(cluster_result(args, settings, cluster, total, raw)))
+            return
         rate, measured = consumer_rate(settings, total, args.consumer_processes)
         print(f"eventrec consumer ({args.consumer_processes} processes): {rate:,.0f}/s",
               file=sys.stderr)  # fmt: skip
@@ -231,7 +272,45 @@ def main() -> None:
         print(json.dumps(result))
     finally:
         if not args.keep_services:
-            services.down()
+            services.down()  # the cluster too
+
+
+def cluster_result(
+    args: argparse.Namespace,
+    settings: Settings,
+    cluster: LocalRedisCluster,
+    total: int,
+    raw: float,
+) -> dict[str, object]:
+    """The consumer on the cluster, then on the single server, from the same topic."""
+    on_cluster = settings.model_copy(update={"redis_url": cluster.url})
+    before = master_commands(cluster)
+    rate, measured = consumer_rate(on_cluster, total, args.consumer_processes)
+    after = master_commands(cluster)
+    print(f"eventrec consumer on the cluster: {rate:,.0f}/s", file=sys.stderr)
+    single, _ = consumer_rate(settings, total, args.consumer_processes)
+    print(f"eventrec consumer on one server: {single:,.0f}/s", file=sys.stderr)
+    commands = {str(port): after[port] - before.get(port, 0) for port in sorted(after)}
+    mean = sum(commands.values()) / len(commands)
+    matrix_bytes, dedup_bytes = redis_bytes(measured, total)
+    return {
+        "cluster": True,
+        "masters": len(commands),
+        "interactions": total,
+        "raw_client_rate": round(raw),
+        "consumer_rate": round(rate),
+        "consumer_processes": args.consumer_processes,
+        "consumer_rate_single_server": round(single),
+        "ratio_to_single_server": round(rate / single, 3),
+        "ratio_to_raw": round(rate / raw, 3),
+        "redis_commands_per_master": commands,
+        "commands_per_interaction": round(sum(commands.values()) / total, 4),
+        "max_deviation_from_mean_commands": round(
+            max(abs(n - mean) for n in commands.values()) / mean, 3
+        ),
+        "redis_bytes_per_interaction": round(matrix_bytes, 1),
+        "dedup_bytes_per_interaction": round(dedup_bytes, 1),
+    }
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from eventrec.model.records import (
 )
 from eventrec.model.svd import PureSVD
 from eventrec.store import Store, connect
+from eventrec.store.keys import OWNER_SHARDS
 from eventrec.store.versions import load_version
 from eventrec.trainer.loop import Trainer
 
@@ -125,13 +126,11 @@ def load_into_redis(store: Store, settings: Settings, data: dict[str, np.ndarray
     partition_of = np.array([zlib.crc32(u.encode()) % PARTITIONS for u in user_ids])
     pipe = store.client.pipeline(transaction=False)
     for start in range(0, n_users, 5000):
-        pipe.hset(
-            keys.owner,
-            mapping={
-                user_ids[i]: int(partition_of[i]) for i in range(start, min(start + 5000, n_users))
-            },
-        )
-    pipe.sadd(keys.user_partitions, *range(PARTITIONS))
+        for user_index in range(start, min(start + 5000, n_users)):
+            user_id = user_ids[user_index]
+            pipe.hset(keys.owner(user_id), user_id, int(partition_of[user_index]))
+    for shard in range(OWNER_SHARDS):
+        pipe.sadd(keys.user_partitions(shard), *range(PARTITIONS))
     # Every partition indexes every event in the same order: local index = global index.
     for partition in range(PARTITIONS):
         for start in range(0, n_events, 5000):

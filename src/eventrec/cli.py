@@ -20,7 +20,7 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
 
     services = LocalServices(settings)
     if args.action == "up":
-        statuses = services.up()
+        statuses = services.up(redis_cluster=args.redis_cluster)
     elif args.action == "down":
         statuses = services.down()
     else:
@@ -29,6 +29,8 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
         print(status.line())
     if args.action == "up" and not all(s.running or not s.managed for s in statuses):
         return 1
+    if args.action == "up" and args.redis_cluster:
+        print(f"processes use the cluster with: EVENTREC_REDIS_URL={services.cluster.url}")
     return 0
 
 
@@ -137,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         "services", help="start, stop or show the local Kafka broker and Redis server"
     )
     services.add_argument("action", choices=["up", "down", "status"])
+    services.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="up: start a local Redis Cluster (3 masters, 3 replicas on "
+        "EVENTREC_LOCAL_REDIS_CLUSTER_PORT..+5) instead of the single Redis server",
+    )
     services.set_defaults(handler=_services, json_logs=False)
 
     topics = commands.add_parser("topics", help="create or check the Kafka topics")

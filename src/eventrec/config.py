@@ -7,8 +7,10 @@ down; nothing reads the environment anywhere else.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +25,51 @@ _KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
 TopicName = Annotated[str, Field(pattern=_TOPIC.pattern)]
 
+CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
+
+
+@dataclass(frozen=True)
+class ClusterAddress:
+    """The seed nodes and credentials of a ``redis+cluster://`` URL."""
+
+    nodes: tuple[tuple[str, int], ...]
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in CLUSTER_SCHEMES
+
+
+def parse_cluster_url(url: str) -> ClusterAddress:
+    """``redis+cluster://[user:password@]host:port[,host:port...][/0]`` → its seed nodes.
+
+    Raises ``ValueError`` naming what is wrong (a cluster has no database but 0).
+    """
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in CLUSTER_SCHEMES:
+        raise ValueError(f"not a cluster URL (expected redis+cluster://): {url!r}")
+    if "?" in rest:
+        raise ValueError("a redis+cluster:// URL takes no query options")
+    location, _, path = rest.partition("/")
+    if path not in ("", "0"):
+        raise ValueError("a Redis Cluster has only database 0")
+    username = password = None
+    if "@" in location:
+        credentials, location = location.rsplit("@", 1)
+        user, has_password, secret = credentials.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if has_password else None
+    nodes = []
+    for node in location.split(","):
+        host, _, port = node.strip().rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port for each cluster node, got {node!r}")
+        nodes.append((host, int(port)))
+    return ClusterAddress(tuple(nodes), CLUSTER_SCHEMES[scheme.lower()], username, password)
+
 
 class Settings(BaseSettings):
     """Every setting of eventrec, with its environment variable, default and meaning."""
@@ -36,8 +83,10 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         "redis://127.0.0.1:16379/0",
-        description="Redis URL (redis:// or rediss://); "
-        "unset: the local server of `eventrec services up`, on EVENTREC_LOCAL_REDIS_PORT.",
+        description="Redis URL: one server (redis://, rediss://, unix://), or a Redis Cluster "
+        "by some of its nodes (redis+cluster://host:port[,host:port...], rediss+cluster:// "
+        "with TLS); unset: the local server of `eventrec services up`, on "
+        "EVENTREC_LOCAL_REDIS_PORT.",
     )
     key_prefix: str = Field(
         "eventrec",
@@ -267,6 +316,13 @@ class Settings(BaseSettings):
     local_redis_port: int = Field(
         16379, ge=1, le=65535, description="Port of the local Redis server of `services up`."
     )
+    local_redis_cluster_port: int = Field(
+        17000,
+        ge=1,
+        le=55529,
+        description="First port of the local Redis Cluster of `services up --redis-cluster`: "
+        "six nodes on this port and the five after it, cluster bus on each port + 10000.",
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -279,8 +335,13 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
+        if re.match(r"^rediss?\+cluster://", value):
+            parse_cluster_url(value)  # a ValueError names what is wrong
+            return value
         if not re.match(r"^(redis|rediss|unix)://", value):
-            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+            raise ValueError(
+                "expected a redis://, rediss://, unix:// or redis+cluster://host:port[,...] URL"
+            )
         return value
 
     @field_validator("key_prefix")

@@ -12,7 +12,7 @@ from eventrec.config import Settings
 from eventrec.devstack import LocalServices
 from eventrec.schemas import DeadLetter
 from eventrec.store import Store, connect
-from tests.integration.conftest import unique_settings
+from tests.integration.conftest import ON_SERVER_AND_CLUSTER, unique_settings
 from tests.integration.ingest_helpers import (
     INVALID_WORDS,
     ConsumerProcess,
@@ -31,6 +31,7 @@ from tests.integration.ingest_helpers import (
 pytestmark = pytest.mark.integration
 
 
+@ON_SERVER_AND_CLUSTER
 def test_matrix_is_exact_and_invalid_messages_are_dead_lettered(
     settings: Settings, redis_client: object, tmp_path: Path
 ) -> None:
@@ -83,6 +84,7 @@ def catalog_message(event_id: str, **changes: object) -> Message:
     return Message(event_id.encode(), json.dumps(body).encode(), True, body=body)
 
 
+@ON_SERVER_AND_CLUSTER
 def test_catalog_and_profiles_upsert_and_tombstones_delete(
     settings: Settings, redis_client: object, tmp_path: Path
 ) -> None:

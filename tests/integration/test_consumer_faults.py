@@ -14,6 +14,7 @@ from eventrec.config import Settings
 from eventrec.devstack import LocalServices
 from eventrec.errors import FencedBatchError
 from eventrec.store import InteractionBatch, Store, connect, interaction_hash
+from tests.integration.conftest import ON_SERVER_AND_CLUSTER
 from tests.integration.ingest_helpers import (
     ConsumerProcess,
     Message,
@@ -66,6 +67,7 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(
     assert_same_matrix(expected_matrix(messages), stored_matrix(settings))
 
 
+@ON_SERVER_AND_CLUSTER
 def test_a_stale_batch_is_fenced_off(settings: Settings, redis_client: redis.Redis) -> None:
     store = Store(connect(settings.redis_url), settings.key_prefix)
     topic = settings.topic_interactions

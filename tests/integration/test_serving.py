@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 
 from eventrec.config import Settings
-from eventrec.devstack import LocalServices
+from eventrec.devstack import LocalRedisCluster, LocalServices
 from eventrec.schemas import EventStatus, encode
 from eventrec.serving.app import create_app
 from eventrec.store.store import Store, connect
@@ -136,6 +136,45 @@ def stack(services: LocalServices, tmp_path_factory: pytest.TempPathFactory) -> 
     finally:
         serve.stop()
         consumer.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_stack(
+    stack: Stack,
+    services: LocalServices,
+    redis_cluster: LocalRedisCluster,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """The same platform on topics of its own, applied to the local Redis Cluster."""
+    redis_cluster.wait_ready()
+    settings = unique_settings(services, redis_url=redis_cluster.url)
+    create_topics(settings)
+    publish(stack.platform, settings, progress=False)
+    logs = tmp_path_factory.mktemp("serving-cluster")
+    consumer = ConsumerProcess(settings, logs / "consumer.log").start()
+    serve = ServeProcess(settings, logs / "serve.log", ADMIN_TOKEN)
+    try:
+        wait_until(
+            lambda: applied_offsets(settings) == len(stack.platform.interactions),
+            180,
+            "every interaction applied to the cluster",
+        )
+        trainer_once(settings)
+        serve.wait_ready()
+        yield Stack(settings, stack.platform, serve)
+    finally:
+        serve.stop()
+        consumer.stop()
+
+
+# Serving's reads (rows, catalog, versions) and reload polling, on both kinds of Redis.
+ON_SERVER_AND_CLUSTER_STACKS = pytest.mark.parametrize("backend", ["server", "cluster"])
+
+
+@pytest.fixture
+def any_stack(request: pytest.FixtureRequest, backend: str) -> Stack:
+    found: Stack = request.getfixturevalue("stack" if backend == "server" else "cluster_stack")
+    return found
 
 
 def history(platform: SyntheticPlatform) -> dict[str, dict[str, set[str]]]:
@@ -284,7 +323,9 @@ def test_cold_start_uses_the_profile_and_unknown_users_are_fine(stack: Stack) ->
     assert len(stranger["items"]) == 5
 
 
-def test_an_event_cancelled_on_the_events_topic_disappears_within_2s(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_an_event_cancelled_on_the_events_topic_disappears_within_2s(any_stack: Stack) -> None:
+    stack = any_stack
     user_id = active_users(stack.platform, 3)[2]
     first = stack.serve.recommend(user_id, limit=5)["items"][0]["event_id"]
     event = next(e for e in stack.platform.events if e.event_id == first)
@@ -318,8 +359,12 @@ def booking(user_id: str, event_id: str, n: int) -> Message:
     return Message(user_id.encode(), json.dumps(body).encode(), True, body=body)
 
 
+@ON_SERVER_AND_CLUSTER_STACKS
 @pytest.mark.parametrize("user_kind", ["existing", "brand-new"])
-def test_a_new_booking_changes_the_next_response_within_2s(stack: Stack, user_kind: str) -> None:
+def test_a_new_booking_changes_the_next_response_within_2s(
+    any_stack: Stack, user_kind: str
+) -> None:
+    stack = any_stack
     if user_kind == "existing":
         # A user with a short history and no taste for theatre: one booking must tell.
         truth = stack.platform.truth
@@ -421,7 +466,9 @@ def test_similar_events(stack: Stack) -> None:
     assert event_id not in {item["event_id"] for item in body["items"]}
 
 
-def test_version_switch_under_load(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_version_switch_under_load(any_stack: Stack) -> None:
+    stack = any_stack
     client = stack.serve.client
     old = client.get("/models").json()["serving"]
     trainer_once(stack.settings)

@@ -455,7 +455,7 @@ def test_requests_for_the_data_of_a_running_fit_are_coalesced(
     outcomes: list[loop.CycleOutcome] = []
     runner = threading.Thread(target=lambda: outcomes.append(loop.Trainer(ingested, store).cycle()))
     runner.start()
-    partition = min(int(p) for p in store.client.smembers(store.keys.user_partitions))
+    partition = min(store.owner_partitions())
     offset = store.stored_offset(topic, partition)
     assert offset is not None
     try:

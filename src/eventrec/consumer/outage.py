@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import redis
+from eventrec.store.client import UNAVAILABLE_ERRORS
 
 log = logging.getLogger("eventrec.consumer")
 
@@ -69,7 +69,7 @@ class RedisRetry:
                 result = call()
                 self.outage.ok()
                 return result
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except UNAVAILABLE_ERRORS as exc:
                 if self.stopping.is_set():
                     raise StoppedError from exc
                 self.stopping.wait(self.outage.failed(exc))

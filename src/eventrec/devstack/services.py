@@ -21,9 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eventrec.config import Settings
 from eventrec.errors import LocalServicesError
+
+if TYPE_CHECKING:
+    from eventrec.devstack.cluster import LocalRedisCluster
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +47,14 @@ class ServiceStatus:
     pid: int | None
     running: bool
     managed: bool
+    detail: str = ""
 
     def line(self) -> str:
         if not self.managed:
             return f"{self.name}: external at {self.address} (not managed by eventrec services)"
         state = f"running, pid {self.pid}" if self.running else "stopped"
-        return f"{self.name}: {state} at {self.address}"
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"{self.name}: {state} at {self.address}{detail}"
 
 
 def _port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -142,19 +148,36 @@ class LocalServices:
 
     # -- public ------------------------------------------------------------------------
 
-    def up(self) -> list[ServiceStatus]:
-        """Start whatever is not running yet and wait until both answer."""
+    @property
+    def cluster(self) -> LocalRedisCluster:
+        """The local Redis Cluster of this state directory (``up(redis_cluster=True)``)."""
+        from eventrec.devstack.cluster import LocalRedisCluster
+
+        return LocalRedisCluster(self.settings)
+
+    def up(self, *, redis_cluster: bool = False) -> list[ServiceStatus]:
+        """Start whatever is not running yet and wait until every server answers.
+
+        With ``redis_cluster`` the local Redis Cluster is started instead of the single
+        Redis server (its URL: ``self.cluster.url``).
+        """
         redis_was_running = _pid_alive(self._pid(self.redis_dir))
-        if self.manage_redis:
+        if redis_cluster:
+            self.cluster.up()
+        elif self.manage_redis:
             self._redis_up()
         if self.manage_kafka:
             try:
                 self._kafka_up()
             except BaseException:
                 # All or nothing: do not leave behind a server this call started.
-                if self.manage_redis and not redis_was_running:
+                if redis_cluster:
+                    self.cluster.down()
+                elif self.manage_redis and not redis_was_running:
                     self._stop(self.redis_dir, "redis")
                 raise
+        if redis_cluster:  # the single server was not asked for
+            return [s for s in self.status() if s.name != "redis" or s.running]
         return self.status()
 
     def down(self) -> list[ServiceStatus]:
@@ -170,6 +193,8 @@ class LocalServices:
             self._stop(self.kafka_dir, "kafka")
         if self.manage_redis:
             self._stop(self.redis_dir, "redis")
+        if self.cluster.recorded():
+            self.cluster.down()
         return self.status(stopped)
 
     def status(self, recorded: dict[str, str] | None = None) -> list[ServiceStatus]:
@@ -195,6 +220,8 @@ class LocalServices:
             elif recorded is not None:
                 address = recorded.get(name, address)
             statuses.append(ServiceStatus(name, address, pid, running, True))
+        if self.cluster.recorded():
+            statuses.extend(self.cluster.status())
         return statuses
 
     # -- redis -------------------------------------------------------------------------

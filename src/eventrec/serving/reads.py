@@ -7,11 +7,11 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-import redis
 
 from eventrec.serving import rows
 from eventrec.serving.errors import Unavailable
 from eventrec.serving.state import ServingState, UserProfileHint
+from eventrec.store.client import UNAVAILABLE_ERRORS
 
 if TYPE_CHECKING:
     from eventrec.serving.runtime import Caches, Clients
@@ -32,7 +32,7 @@ async def read_rows(
     topic = clients.settings.topic_interactions
     try:
         return await rows.read_rows(clients.redis, clients.keys, topic, user_ids, state.event_space)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except UNAVAILABLE_ERRORS as exc:
         raise Unavailable(f"redis unavailable: {exc}") from None
 
 
@@ -51,7 +51,7 @@ async def read_profile(clients: Clients, caches: Caches, user_id: str) -> UserPr
         for partition in caches.profile_partitions:
             pipe.hget(keys.profiles(topic, partition), user_id)
         found = next((doc for doc in await pipe.execute() if doc is not None), None)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except UNAVAILABLE_ERRORS as exc:
         raise Unavailable(f"redis unavailable: {exc}") from None
     if found is None:
         return None

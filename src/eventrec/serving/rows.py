@@ -29,7 +29,7 @@ async def read_rows(
     """
     pipe = redis.pipeline(transaction=False)
     for user_id in user_ids:
-        pipe.hget(keys.owner, user_id)
+        pipe.hget(keys.owner(user_id), user_id)
     owners = [None if raw is None else int(raw) for raw in await pipe.execute()]
     owner_of = {i: owner for i, owner in enumerate(owners) if owner is not None}
     present = list(owner_of)

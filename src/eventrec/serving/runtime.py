@@ -15,11 +15,6 @@ import logging
 import time
 from typing import Any
 
-import redis
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-
 from eventrec.config import Settings
 from eventrec.schemas.impressions import Experiment
 from eventrec.serving import metrics
@@ -27,12 +22,16 @@ from eventrec.serving.impressions import ImpressionSender
 from eventrec.serving.reads import read_rows
 from eventrec.serving.scoring import BatchScorer
 from eventrec.serving.state import ServingState, build_state
+from eventrec.store.client import UNAVAILABLE_ERRORS, connect_async
 from eventrec.store.experiments import ExperimentStore
 from eventrec.store.keys import Keys
 from eventrec.store.store import Store, connect
 from eventrec.store.versions import ModelVersionError, current_version
 
 log = logging.getLogger("eventrec.serving")
+
+# A variant's version that fails these is left out (logged); the others still load.
+VARIANT_ERRORS: tuple[type[Exception], ...] = (ModelVersionError, *UNAVAILABLE_ERRORS)
 
 
 class Clients:
@@ -42,16 +41,8 @@ class Clients:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.store = Store(connect(settings.redis_url, retries=1), settings.key_prefix)
-        # redis-py types replies as bytes | str by connection options; ours are bytes.
-        # One immediate retry: after a Redis restart each pooled connection fails once
-        # (the server closed it) and reconnects; a Redis still down fails fast.
-        self.redis: Any = aioredis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=2,
-            socket_connect_timeout=2,
-            retry=AsyncRetry(NoBackoff(), 1),
-            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        )
+        # One immediate retry, fail fast: see connect_async.
+        self.redis: Any = connect_async(settings.redis_url)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -97,7 +88,7 @@ class Caches:
                 self.refused[version] = str(exc)
             self.load_error = str(exc)
             return False
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except UNAVAILABLE_ERRORS as exc:
             if self.load_error != "redis":
                 log.warning("redis unavailable while reloading: %s", exc)
             self.load_error = "redis"
@@ -131,7 +122,7 @@ class Caches:
         store = self.clients.store
         try:
             experiments = ExperimentStore(store.client, store.keys.prefix).running()
-        except (redis.ConnectionError, redis.TimeoutError):
+        except UNAVAILABLE_ERRORS:
             return
         states: dict[str, ServingState] = {}
         errors: dict[str, str] = {}
@@ -149,7 +140,7 @@ class Caches:
                 states[version] = build_state(
                     store, self.clients.settings.topic_events, previous, version=version
                 )
-            except (ModelVersionError, redis.ConnectionError, redis.TimeoutError) as exc:
+            except VARIANT_ERRORS as exc:
                 if self.variant_errors.get(version) != str(exc):
                     log.error("variant model version %s not loaded: %s", version, exc)
                 errors[version] = str(exc)
@@ -216,13 +207,16 @@ class ReloadWatcher:
         clients, caches = self.clients, self.caches
         settings, keys = clients.settings, clients.keys
         try:
-            current, switches, experiments = await clients.redis.mget(
-                keys.model_current, keys.model_switches, keys.experiments_version
-            )
+            # A pipeline, not MGET: the model keys and the experiments' version sit in two
+            # slots (on a cluster, maybe two nodes).
+            pipe = clients.redis.pipeline(transaction=False)
+            for key in (keys.model_current, keys.model_switches, keys.experiments_version):
+                pipe.get(key)
+            current, switches, experiments = await pipe.execute()
             catalog_version = await asyncio.to_thread(
                 clients.store.entity_version, settings.topic_events
             )
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except UNAVAILABLE_ERRORS as exc:
             caches.watch_error = f"redis unavailable: {exc}"
             return False
         marker = (current, switches, experiments, catalog_version)

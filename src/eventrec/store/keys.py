@@ -1,14 +1,60 @@
 """Every Redis key name eventrec uses. No other module spells a key.
 
 Keys that one atomic consumer step touches carry the hash tag of the step's Kafka
-partition (``{interactions.3}``), so a step stays in one slot on Redis Cluster: a
-partition's rows, its event index and its offset are written together (docs/design.md).
-The owner map carries a tag of its own (``{users}``): its script touches only it.
+partition (``{interactions.3.2}``: :func:`spread_tag`), so a step stays in one slot on
+Redis Cluster: a partition's rows, its event index and its offset are written together
+(docs/design.md), and a topic's partitions are spread evenly over a cluster's masters.
+The owner map carries tags of its own (``{users.k}``, one per shard): its script touches
+one shard.
 """
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
+from functools import lru_cache
+
+CLUSTER_SLOTS = 16384
+# Where the tags of consecutive partitions go: six equal segments of the slot space, in
+# this order, so that masters holding equal contiguous slot ranges (as `redis-cli
+# --cluster create` makes them) share partitions evenly: with three masters each gets
+# one of every three partitions; with two or six, one of every six.
+_SEGMENT_ORDER = (0, 2, 4, 1, 3, 5)
+# Off a segment's edges: redis-cli's ranges do not fall exactly on sixths.
+_SEGMENT_MARGIN = 32
+
+
+def hash_slot(tag: str) -> int:
+    """The Redis Cluster slot of a hash tag (CRC16 mod 16384, as the cluster computes it)."""
+    return binascii.crc_hqx(tag.encode(), 0) % CLUSTER_SLOTS
+
+
+# Shards of the owner map (a stored layout: changing it moves every user's owner).
+OWNER_SHARDS = 6
+
+
+def owner_shard(user_id: str) -> int:
+    """The owner-map shard of a user id (CRC32, stable across processes and releases)."""
+    return binascii.crc32(user_id.encode()) % OWNER_SHARDS
+
+
+@lru_cache(maxsize=65_536)
+def spread_tag(base: str, index: int) -> str:
+    """The hash tag of ``base``'s ``index``-th partition: ``base.index[.salt]``.
+
+    The smallest salt that puts the tag in its segment (see ``_SEGMENT_ORDER``), so a
+    cluster's masters get their share of partitions instead of CRC16's draw (the default
+    topic's six partitions would otherwise put four on one of three masters). A pure
+    function of its arguments: every process computes the same keys.
+    """
+    segment = _SEGMENT_ORDER[index % len(_SEGMENT_ORDER)]
+    low = segment * CLUSTER_SLOTS // len(_SEGMENT_ORDER) + _SEGMENT_MARGIN
+    high = (segment + 1) * CLUSTER_SLOTS // len(_SEGMENT_ORDER) - _SEGMENT_MARGIN
+    tag, salt = f"{base}.{index}", 0
+    while not low <= hash_slot(tag) < high:
+        salt += 1
+        tag = f"{base}.{index}.{salt}"
+    return tag
 
 
 @dataclass(frozen=True)
@@ -16,21 +62,25 @@ class Keys:
     prefix: str
 
     # -- owners (a routing hint: which interactions partition holds a user's row) ------
+    # Split in OWNER_SHARDS hashes by user id, each on a slot of its own: every batch
+    # claims owners, and one slot would make one master do that for every partition.
 
-    @property
-    def owner(self) -> str:
-        """Hash user_id -> the interactions partition that owns the user's row (first claim)."""
-        return f"{self.prefix}:{{users}}:owner"
+    def owner(self, user_id: str) -> str:
+        """Hash user_id -> the interactions partition that owns the user's row (first claim),
+        for the shard of ``user_id``."""
+        return self.owner_shard(owner_shard(user_id))
 
-    @property
-    def user_partitions(self) -> str:
-        """Set of the interactions partitions that own users."""
-        return f"{self.prefix}:{{users}}:partitions"
+    def owner_shard(self, shard: int) -> str:
+        return f"{self.prefix}:{{{spread_tag('users', shard)}}}:owner"
+
+    def user_partitions(self, shard: int) -> str:
+        """Set of the interactions partitions that own users of one owner shard."""
+        return f"{self.prefix}:{{{spread_tag('users', shard)}}}:partitions"
 
     # -- per partition -------------------------------------------------------------------
 
     def _tagged(self, topic: str, partition: int, name: str) -> str:
-        return f"{self.prefix}:{{{topic}.{partition}}}:{name}"
+        return f"{self.prefix}:{{{spread_tag(topic, partition)}}}:{name}"
 
     def offset(self, topic: str, partition: int) -> str:
         """The partition's next offset to apply: the consumer's fence and resume point."""

@@ -10,34 +10,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import redis
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from eventrec.errors import ConfigError, FencedBatchError
 from eventrec.model.records import RECORD_DTYPE, RECORD_SIZE, InteractionLog, unpack_row
 from eventrec.store import scripts
-from eventrec.store.keys import Keys
+from eventrec.store.client import RedisClient, node_settings, per_node
+from eventrec.store.client import connect as connect  # re-exported: every process's client
+from eventrec.store.keys import OWNER_SHARDS, Keys, owner_shard
 
 log = logging.getLogger(__name__)
 
 NO_HASH = b"\0" * 8
 EVICTING_POLICIES_OK = ("noeviction",)
 SNAPSHOT_CHUNK = 2000
-
-
-def connect(url: str, *, retries: int = 6) -> redis.Redis:
-    """A client that retries lost connections with exponential backoff (about 10 s in all)."""
-    return redis.Redis.from_url(
-        url,
-        retry=Retry(ExponentialBackoff(cap=4.0, base=0.1), retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        socket_connect_timeout=5,
-        socket_timeout=30,
-        health_check_interval=30,
-    )
 
 
 def interaction_hash(interaction_id: str) -> bytes:
@@ -132,7 +117,7 @@ class Store:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         prefix: str,
         *,
         dedup_window_seconds: float = 86_400,
@@ -154,40 +139,62 @@ class Store:
     # -- checks --------------------------------------------------------------------------
 
     def check_eviction_policy(self) -> None:
-        """Refuse a server that may evict keys: an evicted offset would replay a partition."""
-        policy = self.client.config_get("maxmemory-policy").get("maxmemory-policy")
-        if policy not in EVICTING_POLICIES_OK:
-            raise ConfigError(
-                f"Redis maxmemory-policy is {policy!r}; eventrec needs 'noeviction' "
-                f"(an evicted offset or row would replay or lose interactions). "
-                f"Run: CONFIG SET maxmemory-policy noeviction"
-            )
+        """Refuse a server that may evict keys: an evicted offset would replay a partition.
+
+        On a cluster every master is checked (run replicas with the same setting).
+        """
+        for node, policy in node_settings(self.client, "maxmemory-policy").items():
+            if policy not in EVICTING_POLICIES_OK:
+                where = f" on node {node}" if node else ""
+                raise ConfigError(
+                    f"Redis maxmemory-policy is {policy!r}{where}; eventrec needs 'noeviction' "
+                    f"(an evicted offset or row would replay or lose interactions). "
+                    f"Run: CONFIG SET maxmemory-policy noeviction"
+                )
 
     # -- owners and partition-local event ids (nothing here is cached) -----------------
 
     def claim_owners(self, user_ids: Sequence[str], partition: int) -> list[int]:
-        """The owner partition of each user; users never seen are claimed for ``partition``."""
-        distinct = list(dict.fromkeys(user_ids))
-        if not distinct:
-            return []
-        owners = self._claim_owners(
-            keys=[self.keys.owner, self.keys.user_partitions], args=[partition, *distinct]
-        )
-        found = dict(zip(distinct, (int(o) for o in owners), strict=True))
+        """The owner partition of each user; users never seen are claimed for ``partition``.
+
+        One script per owner shard the users fall in (each on its own slot).
+        """
+        by_shard: dict[int, list[str]] = {}
+        for user_id in dict.fromkeys(user_ids):
+            by_shard.setdefault(owner_shard(user_id), []).append(user_id)
+        found: dict[str, int] = {}
+        for shard, users in sorted(by_shard.items()):
+            owners = self._claim_owners(
+                keys=[self.keys.owner_shard(shard), self.keys.user_partitions(shard)],
+                args=[partition, *users],
+            )
+            found.update(zip(users, (int(o) for o in owners), strict=True))
         return [found[u] for u in user_ids]
 
     def find_owner(self, user_id: str) -> int | None:
         """The partition that owns a user's row, or None for a user never seen."""
-        value = self.client.hget(self.keys.owner, user_id)
+        value = self.client.hget(self.keys.owner(user_id), user_id)
         return None if value is None else int(value)
+
+    def owners(self) -> dict[str, int]:
+        """Every user id that has an owner (a row, searches, or a routed interaction)."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(OWNER_SHARDS):
+            pipe.hgetall(self.keys.owner_shard(shard))
+        return {
+            user.decode(): int(owner) for found in pipe.execute() for user, owner in found.items()
+        }
 
     def user_ids(self) -> list[str]:
         """Every user id that has an owner (a row, searches, or a routed interaction)."""
-        return [raw.decode() for raw in self.client.hkeys(self.keys.owner)]
+        return list(self.owners())
 
     def owner_partitions(self) -> list[int]:
         """The interactions partitions that own users, ascending."""
-        return sorted(int(p) for p in self.client.smembers(self.keys.user_partitions))
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(OWNER_SHARDS):
+            pipe.smembers(self.keys.user_partitions(shard))
+        return sorted({int(p) for found in pipe.execute() for p in found})
 
     def partition_event_ids(self, topic: str, partition: int, start: int = 0) -> list[str]:
         """A partition's event ids by local index, from ``start``."""
@@ -401,8 +408,12 @@ class Store:
         partitions = [int(p) for p in self.client.smembers(self.keys.entity_partitions(topic))]
         if not partitions:
             return 0
-        values = self.client.mget([self.keys.version(topic, p) for p in partitions])
-        return sum(int(v) for v in values if v is not None)
+        # One GET per partition in one pipeline: the counters sit in different slots (a
+        # cluster answers them node by node, in parallel).
+        pipe = self.client.pipeline(transaction=False)
+        for partition in partitions:
+            pipe.get(self.keys.version(topic, partition))
+        return sum(int(v) for v in pipe.execute() if v is not None)
 
     # -- reading rows --------------------------------------------------------------------
 
@@ -430,18 +441,20 @@ class Store:
 
         Per partition the rows are read first, then its event ids (which only grow while
         nothing is lost), so every local index a row holds is in the list read after it.
-        A user with rows on two partitions is one user.
+        A user with rows on two partitions is one user. On a cluster each partition (one
+        slot) is read from its node with pipelined MGETs, the nodes in parallel.
         """
         taken_at = time.time()
-        user_position: dict[str, int] = {}
-        event_position: dict[str, int] = {}
-        user_chunks: list[np.ndarray] = []
-        record_chunks: list[np.ndarray] = []
-        for partition in self.owner_partitions():
-            users = self.partition_users(topic, partition)
+        partitions = self.owner_partitions()
+
+        def read(node: Any, i: int) -> tuple[list[str], list[bytes], list[str]]:
+            partition = partitions[i]
+            users = [
+                raw.decode() for raw in node.lrange(self.keys.row_users(topic, partition), 0, -1)
+            ]
             rows: list[bytes] = []
             for start in range(0, len(users), SNAPSHOT_CHUNK * 8):
-                pipe = self.client.pipeline(transaction=False)
+                pipe = node.pipeline(transaction=False)
                 chunk_users = users[start : start + SNAPSHOT_CHUNK * 8]
                 for part in range(0, len(chunk_users), SNAPSHOT_CHUNK):
                     pipe.mget(
@@ -451,7 +464,19 @@ class Store:
                         ]
                     )
                 rows.extend(row or b"" for found in pipe.execute() for row in found)
-            local_events = self.partition_event_ids(topic, partition)
+            local_events = [
+                raw.decode() for raw in node.lrange(self.keys.event_ids(topic, partition), 0, -1)
+            ]
+            return users, rows, local_events
+
+        user_position: dict[str, int] = {}
+        event_position: dict[str, int] = {}
+        user_chunks: list[np.ndarray] = []
+        record_chunks: list[np.ndarray] = []
+        tags = [self.keys.row_users(topic, p) for p in partitions]
+        for partition, (users, rows, local_events) in zip(
+            partitions, per_node(self.client, tags, read), strict=True
+        ):
             dense_event = np.fromiter(
                 (event_position.setdefault(e, len(event_position)) for e in local_events),
                 dtype=np.int64,

@@ -588,7 +588,7 @@ def read_trending(store_or_client: Any, prefix: str | None = None) -> dict[str, 
 
 def data_marker(store: Store, topic: str) -> str:
     """The data a fit would read, as the stored offsets of the interactions' partitions."""
-    partitions = sorted(int(p) for p in store.client.smembers(store.keys.user_partitions))
+    partitions = store.owner_partitions()
     offsets = store.stored_offsets(topic, partitions)
     return json.dumps([[p, offsets[p]] for p in partitions])
 

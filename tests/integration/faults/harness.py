@@ -247,7 +247,7 @@ def stored_rows(settings: Settings) -> tuple[dict[str, Counter[Record]], dict[st
             user_id = snapshot.user_ids[user]
             rows.setdefault(user_id, Counter())[(events[event], kind, stamp, value, aux)] += 1
         searches: dict[str, int] = {}
-        owned = [raw.decode() for raw in store.client.hkeys(store.keys.owner)]
+        owned = store.user_ids()
         for user_id in owned:
             found = len(store.user_searches(settings.topic_interactions, user_id))
             if found:

@@ -14,7 +14,7 @@ from eventrec.config import Settings
 from eventrec.devstack import LocalServices
 from eventrec.store import Store, connect
 from eventrec.topics import create_topics, missing_topics
-from tests.integration.conftest import unique_settings
+from tests.integration.conftest import ON_SERVER_AND_CLUSTER, unique_settings
 from tests.integration.faults.harness import (
     NO_COMPACTION,
     NewUsers,
@@ -34,8 +34,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def settings(services: LocalServices) -> Iterator[Settings]:
-    test_settings = unique_settings(services, row_compact_bytes=NO_COMPACTION)
+def settings(services: LocalServices, redis_url: str) -> Iterator[Settings]:
+    test_settings = unique_settings(services, redis_url=redis_url, row_compact_bytes=NO_COMPACTION)
     create_topics(test_settings)
     wanted = [test_settings.topic_interactions, test_settings.topic_dlq]
     wait_until(lambda: not missing_topics(test_settings, wanted), 30, "the topics visible")
@@ -64,6 +64,7 @@ def consume(settings: Settings, log_path: Path, timeout: float = 120) -> None:
         assert consumer.stop() == 0, consumer.log()[-3000:]
 
 
+@ON_SERVER_AND_CLUSTER
 def test_a_producer_with_librdkafkas_default_partitioner_loses_nothing(
     settings: Settings, tmp_path: Path
 ) -> None:

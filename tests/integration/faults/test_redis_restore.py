@@ -214,7 +214,7 @@ def assert_serving_shows_each_user_only_their_own_history(
 def assert_id_maps_are_a_bijection(settings: Settings) -> None:
     store = Store(connect(settings.redis_url), settings.key_prefix)
     topic = settings.topic_interactions
-    owners = {k.decode(): int(v) for k, v in store.client.hgetall(store.keys.owner).items()}
+    owners = store.owners()
     seen: dict[str, int] = {}
     for partition in store.owner_partitions():
         for user_id in store.partition_users(topic, partition):

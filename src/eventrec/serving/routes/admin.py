@@ -11,12 +11,12 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-import redis
 from fastapi import APIRouter, HTTPException, Path
 
 from eventrec.serving.deps import AdminDep, RuntimeDep
 from eventrec.serving.errors import Unavailable
 from eventrec.serving.runtime import Runtime
+from eventrec.store.client import UNAVAILABLE_ERRORS
 from eventrec.store.versions import (
     ModelVersionError,
     activate_version,
@@ -40,7 +40,7 @@ async def _redis(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking store call off the event loop; Redis down becomes a 503."""
     try:
         return await asyncio.to_thread(call, *args, **kwargs)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except UNAVAILABLE_ERRORS as exc:
         raise Unavailable(f"redis unavailable: {exc}") from None
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import redis
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from eventrec.serving.deps import RuntimeDep
+from eventrec.store.client import UNAVAILABLE_ERRORS
 
 router = APIRouter()
 
@@ -43,7 +43,7 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     try:
         await clients.redis.ping()
         current = await clients.redis.get(clients.keys.model_current)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except UNAVAILABLE_ERRORS as exc:
         return _not_ready(f"redis unavailable: {exc}", reload_age_seconds=reload_age)
     limit = runtime.settings.serving_reload_max_age_seconds
     if reload_age > limit:
