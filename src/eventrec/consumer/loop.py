@@ -74,6 +74,8 @@ class InteractionConsumer:
         self.positions: dict[TopicPartition, int | None] = {}
         self.stopping = threading.Event()
         self._kafka_outage = Outage("kafka")
+        # Sends from the writer thread (a batch's dead letters and routes) note their own.
+        self._writer_kafka_outage = Outage("kafka")
         self._with_redis = RedisRetry(self.stopping)
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
@@ -221,7 +223,11 @@ class InteractionConsumer:
             raise failure
 
     def _apply(self, tp: TopicPartition, messages: Sequence[Message]) -> None:
-        """Validate and dead-letter here; the atomic step runs on the writer thread.
+        """Validate here; the atomic step runs on the writer thread.
+
+        Dead letters of catalog, profile and impression batches are sent here; those of an
+        interaction batch are sent in its step, after the owner lookup, with its routes.
+        Either way every one is acknowledged before the step that advances the offset.
 
         The next batch of the partition is prepared while Redis applies this one; its
         expected offset is this batch's next offset, so the fence keeps them in order.
@@ -236,17 +242,27 @@ class InteractionConsumer:
         if tp.topic == settings.topic_interactions:
             latest = time.time() + settings.max_clock_skew_seconds
             decoded = decode_interactions(tp.topic, tp.partition, expected, messages, latest)
-            self._send_dead_letters(decoded.dead_letters)
             # Interactions naming a response go to attribution before the step, like dead
             # letters: a crash re-sends them, and attribution de-duplicates the copy.
             dead_offsets = {letter.offset for letter in decoded.dead_letters}
             self._send(settings.topic_impressions, outcomes_of(messages, dead_offsets))
+            delivered = threading.Event()
 
             def step() -> StepResult:
-                # On the writer thread: owners, routes and the step never hold up the poll.
-                owners = self.store.claim_owners(decoded.user_ids, tp.partition)
+                # On the writer thread: owners, dead letters, routes and the step never hold
+                # up the poll. The dead letters go out here, after the owner lookup, with the
+                # routes, and Kafka acknowledges every one before this step may advance the
+                # offset (issue #13's order); through a Kafka outage the step waits.
+                # Retried on its own, so Redis is noted back before the sends wait on Kafka.
+                owners = self._with_redis(
+                    partial(self.store.claim_owners, decoded.user_ids, tp.partition)
+                )
                 prepared = assemble_interactions(decoded, owners)
-                self._send_dead_letters([], prepared.routes, tp)
+                if not delivered.is_set():  # a retry after a Redis error does not re-send
+                    self._send_dead_letters(
+                        prepared.dead_letters, prepared.routes, tp, self._writer_kafka_outage
+                    )
+                    delivered.set()
                 return self.store.apply_interactions(prepared.batch, time.time(), compact=_compact)
 
             dead = len(decoded.dead_letters)
@@ -330,12 +346,14 @@ class InteractionConsumer:
         letters: list[DeadLetter],
         routes: Sequence[Route] = (),
         source: TopicPartition | None = None,
+        outage: Outage | None = None,
     ) -> None:
         """Send dead letters, and re-publish routed interactions to their owner partition.
 
         Returns once Kafka acknowledged every one, before the batch's step: a crash in
         between re-sends them (a dead letter may appear twice; a routed copy is absorbed by
-        the owner's de-duplication window).
+        the owner's de-duplication window). Through a Kafka outage it waits, noting it in
+        ``outage`` (the poll loop's by default); raises ``StoppedError`` when stopping.
         """
         if not letters and not routes:
             return
@@ -362,13 +380,19 @@ class InteractionConsumer:
                     partition=route.owner,
                 )
             )
-        deliver(self._producer, outgoing, flush_timeout=30, on_failure=self._kafka_failed)
-        self._kafka_outage.ok()
+        outage = outage or self._kafka_outage
+        deliver(
+            self._producer,
+            outgoing,
+            flush_timeout=30,
+            on_failure=partial(self._kafka_failed, outage=outage),
+        )
+        outage.ok()
 
-    def _kafka_failed(self, exc: BaseException) -> None:
+    def _kafka_failed(self, exc: BaseException, outage: Outage | None = None) -> None:
         if self.stopping.is_set():
             raise StoppedError from exc
-        self.stopping.wait(self._kafka_outage.failed(exc))
+        self.stopping.wait((outage or self._kafka_outage).failed(exc))
 
     def _send(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
         """Publish, checking every acknowledgement, through a Kafka outage (a re-send after a
