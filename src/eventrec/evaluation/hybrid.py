@@ -89,9 +89,7 @@ class _AtCut:
             placed = sp.lil_matrix((n, n_events), dtype=np.float32)
             placed[usable] = folded
             confidence = sp.csr_matrix(placed)
-        profiles = [
-            self.profiles[u] if u < len(self.profiles) else None for u in users.tolist()
-        ]
+        profiles = [self.profiles[u] if u < len(self.profiles) else None for u in users.tolist()]
         stated = self.text.transform([stated_text(p) for p in profiles])
         return user_signals(self.catalogue, vectors, confidence, stated, profiles)
 
@@ -184,4 +182,3 @@ class HybridEventrec:
             for row, records in enumerate(self.at_cut_.base._rows(users)):
                 scores[row, records["event"]] = -np.inf
         return scores
-

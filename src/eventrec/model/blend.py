@@ -60,7 +60,7 @@ class HybridBlend:
 
     Parameters
     ----------
-    C : float
+    c : float
         Inverse L2 strength of the regression.
     features : sequence of str
         The features' names, column ``i`` being feature ``i``.
@@ -75,12 +75,12 @@ class HybridBlend:
     n_pairs_ : int
     """
 
-    def __init__(self, C: float = 1.0, features: Sequence[str] = FEATURES) -> None:
-        self.C = C
+    def __init__(self, c: float = 1.0, features: Sequence[str] = FEATURES) -> None:
+        self.c = c
         self.features = tuple(features)
 
-    def fit(self, X: npt.ArrayLike, y: npt.ArrayLike) -> HybridBlend:
-        """Fit on features ``X`` (n_pairs, n_features) and labels ``y`` (1: relevant).
+    def fit(self, pairs: npt.ArrayLike, labels: npt.ArrayLike) -> HybridBlend:
+        """Fit on the pairs' features (n_pairs, n_features) and labels (1: relevant).
 
         Raises
         ------
@@ -89,13 +89,13 @@ class HybridBlend:
         """
         from sklearn.linear_model import LogisticRegression
 
-        design = np.asarray(X, dtype=np.float64)
-        labels = np.asarray(y)
+        design = np.asarray(pairs, dtype=np.float64)
+        labels = np.asarray(labels)
         if design.ndim != 2 or design.shape[1] != len(self.features):
             raise ModelFitError(f"features of shape {design.shape}, {len(self.features)} named")
         if len(np.unique(labels)) < 2:
             raise ModelFitError("the blend needs relevant and sampled pairs")
-        regression = LogisticRegression(C=self.C, max_iter=1000)
+        regression = LogisticRegression(C=self.c, max_iter=1000)
         regression.fit(design, labels)
         weights = np.asarray(regression.coef_[0], dtype=np.float64)
         if not np.all(np.isfinite(weights)):
@@ -111,16 +111,16 @@ class HybridBlend:
         self.n_pairs_ = len(labels)
         return self
 
-    def score(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """``X @ weights_`` over the last axis (any leading shape)."""
-        result: npt.NDArray[np.float64] = np.asarray(X, dtype=np.float64) @ self.weights_
+    def score(self, pairs: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``pairs @ weights_``: features on the last axis (any leading shape)."""
+        result: npt.NDArray[np.float64] = np.asarray(pairs, dtype=np.float64) @ self.weights_
         return result
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (the version's metadata); :meth:`from_dict` restores them."""
         return {
             "model": "logistic_regression",
-            "C": self.C,
+            "c": self.c,
             "features": list(self.features),
             "weights": {n: float(w) for n, w in zip(self.features, self.weights_, strict=True)},
             "intercept": self.intercept_,
@@ -131,7 +131,7 @@ class HybridBlend:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> HybridBlend:
         features = [str(name) for name in values["features"]]
-        blend = cls(float(values["C"]), features)
+        blend = cls(float(values["c"]), features)
         blend.weights_ = np.array([float(values["weights"][n]) for n in features])
         blend.intercept_ = float(values["intercept"])
         blend.shares_ = {str(k): float(v) for k, v in values["shares"].items()}
@@ -215,4 +215,3 @@ def blended_scores(
         collaborative_weight * collaborative_terms(vectors, positions, user) + rest
     )
     return scores
-

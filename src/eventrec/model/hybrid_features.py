@@ -79,9 +79,7 @@ def event_text(document: Mapping[str, Any] | None) -> str:
 
 def stated_text(profile: Mapping[str, Any] | None, searches: Sequence[str] = ()) -> str:
     """What a user said they like: preferred categories, interests, recent searches."""
-    parts = [
-        _token("category", c) for c in (profile or {}).get("preferred_categories") or []
-    ]
+    parts = [_token("category", c) for c in (profile or {}).get("preferred_categories") or []]
     for interest in (profile or {}).get("interests") or []:
         parts.extend((str(interest), _token("tag", interest)))
     parts.extend(str(query) for query in searches)
@@ -124,9 +122,11 @@ class TextModel:
                 vectorizer = None
         else:
             vectorizer = None
-        self.vocabulary_ = {} if vectorizer is None else {
-            str(term): int(i) for term, i in vectorizer.vocabulary_.items()
-        }
+        self.vocabulary_ = (
+            {}
+            if vectorizer is None
+            else {str(term): int(i) for term, i in vectorizer.vocabulary_.items()}
+        )
         self.idf_ = np.zeros(0) if vectorizer is None else np.asarray(vectorizer.idf_)
         return self
 
