@@ -63,6 +63,7 @@ class _AtCut:
             context.dates.starts_at[: len(context.documents)],
             text.transform(texts),
             city_centroids(),
+            published_at=context.dates.published_at[: len(context.documents)],
         )
         return cls(base, catalogue, text, context.profiles, context.cut.cut)
 
@@ -132,14 +133,26 @@ class HybridEventrec:
         )
         earlier = ServedEventrec(random_state=self.random_state, estimator=estimator)
         earlier.fit(validation_context)
-        self.blend_ = self._fit_blend(_AtCut.of(earlier, validation_context), validation)
+        at_validation = _AtCut.of(earlier, validation_context)
+        # Users with a history and users with none: one blend answers both.
+        self.blend_ = self._fit_blend(
+            at_validation,
+            validation,
+            np.concatenate((validation.users, validation.new_users)),
+            [*validation.relevant, *validation.new_relevant],
+        )
         self.at_cut_ = _AtCut.of(base, context)
-        self.params_ = {**base.params_, "blend": self.blend_.to_dict()}
+        self.params_ = {
+            **base.params_,
+            "blend": self.blend_.to_dict(),
+        }
         return self
 
-    def _fit_blend(self, at: _AtCut, validation: Any) -> HybridBlend:
+    def _fit_blend(
+        self, at: _AtCut, validation: Any, users: np.ndarray, relevant: Sequence[np.ndarray]
+    ) -> HybridBlend:
         rng = np.random.default_rng(self.random_state)
-        users = np.asarray(validation.users, dtype=np.int64)
+        users = np.asarray(users, dtype=np.int64)
         picked = np.arange(len(users))
         if len(users) > MAX_BLEND_USERS:
             picked = np.sort(rng.choice(len(users), MAX_BLEND_USERS, replace=False))
@@ -148,12 +161,12 @@ class HybridEventrec:
         for start in range(0, len(picked), USER_CHUNK):
             chunk = picked[start : start + USER_CHUNK]
             chunk_users = users[chunk]
-            pools = []
-            for user in chunk_users.tolist():
-                hidden = validation.exclude[user].indices
-                pools.append(np.setdiff1d(candidates, hidden))
+            pools = [
+                np.setdiff1d(candidates, validation.exclude[user].indices)
+                for user in chunk_users.tolist()
+            ]
             rows, events, label = sample_pairs(
-                [np.asarray(validation.relevant[i], dtype=np.int64) for i in chunk],
+                [np.asarray(relevant[i], dtype=np.int64) for i in chunk],
                 pools,
                 NEGATIVES_PER_POSITIVE,
                 rng,

@@ -11,8 +11,10 @@ feature             range       meaning
                                 TF-IDF of the events the user interacted with
 ``profile``         [0, 1]      cosine of the event's TF-IDF and the user's stated
                                 categories, interests and recent searches
+``category``        {0, 1}      the event's category is one the profile prefers
 ``trending``        [0, 1]      ``log1p(trending) / log1p(max trending)`` at the request
 ``soon``            [0, 1]      ``exp(-days until the start / SOON_DAYS)``
+``fresh``           [0, 1]      ``exp(-days on sale / FRESH_DAYS)`` (0: publication unknown)
 ``budget``          [0, 1]      1 within the profile's budget, ``budget / price`` above
                                 it, 0 without a known budget
 ``nearby``          [0, 1]      1 in the user's city, ``exp(-km / NEARBY_KM)`` between
@@ -49,10 +51,22 @@ __all__ = [
     "user_signals",
 ]
 
-FEATURES = ("collaborative", "content", "profile", "trending", "soon", "budget", "nearby")
+FEATURES = (
+    "collaborative",
+    "content",
+    "profile",
+    "category",
+    "trending",
+    "soon",
+    "fresh",
+    "budget",
+    "nearby",
+)
 COLLABORATIVE = 0
 # Days over which "soon" decays by e: a month ahead still counts a third.
 SOON_DAYS = 30.0
+# Days on sale over which "fresh" decays by e: a new event's bookings come early and late.
+FRESH_DAYS = 7.0
 # Kilometres over which "nearby" decays by e between two known cities.
 NEARBY_KM = 60.0
 SECONDS_PER_DAY = 86_400.0
@@ -167,6 +181,10 @@ class HybridCatalogue:
     city_codes : dict
         Case-folded city name -> code.
     proximity : ndarray of shape (n_cities, n_cities), float64, in [0, 1]
+    category : ndarray of shape (n_events,), int64 (-1: unknown)
+    category_codes : dict
+        Case-folded category name -> code.
+    published_at : ndarray of shape (n_events,), float64 (NaN: unknown)
     """
 
     tfidf: sp.csr_matrix
@@ -178,6 +196,9 @@ class HybridCatalogue:
     city: npt.NDArray[np.int64]
     city_codes: dict[str, int]
     proximity: npt.NDArray[np.float64]
+    category: npt.NDArray[np.int64]
+    category_codes: dict[str, int]
+    published_at: npt.NDArray[np.float64]
 
     @classmethod
     def build(
@@ -188,6 +209,7 @@ class HybridCatalogue:
         starts_at: npt.ArrayLike,
         tfidf: sp.csr_matrix,
         centroids: CityCentroids | None = None,
+        published_at: npt.ArrayLike | None = None,
     ) -> HybridCatalogue:
         """The catalogue's arrays; ``tfidf`` is :class:`TextModel`'s transform of it."""
         names = sorted(
@@ -205,6 +227,21 @@ class HybridCatalogue:
                     km = centroids.distance_km(a, b)
                     if km is not None:
                         proximity[i, j] = proximity[j, i] = float(np.exp(-km / NEARBY_KM))
+        category_names = sorted(
+            {
+                str(d["category"]).casefold()
+                for d in documents
+                if d is not None and d.get("category")
+            }
+        )
+        category_codes = {name: i for i, name in enumerate(category_names)}
+        category = np.array(
+            [
+                category_codes.get(str((d or {}).get("category") or "").casefold(), -1)
+                for d in documents
+            ],
+            dtype=np.int64,
+        )
         norms = np.linalg.norm(np.asarray(vectors, dtype=np.float64), axis=1)
         largest = float(norms.max()) if len(norms) else 0.0
         raw = np.maximum(np.asarray(trending, dtype=np.float64), 0.0)
@@ -219,6 +256,11 @@ class HybridCatalogue:
             city=city,
             city_codes=codes,
             proximity=proximity,
+            category=category,
+            category_codes=category_codes,
+            published_at=np.full(len(documents), np.nan)
+            if published_at is None
+            else np.asarray(published_at, dtype=np.float64),
         )
 
 
@@ -233,6 +275,8 @@ class UserSignals:
     stated : csr_matrix of shape (n_users, n_terms), rows of unit norm (or 0)
     budget : ndarray of shape (n_users,), float64 (NaN: unknown)
     city : ndarray of shape (n_users,), int64 (-1: unknown)
+    categories : ndarray of shape (n_users, n_categories), bool
+        The catalogue's categories each profile prefers.
     """
 
     vectors: npt.NDArray[np.float32]
@@ -240,6 +284,7 @@ class UserSignals:
     stated: sp.csr_matrix
     budget: npt.NDArray[np.float64]
     city: npt.NDArray[np.int64]
+    categories: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -252,6 +297,7 @@ class UserSignals:
             sp.csr_matrix(self.stated[index]),
             self.budget[index],
             self.city[index],
+            self.categories[index],
         )
 
 
@@ -279,9 +325,15 @@ def user_signals(
         weights.resize((weights.shape[0], n_catalogue))
     budget = np.full(len(profiles), np.nan)
     city = np.full(len(profiles), -1, dtype=np.int64)
+    # One spare column: the code of events without a known category, never preferred.
+    categories = np.zeros((len(profiles), len(catalogue.category_codes) + 1), dtype=bool)
     for row, profile in enumerate(profiles):
         if not profile:
             continue
+        for name in profile.get("preferred_categories") or []:
+            code = catalogue.category_codes.get(str(name).casefold())
+            if code is not None:
+                categories[row, code] = True
         limits = profile.get("budget")
         if isinstance(limits, Mapping) and limits.get("max") is not None:
             budget[row] = float(limits["max"])
@@ -293,6 +345,7 @@ def user_signals(
         stated=_unit_rows(stated_tfidf),
         budget=budget,
         city=city,
+        categories=categories,
     )
 
 
@@ -318,17 +371,21 @@ def feature_block(
     events = catalogue.tfidf[positions]
     block[:, :, 1] = np.clip((users.history @ events.T).toarray(), 0.0, 1.0)
     block[:, :, 2] = np.clip((users.stated @ events.T).toarray(), 0.0, 1.0)
-    block[:, :, 3] = catalogue.trending[positions][None, :]
+    block[:, :, 3] = users.categories[:, catalogue.category[positions]]
+    block[:, :, 4] = catalogue.trending[positions][None, :]
     days = (catalogue.starts_at[positions] - now) / SECONDS_PER_DAY
     soon = np.where(np.isfinite(days), np.exp(-np.maximum(days, 0.0) / SOON_DAYS), 0.0)
-    block[:, :, 4] = soon[None, :]
+    block[:, :, 5] = soon[None, :]
+    on_sale = (now - catalogue.published_at[positions]) / SECONDS_PER_DAY
+    fresh = np.where(np.isfinite(on_sale), np.exp(-np.maximum(on_sale, 0.0) / FRESH_DAYS), 0.0)
+    block[:, :, 6] = fresh[None, :]
     price = catalogue.price[positions][None, :]
     budget = users.budget[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         within = np.where(price <= budget, 1.0, budget / price)
-    block[:, :, 5] = np.where(np.isfinite(within), np.clip(within, 0.0, 1.0), 0.0)
+    block[:, :, 7] = np.where(np.isfinite(within), np.clip(within, 0.0, 1.0), 0.0)
     event_city = catalogue.city[positions]
     known = (users.city[:, None] >= 0) & (event_city[None, :] >= 0)
     near = catalogue.proximity[np.maximum(users.city, 0)[:, None], np.maximum(event_city, 0)]
-    block[:, :, 6] = np.where(known, near, 0.0)
+    block[:, :, 8] = np.where(known, near, 0.0)
     return block

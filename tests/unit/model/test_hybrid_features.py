@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,7 +23,7 @@ from eventrec.model.hybrid_features import (
 
 DAY = 86_400.0
 NOW = 1_800_000_000.0
-DOCUMENTS = [
+DOCUMENTS: list[dict[str, Any]] = [
     {
         "title": "Jazz night",
         "category": "music",
@@ -56,6 +57,7 @@ def _catalogue(vectors: np.ndarray | None = None) -> tuple[HybridCatalogue, Text
         starts_at=[NOW + 30 * DAY, NOW, np.nan],
         tfidf=text.transform(texts),
         centroids=CENTROIDS,
+        published_at=[NOW - 7 * DAY, NOW, np.nan],
     )
     return catalogue, text
 
@@ -79,7 +81,9 @@ def test_each_feature_has_its_known_value() -> None:
     assert column["profile"][0] > 0.3
     assert column["profile"][1] == column["profile"][2] == 0.0
     np.testing.assert_allclose(column["trending"], [0.0, np.log1p(3) / np.log1p(15), 1.0])
+    np.testing.assert_allclose(column["category"], [1.0, 0.0, 0.0])
     np.testing.assert_allclose(column["soon"], [np.exp(-1.0), 1.0, 0.0])
+    np.testing.assert_allclose(column["fresh"], [np.exp(-1.0), 1.0, 0.0])
     np.testing.assert_allclose(column["budget"], [1.0, 0.5, 1.0])
     colombo_kandy = CENTROIDS.distance_km("Colombo", "Kandy")
     assert colombo_kandy is not None
@@ -97,7 +101,8 @@ def test_a_user_with_no_history_and_no_profile_has_only_the_events_own_features(
     )
     block = feature_block(catalogue, users, np.arange(3), NOW)[0]
     personal = [
-        FEATURES.index(n) for n in ("collaborative", "content", "profile", "budget", "nearby")
+        FEATURES.index(n)
+        for n in ("collaborative", "content", "profile", "category", "budget", "nearby")
     ]
     assert not block[:, personal].any()
     np.testing.assert_allclose(block[:, FEATURES.index("trending")], catalogue.trending)
