@@ -116,6 +116,19 @@ class HybridBlend:
         result: npt.NDArray[np.float64] = np.asarray(pairs, dtype=np.float64) @ self.weights_
         return result
 
+    def strongest(self, pairs: npt.ArrayLike) -> list[str | None]:
+        """For each pair, the feature that added most to its score (None: none added).
+
+        What a reason should name: "matches your search", "trending in Kandy", ...
+        """
+        contributions = np.asarray(pairs, dtype=np.float64).reshape(-1, len(self.features))
+        contributions = contributions * self.weights_[None, :]
+        best = np.argmax(contributions, axis=1)
+        return [
+            self.features[int(f)] if contributions[row, f] > 0 else None
+            for row, f in enumerate(best.tolist())
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (the version's metadata); :meth:`from_dict` restores them."""
         return {

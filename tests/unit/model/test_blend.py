@@ -118,3 +118,14 @@ def test_the_pruned_top_k_scores_a_small_part_of_an_uneven_catalogue() -> None:
         2.0, user, vectors, order, norms[order], rest, np.ones(n, bool), 10
     )
     assert scanned < n / 4
+
+
+def test_the_strongest_signal_is_the_largest_positive_contribution() -> None:
+    pairs, labels = _planted(2)
+    blend = HybridBlend().fit(pairs, labels)
+    content, trending = FEATURES.index("content"), FEATURES.index("trending")
+    rows = np.zeros((3, len(FEATURES)))
+    rows[0, content] = 1.0
+    rows[1, trending] = 1.0
+    rows[1, content] = 0.01
+    assert blend.strongest(rows) == ["content", "trending", None]
