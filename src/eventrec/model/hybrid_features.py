@@ -29,7 +29,7 @@ catalogue change; a request adds only its users' :class:`UserSignals`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -199,6 +199,12 @@ class HybridCatalogue:
     category: npt.NDArray[np.int64]
     category_codes: dict[str, int]
     published_at: npt.NDArray[np.float64]
+    # ``tfidf`` transposed (terms x events, CSR): a profile's products without a conversion.
+    tfidf_t: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0)))
+
+    def __post_init__(self) -> None:
+        if self.tfidf_t.shape != (self.tfidf.shape[1], self.tfidf.shape[0]):
+            object.__setattr__(self, "tfidf_t", sp.csr_matrix(self.tfidf.T, dtype=np.float32))
 
     @classmethod
     def build(
@@ -364,13 +370,15 @@ def feature_block(
     positions = np.asarray(positions, dtype=np.int64)
     n, m = len(users), len(positions)
     block = np.zeros((n, m, len(FEATURES)), dtype=np.float64)
+    everything = m == len(catalogue.vectors) and np.array_equal(positions, np.arange(m))
     norms = np.linalg.norm(users.vectors.astype(np.float64), axis=1)
     scale = np.divide(1.0, norms * catalogue.max_norm, out=np.zeros(n), where=norms > 0)
-    dots = users.vectors.astype(np.float64) @ catalogue.vectors[positions].astype(np.float64).T
+    event_vectors = catalogue.vectors if everything else catalogue.vectors[positions]
+    dots = (users.vectors @ event_vectors.T).astype(np.float64)
     block[:, :, 0] = dots * scale[:, None]  # within [-1, 1] by Cauchy-Schwarz
-    events = catalogue.tfidf[positions]
-    block[:, :, 1] = np.clip((users.history @ events.T).toarray(), 0.0, 1.0)
-    block[:, :, 2] = np.clip((users.stated @ events.T).toarray(), 0.0, 1.0)
+    for column, profile in ((1, users.history), (2, users.stated)):
+        cosines = (profile @ catalogue.tfidf_t).toarray()
+        block[:, :, column] = np.clip(cosines if everything else cosines[:, positions], 0.0, 1.0)
     block[:, :, 3] = users.categories[:, catalogue.category[positions]]
     block[:, :, 4] = catalogue.trending[positions][None, :]
     days = (catalogue.starts_at[positions] - now) / SECONDS_PER_DAY

@@ -143,3 +143,19 @@ def test_every_feature_is_bounded(
     assert block[..., 0].max() <= 1.0 + 1e-9
     assert block[..., 1:].min() >= 0.0
     assert block[..., 1:].max() <= 1.0 + 1e-9
+
+
+def test_features_of_some_positions_are_those_of_the_whole_catalogue() -> None:
+    catalogue, text = _catalogue()
+    profile = {"city": "Kandy", "budget": {"max": 3000}, "interests": ["jazz"]}
+    users = user_signals(
+        catalogue,
+        np.array([[0.5, 1.0], [0.0, 0.0]], np.float32),
+        sp.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 0.0]], np.float32)),
+        text.transform([stated_text(profile, ["cricket"]), ""]),
+        [profile, None],
+    )
+    whole = feature_block(catalogue, users, np.arange(3), NOW)
+    for positions in ([2, 0], [1], [0, 1, 2][::-1]):
+        some = feature_block(catalogue, users, np.array(positions), NOW)
+        np.testing.assert_allclose(some, whole[:, positions], rtol=1e-6)
