@@ -437,7 +437,14 @@ TIME_MODELS: dict[str, TimeModelFactory] = {
     "cf": lambda seed, n_jobs: PlainPureSVD(random_state=seed),
     "guide_svd_cosine": lambda seed, n_jobs: GuideAtCut(random_state=seed),
     "eventrec": lambda seed, n_jobs: ServedEventrec(random_state=seed, n_jobs=n_jobs),
+    "hybrid": lambda seed, n_jobs: _hybrid(seed, n_jobs),
 }
+
+
+def _hybrid(seed: int, n_jobs: int) -> TimeModel:
+    from eventrec.evaluation.hybrid import HybridEventrec  # it builds on this module
+
+    return HybridEventrec(random_state=seed, n_jobs=n_jobs)
 
 
 def _iso(seconds: float) -> str:

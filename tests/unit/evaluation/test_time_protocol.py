@@ -24,7 +24,7 @@ from eventrec.store.versions import LoadedModel
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.platform import generate
 
-MODELS = ["popularity", "trending", "content", "cf", "guide_svd_cosine", "eventrec"]
+MODELS = ["popularity", "trending", "content", "cf", "guide_svd_cosine", "eventrec", "hybrid"]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,230 @@
+"""The hybrid's blend: a logistic regression over bounded features, and its exact top-k.
+
+The blend is learned, never hand-set: pointwise, each user's relevant events after a
+(validation) cut are positives and events sampled from the same candidates are negatives.
+A score is ``sum_f w_f x_f`` (the intercept ranks nothing), linear in bounded features, so
+the best ``k`` are found exactly while scoring the collaborative term of only a part of
+the catalogue (:func:`best_blended`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from eventrec.model.errors import ModelFitError
+from eventrec.model.hybrid_features import FEATURES
+
+__all__ = ["HybridBlend", "best_blended", "sample_pairs"]
+
+# Float rounding may put a computed score a hair above its bound: widen the bound.
+BOUND_SLACK = 1e-9
+
+
+def sample_pairs(
+    relevant: Sequence[npt.NDArray[np.int64]],
+    candidates: Sequence[npt.NDArray[np.int64]],
+    negatives_per_positive: int,
+    rng: np.random.Generator,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int8]]:
+    """Training pairs: each user's relevant events (label 1) and, per positive,
+    ``negatives_per_positive`` events drawn from the user's other candidates (label 0).
+
+    Returns ``(rows, events, labels)``: ``rows[i]`` indexes ``relevant``.
+    """
+    rows: list[npt.NDArray[np.int64]] = []
+    events: list[npt.NDArray[np.int64]] = []
+    labels: list[npt.NDArray[np.int8]] = []
+    for row, (positives, pool) in enumerate(zip(relevant, candidates, strict=True)):
+        positives = np.asarray(positives, dtype=np.int64)
+        others = np.setdiff1d(np.asarray(pool, dtype=np.int64), positives)
+        if not len(positives) or not len(others):
+            continue
+        size = min(len(others), negatives_per_positive * len(positives))
+        negatives = rng.choice(others, size=size, replace=False)
+        chosen = np.concatenate((positives, negatives))
+        rows.append(np.full(len(chosen), row, dtype=np.int64))
+        events.append(chosen)
+        labels.append(np.r_[np.ones(len(positives)), np.zeros(size)].astype(np.int8))
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.int8)
+    return np.concatenate(rows), np.concatenate(events), np.concatenate(labels)
+
+
+class HybridBlend:
+    """Logistic regression (scikit-learn) over the features of :data:`FEATURES`.
+
+    Parameters
+    ----------
+    c : float
+        Inverse L2 strength of the regression.
+    features : sequence of str
+        The features' names, column ``i`` being feature ``i``.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_features,), float64
+    intercept_ : float
+    shares_ : dict of str -> float
+        Each feature's share of the blend on the training pairs: mean ``|w_f x_f|`` over
+        the sum of them (sums to 1).
+    n_pairs_ : int
+    """
+
+    def __init__(self, c: float = 1.0, features: Sequence[str] = FEATURES) -> None:
+        self.c = c
+        self.features = tuple(features)
+
+    def fit(self, pairs: npt.ArrayLike, labels: npt.ArrayLike) -> HybridBlend:
+        """Fit on the pairs' features (n_pairs, n_features) and labels (1: relevant).
+
+        Raises
+        ------
+        ModelFitError
+            Without both labels, or with non-finite weights.
+        """
+        from sklearn.linear_model import LogisticRegression
+
+        design = np.asarray(pairs, dtype=np.float64)
+        labels = np.asarray(labels)
+        if design.ndim != 2 or design.shape[1] != len(self.features):
+            raise ModelFitError(f"features of shape {design.shape}, {len(self.features)} named")
+        if len(np.unique(labels)) < 2:
+            raise ModelFitError("the blend needs relevant and sampled pairs")
+        regression = LogisticRegression(C=self.c, max_iter=1000)
+        regression.fit(design, labels)
+        weights = np.asarray(regression.coef_[0], dtype=np.float64)
+        if not np.all(np.isfinite(weights)):
+            raise ModelFitError("the blend has non-finite weights")
+        self.weights_ = weights
+        self.intercept_ = float(regression.intercept_[0])
+        contribution = np.abs(design * weights[None, :]).mean(axis=0)
+        total = float(contribution.sum())
+        self.shares_ = {
+            name: float(c / total) if total > 0 else 0.0
+            for name, c in zip(self.features, contribution, strict=True)
+        }
+        self.n_pairs_ = len(labels)
+        return self
+
+    def score(self, pairs: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``pairs @ weights_``: features on the last axis (any leading shape)."""
+        result: npt.NDArray[np.float64] = np.asarray(pairs, dtype=np.float64) @ self.weights_
+        return result
+
+    def strongest(self, pairs: npt.ArrayLike) -> list[str | None]:
+        """For each pair, the feature that added most to its score (None: none added).
+
+        What a reason should name: "matches your search", "trending in Kandy", ...
+        """
+        contributions = np.asarray(pairs, dtype=np.float64).reshape(-1, len(self.features))
+        contributions = contributions * self.weights_[None, :]
+        best = np.argmax(contributions, axis=1)
+        return [
+            self.features[int(f)] if contributions[row, f] > 0 else None
+            for row, f in enumerate(best.tolist())
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (the version's metadata); :meth:`from_dict` restores them."""
+        return {
+            "model": "logistic_regression",
+            "c": self.c,
+            "features": list(self.features),
+            "weights": {n: float(w) for n, w in zip(self.features, self.weights_, strict=True)},
+            "intercept": self.intercept_,
+            "shares": dict(self.shares_),
+            "pairs": self.n_pairs_,
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> HybridBlend:
+        features = [str(name) for name in values["features"]]
+        blend = cls(float(values["c"]), features)
+        blend.weights_ = np.array([float(values["weights"][n]) for n in features])
+        blend.intercept_ = float(values["intercept"])
+        blend.shares_ = {str(k): float(v) for k, v in values["shares"].items()}
+        blend.n_pairs_ = int(values["pairs"])
+        return blend
+
+
+def collaborative_terms(
+    vectors: npt.NDArray[np.float32], positions: npt.NDArray[np.int64], user: np.ndarray
+) -> npt.NDArray[np.float64]:
+    """``vectors[positions] @ user`` in float64, row by row: the same value for a position
+    whichever others are scored with it."""
+    rows = vectors[positions].astype(np.float64)
+    result: npt.NDArray[np.float64] = (rows * np.asarray(user, dtype=np.float64)).sum(axis=1)
+    return result
+
+
+def best_blended(
+    collaborative_weight: float,
+    user: npt.NDArray[np.float64],
+    vectors: npt.NDArray[np.float32],
+    order: npt.NDArray[np.int64],
+    norms: npt.NDArray[np.float64],
+    rest: npt.NDArray[np.float64],
+    mask: npt.NDArray[np.bool_],
+    limit: int,
+    first_block: int = 256,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], int]:
+    """The best ``limit`` eligible positions of ``w * (vectors @ user) + rest``, exactly.
+
+    ``user`` is the folded-in vector already scaled by ``1 / (|u| * max |v|)``; ``rest``
+    the blend of every other feature. Positions are visited in ``order`` (decreasing
+    ``norms``) a block at a time; once the ``limit``-th best score beats
+    ``|w| * |user| * norm of the next position + max(rest)``, an upper bound of every
+    score still unseen (Cauchy-Schwarz), the search stops. Ties go to the lower position.
+
+    Returns the positions, their scores (best first) and how many were scored.
+    """
+    n = len(order)
+    eligible_rest = rest[mask]
+    if not len(eligible_rest) or limit <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), 0
+    rest_max = float(eligible_rest.max())
+    reach = abs(collaborative_weight) * float(np.linalg.norm(user))
+    kept_positions = np.zeros(0, dtype=np.int64)
+    kept_scores = np.zeros(0)
+    start, size, scanned = 0, first_block, 0
+    while start < n:
+        stop = min(n, start + size)
+        block = order[start:stop]
+        block = block[mask[block]]
+        if len(block):
+            scores = collaborative_weight * collaborative_terms(vectors, block, user) + rest[block]
+            scanned += len(block)
+            kept_positions = np.concatenate((kept_positions, block))
+            kept_scores = np.concatenate((kept_scores, scores))
+            if len(kept_scores) > limit:
+                kth = np.partition(kept_scores, len(kept_scores) - limit)[len(kept_scores) - limit]
+                keep = kept_scores >= kth
+                kept_positions, kept_scores = kept_positions[keep], kept_scores[keep]
+        if stop >= n:
+            break
+        bound = reach * float(norms[stop]) + rest_max
+        bound += BOUND_SLACK * (abs(bound) + 1.0)
+        if len(kept_scores) >= limit and float(np.sort(kept_scores)[-limit]) > bound:
+            break
+        start, size = stop, size * 2
+    best = np.lexsort((kept_positions, -kept_scores))[:limit]
+    return kept_positions[best], kept_scores[best], scanned
+
+
+def blended_scores(
+    collaborative_weight: float,
+    user: npt.NDArray[np.float64],
+    vectors: npt.NDArray[np.float32],
+    rest: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """Every position's blended score, the reference :func:`best_blended` is exact against."""
+    positions = np.arange(len(vectors), dtype=np.int64)
+    scores: npt.NDArray[np.float64] = (
+        collaborative_weight * collaborative_terms(vectors, positions, user) + rest
+    )
+    return scores

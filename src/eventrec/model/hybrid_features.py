@@ -1,0 +1,399 @@
+"""The hybrid's features of a (user, event) pair: every one bounded, so a linear blend of
+them keeps an exact pruned top-k (see :mod:`eventrec.model.blend`).
+
+==================  ==========  ===================================================
+feature             range       meaning
+==================  ==========  ===================================================
+``collaborative``   [-1, 1]     ``u . v / (|u| * max |v|)``: the folded-in user vector
+                                against the event's (collaborative or content-mapped)
+                                vector, scaled by the catalogue's longest vector
+``content``         [0, 1]      cosine of the event's TF-IDF and the confidence-weighted
+                                TF-IDF of the events the user interacted with
+``profile``         [0, 1]      cosine of the event's TF-IDF and the user's stated
+                                categories, interests and recent searches
+``category``        {0, 1}      the event's category is one the profile prefers
+``trending``        [0, 1]      ``log1p(trending) / log1p(max trending)`` at the request
+``soon``            [0, 1]      ``exp(-days until the start / SOON_DAYS)``
+``fresh``           [0, 1]      ``exp(-days on sale / FRESH_DAYS)`` (0: publication unknown)
+``budget``          [0, 1]      1 within the profile's budget, ``budget / price`` above
+                                it, 0 without a known budget
+``nearby``          [0, 1]      1 in the user's city, ``exp(-km / NEARBY_KM)`` between
+                                known cities, 0 otherwise
+==================  ==========  ===================================================
+
+Everything that depends only on the catalogue (TF-IDF rows, vector norms, trending
+scaling, city distances) is a :class:`HybridCatalogue`, built once per version and
+catalogue change; a request adds only its users' :class:`UserSignals`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from eventrec.model.geo import CityCentroids
+
+__all__ = [
+    "FEATURES",
+    "NEARBY_KM",
+    "SOON_DAYS",
+    "HybridCatalogue",
+    "TextModel",
+    "UserSignals",
+    "event_text",
+    "feature_block",
+    "stated_text",
+    "user_signals",
+]
+
+FEATURES = (
+    "collaborative",
+    "content",
+    "profile",
+    "category",
+    "trending",
+    "soon",
+    "fresh",
+    "budget",
+    "nearby",
+)
+COLLABORATIVE = 0
+# Days over which "soon" decays by e: a month ahead still counts a third.
+SOON_DAYS = 30.0
+# Days on sale over which "fresh" decays by e: a new event's bookings come early and late.
+FRESH_DAYS = 7.0
+# Kilometres over which "nearby" decays by e between two known cities.
+NEARBY_KM = 60.0
+SECONDS_PER_DAY = 86_400.0
+TEXT_FIELDS = ("title", "description", "venue", "organizer", "series")
+TOKEN_FIELDS = ("category", "city", "venue", "organizer", "series")
+
+
+def _token(kind: str, value: Any) -> str:
+    return f"{kind}_{value}".replace(" ", "_").casefold()
+
+
+def event_text(document: Mapping[str, Any] | None) -> str:
+    """The text an event's TF-IDF row is made of: title, description, tags, performers and
+    one token per structured field (category, city, venue, organizer, series)."""
+    if document is None:
+        return ""
+    parts = [str(document.get(name) or "") for name in TEXT_FIELDS]
+    parts.extend(_token(name, document[name]) for name in TOKEN_FIELDS if document.get(name))
+    parts.extend(_token("tag", tag) for tag in document.get("tags") or [])
+    for performer in document.get("performers") or []:
+        parts.extend((str(performer), _token("performer", performer)))
+    return " ".join(parts)
+
+
+def stated_text(profile: Mapping[str, Any] | None, searches: Sequence[str] = ()) -> str:
+    """What a user said they like: preferred categories, interests, recent searches."""
+    parts = [_token("category", c) for c in (profile or {}).get("preferred_categories") or []]
+    for interest in (profile or {}).get("interests") or []:
+        parts.extend((str(interest), _token("tag", interest)))
+    parts.extend(str(query) for query in searches)
+    return " ".join(parts)
+
+
+def _price(document: Mapping[str, Any] | None) -> float:
+    value = (document or {}).get("price")
+    if isinstance(value, Mapping):
+        value = value.get("amount")
+    try:
+        return float(value) if value is not None else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+class TextModel:
+    """TF-IDF (scikit-learn) of event texts, kept as plain values (no pickle).
+
+    Attributes
+    ----------
+    vocabulary_ : dict of str -> int
+    idf_ : ndarray of shape (n_terms,), float64
+    """
+
+    def __init__(self, min_df: int = 1) -> None:
+        self.min_df = min_df
+
+    def _vectorizer(self) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(sublinear_tf=True, min_df=self.min_df)
+
+    def fit(self, texts: Sequence[str]) -> TextModel:
+        vectorizer = self._vectorizer()
+        if any(texts):
+            try:
+                vectorizer.fit(texts)
+            except ValueError:  # no term kept
+                vectorizer = None
+        else:
+            vectorizer = None
+        self.vocabulary_ = (
+            {}
+            if vectorizer is None
+            else {str(term): int(i) for term, i in vectorizer.vocabulary_.items()}
+        )
+        self.idf_ = np.zeros(0) if vectorizer is None else np.asarray(vectorizer.idf_)
+        return self
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Unit-norm TF-IDF rows, shape (len(texts), n_terms); unknown terms ignored."""
+        if not self.vocabulary_:
+            return sp.csr_matrix((len(texts), 1), dtype=np.float32)
+        vectorizer = self._vectorizer()
+        vectorizer.vocabulary_ = self.vocabulary_
+        vectorizer.idf_ = self.idf_
+        return sp.csr_matrix(vectorizer.transform(texts), dtype=np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_df": self.min_df, "vocabulary": self.vocabulary_, "idf": self.idf_.tolist()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TextModel:
+        model = cls(int(values["min_df"]))
+        model.vocabulary_ = {str(k): int(v) for k, v in values["vocabulary"].items()}
+        model.idf_ = np.asarray(values["idf"], dtype=np.float64)
+        return model
+
+
+@dataclass(frozen=True)
+class HybridCatalogue:
+    """What the features need of a catalogue, position ``i`` being the same event in each.
+
+    Attributes
+    ----------
+    tfidf : csr_matrix of shape (n_events, n_terms), float32, rows of unit norm (or 0)
+    vectors : ndarray of shape (n_events, n_factors), float32
+    max_norm : float
+        The longest vector's norm (1 when every vector is zero).
+    trending : ndarray of shape (n_events,), float64, in [0, 1]
+    starts_at : ndarray of shape (n_events,), float64 (NaN: unknown)
+    price : ndarray of shape (n_events,), float64 (NaN: unknown)
+    city : ndarray of shape (n_events,), int64 (-1: unknown)
+    city_codes : dict
+        Case-folded city name -> code.
+    proximity : ndarray of shape (n_cities, n_cities), float64, in [0, 1]
+    category : ndarray of shape (n_events,), int64 (-1: unknown)
+    category_codes : dict
+        Case-folded category name -> code.
+    published_at : ndarray of shape (n_events,), float64 (NaN: unknown)
+    """
+
+    tfidf: sp.csr_matrix
+    vectors: npt.NDArray[np.float32]
+    max_norm: float
+    trending: npt.NDArray[np.float64]
+    starts_at: npt.NDArray[np.float64]
+    price: npt.NDArray[np.float64]
+    city: npt.NDArray[np.int64]
+    city_codes: dict[str, int]
+    proximity: npt.NDArray[np.float64]
+    category: npt.NDArray[np.int64]
+    category_codes: dict[str, int]
+    published_at: npt.NDArray[np.float64]
+    # ``tfidf`` transposed (terms x events, CSR): a profile's products without a conversion.
+    tfidf_t: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0)))
+
+    def __post_init__(self) -> None:
+        if self.tfidf_t.shape != (self.tfidf.shape[1], self.tfidf.shape[0]):
+            object.__setattr__(self, "tfidf_t", sp.csr_matrix(self.tfidf.T, dtype=np.float32))
+
+    @classmethod
+    def build(
+        cls,
+        documents: Sequence[Mapping[str, Any] | None],
+        vectors: npt.NDArray[np.float32],
+        trending: npt.ArrayLike,
+        starts_at: npt.ArrayLike,
+        tfidf: sp.csr_matrix,
+        centroids: CityCentroids | None = None,
+        published_at: npt.ArrayLike | None = None,
+    ) -> HybridCatalogue:
+        """The catalogue's arrays; ``tfidf`` is :class:`TextModel`'s transform of it."""
+        names = sorted(
+            {str(d["city"]).casefold() for d in documents if d is not None and d.get("city")}
+        )
+        codes = {name: i for i, name in enumerate(names)}
+        city = np.array(
+            [codes.get(str((d or {}).get("city") or "").casefold(), -1) for d in documents],
+            dtype=np.int64,
+        )
+        proximity = np.eye(len(names))
+        if centroids is not None:
+            for i, a in enumerate(names):
+                for j, b in enumerate(names[i + 1 :], start=i + 1):
+                    km = centroids.distance_km(a, b)
+                    if km is not None:
+                        proximity[i, j] = proximity[j, i] = float(np.exp(-km / NEARBY_KM))
+        category_names = sorted(
+            {
+                str(d["category"]).casefold()
+                for d in documents
+                if d is not None and d.get("category")
+            }
+        )
+        category_codes = {name: i for i, name in enumerate(category_names)}
+        category = np.array(
+            [
+                category_codes.get(str((d or {}).get("category") or "").casefold(), -1)
+                for d in documents
+            ],
+            dtype=np.int64,
+        )
+        norms = np.linalg.norm(np.asarray(vectors, dtype=np.float64), axis=1)
+        largest = float(norms.max()) if len(norms) else 0.0
+        raw = np.maximum(np.asarray(trending, dtype=np.float64), 0.0)
+        top = float(np.log1p(raw.max())) if len(raw) else 0.0
+        return cls(
+            tfidf=sp.csr_matrix(tfidf, dtype=np.float32),
+            vectors=np.asarray(vectors, dtype=np.float32),
+            max_norm=largest if largest > 0 else 1.0,
+            trending=np.log1p(raw) / top if top > 0 else np.zeros(len(raw)),
+            starts_at=np.asarray(starts_at, dtype=np.float64),
+            price=np.array([_price(d) for d in documents], dtype=np.float64),
+            city=city,
+            city_codes=codes,
+            proximity=proximity,
+            category=category,
+            category_codes=category_codes,
+            published_at=np.full(len(documents), np.nan)
+            if published_at is None
+            else np.asarray(published_at, dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True)
+class UserSignals:
+    """What the features need of a batch of users, row ``i`` being user ``i``.
+
+    Attributes
+    ----------
+    vectors : ndarray of shape (n_users, n_factors), float32 (zero: no history)
+    history : csr_matrix of shape (n_users, n_terms), rows of unit norm (or 0)
+    stated : csr_matrix of shape (n_users, n_terms), rows of unit norm (or 0)
+    budget : ndarray of shape (n_users,), float64 (NaN: unknown)
+    city : ndarray of shape (n_users,), int64 (-1: unknown)
+    categories : ndarray of shape (n_users, n_categories), bool
+        The catalogue's categories each profile prefers.
+    """
+
+    vectors: npt.NDArray[np.float32]
+    history: sp.csr_matrix
+    stated: sp.csr_matrix
+    budget: npt.NDArray[np.float64]
+    city: npt.NDArray[np.int64]
+    categories: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def take(self, rows: npt.ArrayLike) -> UserSignals:
+        index = np.asarray(rows, dtype=np.int64)
+        return UserSignals(
+            self.vectors[index],
+            sp.csr_matrix(self.history[index]),
+            sp.csr_matrix(self.stated[index]),
+            self.budget[index],
+            self.city[index],
+            self.categories[index],
+        )
+
+
+def _unit_rows(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    rows = sp.csr_matrix(matrix, dtype=np.float32)
+    norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ rows, dtype=np.float32)
+
+
+def user_signals(
+    catalogue: HybridCatalogue,
+    vectors: npt.NDArray[np.float32],
+    confidence: sp.csr_matrix,
+    stated_tfidf: sp.csr_matrix,
+    profiles: Sequence[Mapping[str, Any] | None],
+) -> UserSignals:
+    """Users' signals from their fold-in vectors, confidences over catalogue positions
+    (columns beyond the catalogue ignored), stated TF-IDF and profiles."""
+    n_catalogue = catalogue.tfidf.shape[0]
+    weights = sp.csr_matrix(confidence, dtype=np.float32)
+    if weights.shape[1] > n_catalogue:
+        weights = sp.csr_matrix(weights[:, :n_catalogue])
+    elif weights.shape[1] < n_catalogue:
+        weights.resize((weights.shape[0], n_catalogue))
+    budget = np.full(len(profiles), np.nan)
+    city = np.full(len(profiles), -1, dtype=np.int64)
+    # One spare column: the code of events without a known category, never preferred.
+    categories = np.zeros((len(profiles), len(catalogue.category_codes) + 1), dtype=bool)
+    for row, profile in enumerate(profiles):
+        if not profile:
+            continue
+        for name in profile.get("preferred_categories") or []:
+            code = catalogue.category_codes.get(str(name).casefold())
+            if code is not None:
+                categories[row, code] = True
+        limits = profile.get("budget")
+        if isinstance(limits, Mapping) and limits.get("max") is not None:
+            budget[row] = float(limits["max"])
+        if profile.get("city"):
+            city[row] = catalogue.city_codes.get(str(profile["city"]).casefold(), -1)
+    return UserSignals(
+        vectors=np.asarray(vectors, dtype=np.float32),
+        history=_unit_rows(weights @ catalogue.tfidf),
+        stated=_unit_rows(stated_tfidf),
+        budget=budget,
+        city=city,
+        categories=categories,
+    )
+
+
+def feature_block(
+    catalogue: HybridCatalogue,
+    users: UserSignals,
+    positions: npt.NDArray[np.int64],
+    now: float,
+) -> npt.NDArray[np.float64]:
+    """Every feature of every (user, position) pair.
+
+    Returns
+    -------
+    ndarray of shape (len(users), len(positions), len(FEATURES)), float64
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    n, m = len(users), len(positions)
+    block = np.zeros((n, m, len(FEATURES)), dtype=np.float64)
+    everything = m == len(catalogue.vectors) and np.array_equal(positions, np.arange(m))
+    norms = np.linalg.norm(users.vectors.astype(np.float64), axis=1)
+    scale = np.divide(1.0, norms * catalogue.max_norm, out=np.zeros(n), where=norms > 0)
+    event_vectors = catalogue.vectors if everything else catalogue.vectors[positions]
+    dots = (users.vectors @ event_vectors.T).astype(np.float64)
+    block[:, :, 0] = dots * scale[:, None]  # within [-1, 1] by Cauchy-Schwarz
+    for column, profile in ((1, users.history), (2, users.stated)):
+        cosines = (profile @ catalogue.tfidf_t).toarray()
+        block[:, :, column] = np.clip(cosines if everything else cosines[:, positions], 0.0, 1.0)
+    block[:, :, 3] = users.categories[:, catalogue.category[positions]]
+    block[:, :, 4] = catalogue.trending[positions][None, :]
+    days = (catalogue.starts_at[positions] - now) / SECONDS_PER_DAY
+    soon = np.where(np.isfinite(days), np.exp(-np.maximum(days, 0.0) / SOON_DAYS), 0.0)
+    block[:, :, 5] = soon[None, :]
+    on_sale = (now - catalogue.published_at[positions]) / SECONDS_PER_DAY
+    fresh = np.where(np.isfinite(on_sale), np.exp(-np.maximum(on_sale, 0.0) / FRESH_DAYS), 0.0)
+    block[:, :, 6] = fresh[None, :]
+    price = catalogue.price[positions][None, :]
+    budget = users.budget[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        within = np.where(price <= budget, 1.0, budget / price)
+    block[:, :, 7] = np.where(np.isfinite(within), np.clip(within, 0.0, 1.0), 0.0)
+    event_city = catalogue.city[positions]
+    known = (users.city[:, None] >= 0) & (event_city[None, :] >= 0)
+    near = catalogue.proximity[np.maximum(users.city, 0)[:, None], np.maximum(event_city, 0)]
+    block[:, :, 8] = np.where(known, near, 0.0)
+    return block
