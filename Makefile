@@ -48,5 +48,6 @@ demo-down: setup
 	@bash scripts/demo-down.sh
 
 bench: setup
+	@bash scripts/bootstrap-system.sh --bench
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	@for bench in benchmarks/*.py; do echo "== $$bench"; $(PY) $$bench || exit 1; done

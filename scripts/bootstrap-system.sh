@@ -3,7 +3,8 @@
 # Java (runs the Kafka broker), Maven (fetches its jars), redis-server, docker-compose
 # (validates docker-compose.yml), prometheus (its promtool checks the observability
 # profile's config), chromium and chromium-driver (the dashboard's real-browser test).
-# Idempotent: does nothing when all are present.
+# With --bench also wrk (benchmarks/serve.py's load generator). Idempotent: does nothing
+# when all are present.
 set -euo pipefail
 
 missing=()
@@ -15,6 +16,9 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if [ "${1:-}" = "--bench" ]; then
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
