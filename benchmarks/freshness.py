@@ -42,10 +42,12 @@ from eventrec.topics import create_topics
 
 REPO = Path(__file__).resolve().parents[1]
 STATE_DIR = REPO / ".local" / "bench-freshness"
-KAFKA_PORT = 37192
-CONTROLLER_PORT = 37193
-REDIS_PORT = 37479
-SERVE_PORT = 37880
+# Another checkout's benchmark may run beside this one: BENCH_PORT_OFFSET moves every port.
+PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "0"))
+KAFKA_PORT = 37192 + PORT_OFFSET
+CONTROLLER_PORT = 37193 + PORT_OFFSET
+REDIS_PORT = 37479 + PORT_OFFSET
+SERVE_PORT = 37880 + PORT_OFFSET
 
 
 def log(message: str) -> None:

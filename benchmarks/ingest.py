@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -41,6 +42,8 @@ from eventrec.synth.publish import publish
 from eventrec.topics import create_topics
 
 REPO = Path(__file__).resolve().parents[1]
+# Another checkout's benchmark may run beside this one: BENCH_PORT_OFFSET moves every port.
+PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "0"))
 
 
 def bench_settings(services: LocalServices, tag: str) -> Settings:
@@ -219,10 +222,10 @@ def main() -> None:
         Settings(
             state_dir=REPO / ".local" / "bench-ingest",
             cache_dir=REPO / ".cache",
-            local_kafka_port=18092,
-            local_kafka_controller_port=18093,
-            local_redis_port=16380,
-            local_redis_cluster_port=18000,
+            local_kafka_port=18092 + PORT_OFFSET,
+            local_kafka_controller_port=18093 + PORT_OFFSET,
+            local_redis_port=16380 + PORT_OFFSET,
+            local_redis_cluster_port=18000 + PORT_OFFSET,
         )
     )
     services.up()

@@ -63,9 +63,11 @@ PARTITIONS = 6
 CATEGORIES = ("music", "theatre", "sports", "comedy", "food", "art", "workshop", "festival")
 CITIES = ("Colombo", "Kandy", "Galle", "Jaffna", "Negombo", "Matara")
 DAY = 86_400
-REDIS_PORT = 37379
-SERVE_PORT = 37800
-GUIDE_PORT = 37801
+# Another checkout's benchmark may run beside this one: BENCH_PORT_OFFSET moves every port.
+PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "0"))
+REDIS_PORT = 37379 + PORT_OFFSET
+SERVE_PORT = 37800 + PORT_OFFSET
+GUIDE_PORT = 37801 + PORT_OFFSET
 PREFIX = "bench-serve"
 TOPICS = {
     "topic_interactions": "bench-serve.interactions",
@@ -74,8 +76,8 @@ TOPICS = {
     "topic_dlq": "bench-serve.dlq",
     "topic_impressions": "bench-serve.impressions",
 }
-KAFKA_PORT = 37092
-KAFKA_CONTROLLER_PORT = 37093
+KAFKA_PORT = 37092 + PORT_OFFSET
+KAFKA_CONTROLLER_PORT = 37093 + PORT_OFFSET
 USERS_PER_BATCH = 4000
 
 WRK_SCRIPT = """
