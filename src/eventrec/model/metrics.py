@@ -181,7 +181,8 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> n
     -------
     ndarray of shape (n_users, k), int64
         Event indices; rows with fewer than ``k`` candidates are padded with ``-1``.
-        Equal scores within the returned ``k`` are ordered by event index.
+        Ties go to the lower event index, both in the order and in which of several
+        events tied at the ``k``-th score are returned.
     """
     scores = np.asarray(scores)
     if scores.ndim != 2:
@@ -202,7 +203,7 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> n
     if n_candidates == 0:
         return np.full((n_users, k), -1, dtype=np.int64)
     if n_candidates < n_events:
-        best = np.argpartition(-candidate_scores, n_candidates - 1, axis=1)[:, :n_candidates]
+        best = _best_unsorted(candidate_scores, n_candidates)
     else:
         best = np.broadcast_to(np.arange(n_events), (n_users, n_events)).copy()
     best_scores = np.take_along_axis(candidate_scores, best, axis=1)
@@ -214,3 +215,22 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> n
     if n_candidates < k:
         best = np.hstack([best, np.full((n_users, k - n_candidates), -1, dtype=np.int64)])
     return best
+
+
+def _best_unsorted(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
+    """Each row's ``k`` best columns in no order; of the columns tied at the ``k``-th
+    score, the lowest (argpartition alone would pick any of them)."""
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    above = scores > kth[:, None]
+    tied = scores == kth[:, None]
+    wanted = k - above.sum(axis=1)
+    chosen = above | tied
+    # Only rows with more ties at the cut than places left need the tie ranks.
+    crowded = np.flatnonzero(tied.sum(axis=1) > wanted)
+    if len(crowded):
+        ties = tied[crowded]
+        chosen[crowded] = above[crowded] | (
+            ties & (np.cumsum(ties, axis=1) <= wanted[crowded, None])
+        )
+    columns = np.nonzero(chosen)[1]
+    return columns.reshape(len(scores), k).astype(np.int64)

@@ -97,3 +97,15 @@ def test_top_k_pads_when_too_few_candidates() -> None:
 
 def test_top_k_breaks_ties_by_event_index() -> None:
     np.testing.assert_array_equal(top_k(np.array([[1.0, 2.0, 2.0, 2.0]]), 4), [[1, 2, 3, 0]])
+
+
+def test_top_k_gives_ties_at_the_cut_to_the_lower_event() -> None:
+    scores = np.array([[0.5, 0.9, 0.5, 0.5, 0.2, 0.5], [0.1, 0.1, 0.1, 0.1, 0.1, 0.1]])
+    np.testing.assert_array_equal(top_k(scores, 3), [[1, 0, 2], [0, 1, 2]])
+
+
+def test_top_k_matches_a_stable_full_sort() -> None:
+    rng = np.random.default_rng(7)
+    scores = rng.integers(0, 4, size=(50, 40)).astype(np.float64)
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(top_k(scores, 5), expected)
