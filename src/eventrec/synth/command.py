@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,41 @@ def _share(text: str) -> float:
     return share
 
 
+# SynthConfig's fields of the same names (dashes for underscores): flag, parser, help.
+_TASTE_OPTIONS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
+    (
+        "--latent-share",
+        _share,
+        "share of a user's taste that is latent (performers, organizers, series, scenes) "
+        "rather than category; 0 = category only, 1 = latent only",
+    ),
+    ("--history-days", int, "days of interactions before 'now'"),
+    ("--horizon-days", int, "upcoming events start up to this many days after 'now'"),
+    ("--past-event-share", float, "share of events that started before 'now' (0-0.9)"),
+    (
+        "--new-event-share",
+        float,
+        "share of upcoming events announced in the last three days (0-0.5)",
+    ),
+    (
+        "--lead-days",
+        float,
+        "median days an event is on sale, from announcement to start (7-150)",
+    ),
+    (
+        "--booking-days",
+        float,
+        "mean days before the start a booking is made: bookings crowd into the last days",
+    ),
+    ("--search-share", float, "share of interactions that are searches (0-0.5)"),
+    ("--dismiss-share", float, "share of interactions that are dismissals (0-0.5)"),
+)
+
+
+def _field(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
+
+
 def register(commands: Any) -> argparse.ArgumentParser:
     """Add the ``synth`` subcommand to ``eventrec``'s sub-parsers."""
     parser: argparse.ArgumentParser = commands.add_parser(
@@ -61,61 +97,8 @@ def register(commands: Any) -> argparse.ArgumentParser:
         help="the platform's 'now', ISO 8601 with zone; when unset, this hour (UTC)",
     )
     tastes = parser.add_argument_group("planted tastes and lifecycle")
-    tastes.add_argument(
-        "--latent-share",
-        type=_share,
-        default=_DEFAULTS.latent_share,
-        help="share of a user's taste that is latent (performers, organizers, series, "
-        "scenes) rather than category; 0 = category only, 1 = latent only",
-    )
-    tastes.add_argument(
-        "--history-days",
-        type=int,
-        default=_DEFAULTS.history_days,
-        help="days of interactions before 'now'",
-    )
-    tastes.add_argument(
-        "--horizon-days",
-        type=int,
-        default=_DEFAULTS.horizon_days,
-        help="upcoming events start up to this many days after 'now'",
-    )
-    tastes.add_argument(
-        "--past-event-share",
-        type=float,
-        default=_DEFAULTS.past_event_share,
-        help="share of events that started before 'now' (0-0.9)",
-    )
-    tastes.add_argument(
-        "--new-event-share",
-        type=float,
-        default=_DEFAULTS.new_event_share,
-        help="share of upcoming events announced in the last three days (0-0.5)",
-    )
-    tastes.add_argument(
-        "--lead-days",
-        type=float,
-        default=_DEFAULTS.lead_days,
-        help="median days an event is on sale, from announcement to start (7-150)",
-    )
-    tastes.add_argument(
-        "--booking-days",
-        type=float,
-        default=_DEFAULTS.booking_days,
-        help="mean days before the start a booking is made: bookings crowd into the last days",
-    )
-    tastes.add_argument(
-        "--search-share",
-        type=float,
-        default=_DEFAULTS.search_share,
-        help="share of interactions that are searches (0-0.5)",
-    )
-    tastes.add_argument(
-        "--dismiss-share",
-        type=float,
-        default=_DEFAULTS.dismiss_share,
-        help="share of interactions that are dismissals (0-0.5)",
-    )
+    for flag, kind, text in _TASTE_OPTIONS:
+        tastes.add_argument(flag, type=kind, default=getattr(_DEFAULTS, _field(flag)), help=text)
     output = parser.add_argument_group("output")
     output.add_argument(
         "--out",
@@ -159,15 +142,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             n_interactions=args.interactions,
             seed=args.seed,
             now=now,
-            latent_share=args.latent_share,
-            history_days=args.history_days,
-            horizon_days=args.horizon_days,
-            past_event_share=args.past_event_share,
-            new_event_share=args.new_event_share,
-            lead_days=args.lead_days,
-            booking_days=args.booking_days,
-            search_share=args.search_share,
-            dismiss_share=args.dismiss_share,
+            **{_field(flag): getattr(args, _field(flag)) for flag, _, _ in _TASTE_OPTIONS},
         )
     except ValueError as exc:
         print(f"eventrec synth: {exc}", file=sys.stderr)
