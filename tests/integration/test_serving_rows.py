@@ -15,6 +15,7 @@ from eventrec.serving.events import EventSpace
 from eventrec.serving.rows import OwnedRows, read_rows
 from eventrec.store.client import connect_async
 from eventrec.store.keys import Keys
+from eventrec.store.scripts import READ_OWNED_ROWS
 from eventrec.store.store import NO_HASH, InteractionBatch, Store
 from tests.integration.conftest import ON_SERVER_AND_CLUSTER
 
@@ -167,3 +168,30 @@ def test_one_round_trip_notices_a_partition_that_lost_data(
     losses, rows = asyncio.run(run())
     assert losses == 1
     assert rows == expected(["chloe"])
+
+
+@ON_SERVER_AND_CLUSTER
+def test_warm_reads_every_owner_partition_before_the_first_request(
+    settings: Settings, store: Store, redis_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys, topic = Keys(settings.key_prefix), settings.topic_interactions
+    users = [*ROWS, "gus"]
+
+    async def run() -> tuple[list[int], int, Any]:
+        redis = connect_async(settings.redis_url)
+        reader = OwnedRows(redis, keys, topic)
+        space = EventSpace([])
+        try:
+            partitions = await reader.warm(space)
+            await redis.script_load(READ_OWNED_ROWS)  # as after any earlier request
+            trips = RoundTrips(redis, monkeypatch)
+            rows = await reader.read(users, space)
+        finally:
+            await redis.aclose()
+        return partitions, trips.count, readable(rows, space)
+
+    partitions, trips, rows = asyncio.run(run())
+    assert partitions == [0, 1, 3, 5]
+    assert rows == expected(users)
+    # Every partition met and mapped already: no second trip, no event ids to read.
+    assert trips == (1 if redis_backend == "server" else 2)

@@ -19,7 +19,7 @@ import numpy as np
 from eventrec.model.records import RECORD_DTYPE
 from eventrec.serving.events import EventSpace
 from eventrec.store.client import is_cluster_client
-from eventrec.store.keys import Keys
+from eventrec.store.keys import OWNER_SHARDS, Keys
 from eventrec.store.scripts import READ_OWNED_ROWS
 
 # A table that cannot cover a row after this many reads of the partition's event list.
@@ -93,6 +93,30 @@ class OwnedRows:
             raw_rows.update(await _read_owned(self.redis, keys, topic, user_ids, unread, space))
             self._give(set(unread.values()))
         return await _translate(self.redis, keys, topic, user_ids, owner_of, raw_rows, space)
+
+    async def warm(self, space: EventSpace) -> list[int]:
+        """Before the first request: map the event ids of every partition that owns users
+        (what the first request of each partition would read otherwise, stalling the
+        ones behind it), and give the script their keys. Returns those partitions."""
+        keys, topic = self.keys, self.topic
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(OWNER_SHARDS):
+            pipe.smembers(keys.user_partitions(shard))
+        partitions = sorted({int(p) for members in await pipe.execute() for p in members})
+        if not partitions:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for partition in partitions:
+            pipe.get(keys.offset(topic, partition))
+            pipe.lrange(keys.event_ids(topic, partition), 0, -1)
+        found = await pipe.execute()
+        for n, partition in enumerate(partitions):
+            offset, event_ids = found[2 * n], found[2 * n + 1]
+            space.observe(partition, None if offset is None else int(offset), len(event_ids))
+            start = space.known(partition)
+            space.extend(partition, start, [raw.decode() for raw in event_ids[start:]])
+        self._give(set(partitions))
+        return partitions
 
     def _give(self, partitions: set[int]) -> None:
         """Give the script these partitions' key names from the next read on."""

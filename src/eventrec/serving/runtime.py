@@ -254,6 +254,13 @@ class Runtime:
             await asyncio.to_thread(self.caches.reload)
         except Exception:  # the watcher retries; /ready tells the load balancer meanwhile
             log.exception("first load failed")
+        state = self.caches.state
+        if state is not None and state.event_space is not None:
+            # Before the watcher starts: nothing else uses the space yet.
+            try:
+                await self.clients.rows.warm(state.event_space)
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("event tables not read before the first request: %s", exc)
         self.watcher.start()
 
     async def stop(self) -> None:
