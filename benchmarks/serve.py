@@ -436,11 +436,14 @@ def wrk(
     script: Path,
     server: subprocess.Popen[bytes] | None = None,
     store: Store | None = None,
+    broker: int | None = None,
 ) -> dict[str, float]:
-    """wrk's summary; with ``server``, its workers' CPU time per request (and Redis's)."""
+    """wrk's summary; with ``server``, its workers' CPU time per request (and Redis's, and
+    the broker's, which receives the impressions)."""
     env = {**os.environ, "BENCH_PATH": path, "BENCH_USERS": str(users)}
     workers = descendants(server.pid) if server is not None else []
     cpu_before = cpu_seconds(workers)
+    broker_before = cpu_seconds([broker]) if broker is not None else 0.0
     redis_before = redis_cpu_seconds(store) if store is not None else 0.0
     result = subprocess.run(
         [
@@ -470,6 +473,9 @@ def wrk(
     if store is not None:
         redis_cpu = redis_cpu_seconds(store) - redis_before
         summary["redis_cpu_ms"] = 1000 * redis_cpu / summary["requests"]
+    if broker is not None:
+        broker_cpu = cpu_seconds([broker]) - broker_before
+        summary["broker_cpu_ms"] = 1000 * broker_cpu / summary["requests"]
     log(
         f"{path.split('?')[0]} on :{port}: {summary['rps']:,.0f} req/s, "
         f"p50 {summary['p50_us'] / 1000:.1f} ms, p99 {summary['p99_us'] / 1000:.1f} ms, "
@@ -605,7 +611,8 @@ def main() -> int:
             wait_ready(SERVE_PORT, server)
             log(f"eventrec serve ready with {args.workers} workers")
             offsets_before = impression_offsets(settings)
-            measured = functools.partial(wrk, SERVE_PORT, server=server, store=store)
+            broker = int((local.kafka_dir / "pid").read_text().split()[0])
+            measured = functools.partial(wrk, SERVE_PORT, server=server, store=store, broker=broker)
             warm = measured(rec_path, 5, args.connections, args.users, script)
             rec = measured(rec_path, args.seconds, args.connections, args.users, script)
             health = measured("/health", args.seconds, args.connections, args.users, script)
@@ -616,6 +623,7 @@ def main() -> int:
             on_topic = sum(offsets_after[tp] - offsets_before.get(tp, 0) for tp in offsets_after)
             log(f"{on_topic} impressions on the topic for {requested} requests")
             attributed = attribute_impressions(settings, offsets_before, offsets_after)
+            log(f"serving: {json.dumps({'warm': warm, 'rec': rec, 'health': health})}")
 
             with (logs / "guide.log").open("wb") as out:
                 guide = subprocess.Popen(
@@ -642,6 +650,7 @@ def main() -> int:
             "warm_p99_ms": round(warm["p99_us"] / 1000, 2),
             "rec_worker_cpu_ms": round(rec["worker_cpu_ms"], 3),
             "rec_redis_cpu_ms": round(rec["redis_cpu_ms"], 3),
+            "rec_broker_cpu_ms": round(rec["broker_cpu_ms"], 3),
             "health_worker_cpu_ms": round(health["worker_cpu_ms"], 3),
             "load_average": [warm["load_average"], rec["load_average"], health["load_average"]],
             "guide_rps": round(baseline["rps"], 2),
