@@ -4,10 +4,11 @@
 recommendation gained in milestone 2, each against the same work without it, with a real
 broker and a real Redis (local, ports of their own):
 
-- impressions: ``record_impression`` for N responses of 10 items, through a started
-  ``ImpressionSender`` to the broker, until every one is acknowledged. ``process_time``
+- impressions: ``record_impression`` for responses of 10 items at 1,000 a second (about
+  one worker's share under the serving benchmark), through a started ``ImpressionSender``
+  to the broker, until every one is acknowledged, for two lingers. ``process_time``
   counts every thread, so the background producer's CPU is included; the request path's
-  own share (the calling thread's ``thread_time``) is given beside it.
+  own share (the calling thread's ``thread_time``) and the broker's CPU are beside it.
 - metrics: ``RequestMetrics`` around a minimal ASGI app answering 200, against the bare
   app, in prometheus-client's multiprocess mode as ``eventrec serve`` runs it.
 - rows: reading the rows of batches of 8 random users (10-30 records each, 6 partitions)
@@ -52,48 +53,66 @@ def cpu_us(run: Callable[[], Any], n: int) -> tuple[float, Any]:
     return 1e6 * (time.process_time() - started) / n, result
 
 
-def impressions(settings: Any, n: int) -> dict[str, float]:
+def impressions(settings: Any, rate: int, seconds: float, broker: int) -> dict[str, float]:
+    """Impressions offered at ``rate`` per second (as serving's traffic offers them, so the
+    broker gets batches of a realistic size), for each linger; CPU per impression of this
+    process (every thread) and of the broker."""
+    from eventrec.serving import impressions as module
     from eventrec.serving.impressions import ImpressionSender
     from eventrec.serving.routes.recommendations import record_impression
 
     items = [{"event_id": f"ev-{i:06d}", "score": 0.5, "reason": None} for i in range(10)]
-    # Room for every impression: a drop would be a figure of the queue, not of the cost.
-    sender = ImpressionSender(settings.model_copy(update={"impressions_queue_size": n + 10}))
-    sender.start()
-    runtime = SimpleNamespace(impressions=sender)
-    # Connected (the producer's first metadata fetch is not a per-request cost).
-    record_impression(runtime, "warm", "u-warm", "v1", "personalised", items, None)  # type: ignore[arg-type]
-    deadline = time.monotonic() + 60
-    while sender.stats()["sent"] < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    request_path = 0.0
-
-    def offer_all() -> None:
-        nonlocal request_path
-        started = time.thread_time()
-        for i in range(n):
-            record_impression(
-                runtime,  # type: ignore[arg-type]
-                f"{i:032x}",
-                f"u-{i % 200_000:06d}",
-                "v1",
-                "personalised",
-                items,
-                None,
-            )
-        request_path = time.thread_time() - started
+    n = int(rate * seconds)
+    result: dict[str, float] = {}
+    for linger in (0.02, 0.05):
+        module.LINGER_SECONDS = linger
+        # Room for every impression: a drop would be a figure of the queue, not of the cost.
+        sender = ImpressionSender(settings.model_copy(update={"impressions_queue_size": n + 10}))
+        sender.start()
+        runtime = SimpleNamespace(impressions=sender)
+        # Connected (the producer's first metadata fetch is not a per-request cost).
+        record_impression(runtime, "warm", "u-warm", "v1", "personalised", items, None)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 60
+        while sender.stats()["sent"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        request_path = 0.0
+        broker_before = broker_cpu(broker)
+        started_at = time.process_time()
+        tick, per_tick = 0.01, max(1, int(rate * 0.01))
+        next_tick = time.monotonic()
+        for first in range(0, n, per_tick):
+            started = time.thread_time()
+            for i in range(first, min(first + per_tick, n)):
+                record_impression(
+                    runtime,  # type: ignore[arg-type]
+                    f"{i:032x}",
+                    f"u-{i % 200_000:06d}",
+                    "v1",
+                    "personalised",
+                    items,
+                    None,
+                )
+            request_path += time.thread_time() - started
+            next_tick += tick
+            time.sleep(max(0.0, next_tick - time.monotonic()))
         while sum(sender.stats()[k] for k in ("sent", "failed", "dropped")) < n + 1:
             time.sleep(0.001)
+        total = time.process_time() - started_at
+        broker_used = broker_cpu(broker) - broker_before
+        stats = sender.stats()
+        sender.stop()
+        if stats["sent"] != n + 1 or stats["dropped"]:
+            raise RuntimeError(f"impressions: {stats}")
+        name = f"linger_{int(linger * 1000)}ms"
+        result[f"impression_process_us_{name}"] = round(1e6 * total / n, 2)
+        result[f"impression_broker_us_{name}"] = round(1e6 * broker_used / n, 2)
+        result[f"impression_request_path_us_{name}"] = round(1e6 * request_path / n, 2)
+    return result
 
-    total, _ = cpu_us(offer_all, n)
-    stats = sender.stats()
-    sender.stop()
-    if stats["sent"] != n + 1 or stats["dropped"]:
-        raise RuntimeError(f"impressions: {stats}")
-    return {
-        "impression_total_us": round(total, 2),
-        "impression_request_path_us": round(1e6 * request_path / n, 2),
-    }
+
+def broker_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def middleware(n: int) -> dict[str, float]:
@@ -196,7 +215,8 @@ def rows(settings: Any, n_users: int, n_batches: int) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--impressions", type=int, default=50_000)
+    parser.add_argument("--rate", type=int, default=1_000, help="impressions per second")
+    parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--batches", type=int, default=5_000)
@@ -229,7 +249,8 @@ def main() -> int:
     try:
         create_topics(settings)
         result: dict[str, Any] = {"load_average_before": os.getloadavg()[0]}
-        result.update(impressions(settings, args.impressions))
+        broker = int((local.kafka_dir / "pid").read_text().split()[0])
+        result.update(impressions(settings, args.rate, args.seconds, broker))
         log(f"impressions {result}")
         result.update(middleware(args.requests))
         log(f"metrics {result}")

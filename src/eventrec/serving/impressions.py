@@ -2,7 +2,7 @@
 
 A request only appends the impression's fields to a bounded queue (a deque: no lock, no
 thread woken; under a microsecond); a full queue drops it and counts the drop. One daemon
-thread wakes every ``CYCLE_SECONDS``, encodes what was queued and hands it to a
+thread wakes every ``LINGER_SECONDS``, encodes what was queued and hands it to a
 kafka-python producer (which batches), connecting and reconnecting with a growing pause
 while Kafka is away, and counts the sends the broker has answered since. The counters
 (``sent``: acknowledged by the broker, ``dropped``, ``failed``) are per worker process,
@@ -30,8 +30,9 @@ from eventrec.serving import metrics
 
 log = logging.getLogger("eventrec.serving")
 
-# The sender's pause between two rounds: the producer's linger, so batches stay as large.
-CYCLE_SECONDS = 0.02
+# How long an impression may wait to be sent with others: the sender's round and the
+# producer's linger. Each produce request costs the broker far more than a record in it.
+LINGER_SECONDS = 0.05
 
 
 class PendingImpression(NamedTuple):
@@ -132,7 +133,7 @@ class ImpressionSender:
                     bootstrap_servers=self.settings.bootstrap_servers,
                     client_id="eventrec-serving-impressions",
                     acks="all",
-                    linger_ms=20,
+                    linger_ms=int(LINGER_SECONDS * 1000),
                     batch_size=256 * 1024,
                     retries=5,
                     max_block_ms=5_000,
@@ -162,7 +163,7 @@ class ImpressionSender:
             in_flight = self._count_answered(in_flight)
             if stopping:
                 return
-            time.sleep(max(0.0, CYCLE_SECONDS - (time.monotonic() - started)))
+            time.sleep(max(0.0, LINGER_SECONDS - (time.monotonic() - started)))
 
     def _send_queued(self, in_flight: list[Any]) -> list[Any]:
         queue, send, topic = self._queue, self._producer.send, self.topic
