@@ -220,6 +220,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--batches", type=int, default=5_000)
+    parser.add_argument(
+        "--parts", default="impressions,metrics,rows", help="which parts, comma-separated"
+    )
     args = parser.parse_args()
 
     from eventrec.telemetry import use_multiprocess_dir
@@ -249,12 +252,16 @@ def main() -> int:
     try:
         create_topics(settings)
         result: dict[str, Any] = {"load_average_before": os.getloadavg()[0]}
-        broker = int((local.kafka_dir / "pid").read_text().split()[0])
-        result.update(impressions(settings, args.rate, args.seconds, broker))
-        log(f"impressions {result}")
-        result.update(middleware(args.requests))
-        log(f"metrics {result}")
-        result.update(rows(settings, args.users, args.batches))
+        parts = args.parts.split(",")
+        if "impressions" in parts:
+            broker = int((local.kafka_dir / "pid").read_text().split()[0])
+            result.update(impressions(settings, args.rate, args.seconds, broker))
+            log(f"impressions {result}")
+        if "metrics" in parts:
+            result.update(middleware(args.requests))
+            log(f"metrics {result}")
+        if "rows" in parts:
+            result.update(rows(settings, args.users, args.batches))
         result["load_average_after"] = os.getloadavg()[0]
         print(json.dumps(result))
     finally:
