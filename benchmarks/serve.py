@@ -553,6 +553,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of each server")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument(
+        "--skip-guide", action="store_true", help="leave out the guide's method (no speedup)"
+    )
     parser.add_argument("--guide-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.guide_server:
@@ -625,16 +628,20 @@ def main() -> int:
             attributed = attribute_impressions(settings, offsets_before, offsets_after)
             log(f"serving: {json.dumps({'warm': warm, 'rec': rec, 'health': health})}")
 
-            with (logs / "guide.log").open("wb") as out:
-                guide = subprocess.Popen(
-                    [sys.executable, str(Path(__file__).resolve()), "--guide-server",
-                     str(GUIDE_PORT), "--workers", str(args.workers)],
-                    env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                )  # fmt: skip
-            wait_ready(GUIDE_PORT, guide)
-            log(f"guide server ready with {args.workers} workers")
-            wrk(GUIDE_PORT, rec_path, 5, args.connections, args.users, script)  # warm-up
-            baseline = wrk(GUIDE_PORT, rec_path, args.seconds, args.connections, args.users, script)
+            baseline = None
+            if not args.skip_guide:
+                with (logs / "guide.log").open("wb") as out:
+                    guide = subprocess.Popen(
+                        [sys.executable, str(Path(__file__).resolve()), "--guide-server",
+                         str(GUIDE_PORT), "--workers", str(args.workers)],
+                        env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                    )  # fmt: skip
+                wait_ready(GUIDE_PORT, guide)
+                log(f"guide server ready with {args.workers} workers")
+                wrk(GUIDE_PORT, rec_path, 5, args.connections, args.users, script)  # warm-up
+                baseline = wrk(
+                    GUIDE_PORT, rec_path, args.seconds, args.connections, args.users, script
+                )
         result = {
             "catalog_events": args.events,
             "users": args.users,
@@ -653,8 +660,10 @@ def main() -> int:
             "rec_broker_cpu_ms": round(rec["broker_cpu_ms"], 3),
             "health_worker_cpu_ms": round(health["worker_cpu_ms"], 3),
             "load_average": [warm["load_average"], rec["load_average"], health["load_average"]],
-            "guide_rps": round(baseline["rps"], 2),
-            "speedup_vs_guide": round(rec["rps"] / baseline["rps"], 1),
+            "guide_rps": None if baseline is None else round(baseline["rps"], 2),
+            "speedup_vs_guide": None
+            if baseline is None
+            else round(rec["rps"] / baseline["rps"], 1),
             "impressions_requests": requested,
             "impressions_on_topic": on_topic,
             "impressions_dropped": max(requested - on_topic, 0),
