@@ -20,6 +20,10 @@ where the memory of the per-user impression records is measured
 (``attribution_bytes_per_impression``, with ``impressions_per_user`` beside it: each user's
 key costs its own overhead, spread over that user's impressions).
 
+Beside each serving pass: the CPU time per request of serving's workers (utime + stime
+from ``/proc``), of Redis (``INFO cpu``) and of the broker, and the load average, since the
+machine may be shared. ``--skip-guide`` leaves out the guide's method.
+
 Prints one JSON line. Usage: python benchmarks/serve.py [--workers 2] [--seconds 30]
 """
 
