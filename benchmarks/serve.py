@@ -20,12 +20,17 @@ where the memory of the per-user impression records is measured
 (``attribution_bytes_per_impression``, with ``impressions_per_user`` beside it: each user's
 key costs its own overhead, spread over that user's impressions).
 
+Beside each serving pass: the CPU time per request of serving's workers (utime + stime
+from ``/proc``), of Redis (``INFO cpu``) and of the broker, and the load average, since the
+machine may be shared. ``--skip-guide`` leaves out the guide's method.
+
 Prints one JSON line. Usage: python benchmarks/serve.py [--workers 2] [--seconds 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -387,10 +392,63 @@ def stop(process: subprocess.Popen[bytes] | None) -> None:
         process.wait()
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (serving's workers), found by their parent ids in /proc."""
+    parent_of: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent_of[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parent_of.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of ``pids`` (processes that exited count as 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def redis_cpu_seconds(store: Store) -> float:
+    info = store.client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def wrk(
-    port: int, path: str, seconds: int, connections: int, users: int, script: Path
+    port: int,
+    path: str,
+    seconds: int,
+    connections: int,
+    users: int,
+    script: Path,
+    server: subprocess.Popen[bytes] | None = None,
+    store: Store | None = None,
+    broker: int | None = None,
 ) -> dict[str, float]:
+    """wrk's summary; with ``server``, its workers' CPU time per request (and Redis's, and
+    the broker's, which receives the impressions)."""
     env = {**os.environ, "BENCH_PATH": path, "BENCH_USERS": str(users)}
+    workers = descendants(server.pid) if server is not None else []
+    cpu_before = cpu_seconds(workers)
+    broker_before = cpu_seconds([broker]) if broker is not None else 0.0
+    redis_before = redis_cpu_seconds(store) if store is not None else 0.0
     result = subprocess.run(
         [
             "wrk",
@@ -412,9 +470,21 @@ def wrk(
     if summary["non2xx"] or summary["socket_errors"]:
         raise RuntimeError(f"wrk on {path}: errors {summary}")
     summary["rps"] = summary["requests"] / (summary["duration_us"] / 1e6)
+    summary["load_average"] = load_average()
+    if workers:
+        cpu = cpu_seconds(workers) - cpu_before
+        summary["worker_cpu_ms"] = 1000 * cpu / summary["requests"]
+    if store is not None:
+        redis_cpu = redis_cpu_seconds(store) - redis_before
+        summary["redis_cpu_ms"] = 1000 * redis_cpu / summary["requests"]
+    if broker is not None:
+        broker_cpu = cpu_seconds([broker]) - broker_before
+        summary["broker_cpu_ms"] = 1000 * broker_cpu / summary["requests"]
     log(
         f"{path.split('?')[0]} on :{port}: {summary['rps']:,.0f} req/s, "
-        f"p50 {summary['p50_us'] / 1000:.1f} ms, p99 {summary['p99_us'] / 1000:.1f} ms"
+        f"p50 {summary['p50_us'] / 1000:.1f} ms, p99 {summary['p99_us'] / 1000:.1f} ms, "
+        f"worker CPU {summary.get('worker_cpu_ms', float('nan')):.3f} ms/request, "
+        f"load average {summary['load_average']:.2f}"
     )
     return summary
 
@@ -487,6 +557,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of each server")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument(
+        "--skip-guide", action="store_true", help="leave out the guide's method (no speedup)"
+    )
     parser.add_argument("--guide-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.guide_server:
@@ -545,9 +618,11 @@ def main() -> int:
             wait_ready(SERVE_PORT, server)
             log(f"eventrec serve ready with {args.workers} workers")
             offsets_before = impression_offsets(settings)
-            warm = wrk(SERVE_PORT, rec_path, 5, args.connections, args.users, script)
-            rec = wrk(SERVE_PORT, rec_path, args.seconds, args.connections, args.users, script)
-            health = wrk(SERVE_PORT, "/health", args.seconds, args.connections, args.users, script)
+            broker = int((local.kafka_dir / "pid").read_text().split()[0])
+            measured = functools.partial(wrk, SERVE_PORT, server=server, store=store, broker=broker)
+            warm = measured(rec_path, 5, args.connections, args.users, script)
+            rec = measured(rec_path, args.seconds, args.connections, args.users, script)
+            health = measured("/health", args.seconds, args.connections, args.users, script)
             stop(server)  # SIGTERM: each worker flushes its queued impressions first
             server = None
             offsets_after = impression_offsets(settings)
@@ -555,17 +630,22 @@ def main() -> int:
             on_topic = sum(offsets_after[tp] - offsets_before.get(tp, 0) for tp in offsets_after)
             log(f"{on_topic} impressions on the topic for {requested} requests")
             attributed = attribute_impressions(settings, offsets_before, offsets_after)
+            log(f"serving: {json.dumps({'warm': warm, 'rec': rec, 'health': health})}")
 
-            with (logs / "guide.log").open("wb") as out:
-                guide = subprocess.Popen(
-                    [sys.executable, str(Path(__file__).resolve()), "--guide-server",
-                     str(GUIDE_PORT), "--workers", str(args.workers)],
-                    env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                )  # fmt: skip
-            wait_ready(GUIDE_PORT, guide)
-            log(f"guide server ready with {args.workers} workers")
-            wrk(GUIDE_PORT, rec_path, 5, args.connections, args.users, script)  # warm-up
-            baseline = wrk(GUIDE_PORT, rec_path, args.seconds, args.connections, args.users, script)
+            baseline = None
+            if not args.skip_guide:
+                with (logs / "guide.log").open("wb") as out:
+                    guide = subprocess.Popen(
+                        [sys.executable, str(Path(__file__).resolve()), "--guide-server",
+                         str(GUIDE_PORT), "--workers", str(args.workers)],
+                        env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                    )  # fmt: skip
+                wait_ready(GUIDE_PORT, guide)
+                log(f"guide server ready with {args.workers} workers")
+                wrk(GUIDE_PORT, rec_path, 5, args.connections, args.users, script)  # warm-up
+                baseline = wrk(
+                    GUIDE_PORT, rec_path, args.seconds, args.connections, args.users, script
+                )
         result = {
             "catalog_events": args.events,
             "users": args.users,
@@ -577,8 +657,17 @@ def main() -> int:
             "rec_p99_ms": round(rec["p99_us"] / 1000, 2),
             "health_rps": round(health["rps"], 1),
             "ratio": round(rec["rps"] / health["rps"], 3),
-            "guide_rps": round(baseline["rps"], 2),
-            "speedup_vs_guide": round(rec["rps"] / baseline["rps"], 1),
+            "warm_rps": round(warm["rps"], 1),
+            "warm_p99_ms": round(warm["p99_us"] / 1000, 2),
+            "rec_worker_cpu_ms": round(rec["worker_cpu_ms"], 3),
+            "rec_redis_cpu_ms": round(rec["redis_cpu_ms"], 3),
+            "rec_broker_cpu_ms": round(rec["broker_cpu_ms"], 3),
+            "health_worker_cpu_ms": round(health["worker_cpu_ms"], 3),
+            "load_average": [warm["load_average"], rec["load_average"], health["load_average"]],
+            "guide_rps": None if baseline is None else round(baseline["rps"], 2),
+            "speedup_vs_guide": None
+            if baseline is None
+            else round(rec["rps"] / baseline["rps"], 1),
             "impressions_requests": requested,
             "impressions_on_topic": on_topic,
             "impressions_dropped": max(requested - on_topic, 0),

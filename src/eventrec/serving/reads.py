@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from eventrec.serving import rows
 from eventrec.serving.errors import Unavailable
 from eventrec.serving.state import ServingState, UserProfileHint
 from eventrec.store.client import UNAVAILABLE_ERRORS
@@ -29,9 +28,8 @@ async def read_rows(
     partition's event table is dropped when its stored offset goes back.
     """
     assert state.event_space is not None
-    topic = clients.settings.topic_interactions
     try:
-        return await rows.read_rows(clients.redis, clients.keys, topic, user_ids, state.event_space)
+        return await clients.rows.read(user_ids, state.event_space)
     except UNAVAILABLE_ERRORS as exc:
         raise Unavailable(f"redis unavailable: {exc}") from None
 

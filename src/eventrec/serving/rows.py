@@ -1,8 +1,13 @@
 """Reading users' rows for a request: owners, rows and partition event ids, uncached.
 
 A user's owner is read per request (never cached: Redis may lose it), the row with its
-partition's stored offset in the same pipeline, so a loss of Redis data is noticed before
+partition's stored offset in the same step, so a loss of Redis data is noticed before
 a row is read through a stale event table (docs/design.md).
+
+On one Redis server :class:`OwnedRows` reads owners, rows and offsets in one script call
+per batch; on a cluster an owner hash and a row are in different slots, so it reads them
+in two pipelined round trips (:func:`read_rows`), as it does on a server for a user whose
+owner partition it has not met before.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import numpy as np
 
 from eventrec.model.records import RECORD_DTYPE
 from eventrec.serving.events import EventSpace
-from eventrec.store.keys import Keys
+from eventrec.store.client import is_cluster_client
+from eventrec.store.keys import OWNER_SHARDS, Keys
+from eventrec.store.scripts import READ_OWNED_ROWS
 
 # A table that cannot cover a row after this many reads of the partition's event list.
 MAX_EXTENDS = 3
@@ -32,10 +39,115 @@ async def read_rows(
         pipe.hget(keys.owner(user_id), user_id)
     owners = [None if raw is None else int(raw) for raw in await pipe.execute()]
     owner_of = {i: owner for i, owner in enumerate(owners) if owner is not None}
+    raw_rows = await _read_owned(redis, keys, topic, user_ids, owner_of, space)
+    return await _translate(redis, keys, topic, user_ids, owner_of, raw_rows, space)
+
+
+class OwnedRows:
+    """Serving's row reads on one Redis client: one round trip per batch on a server.
+
+    The script is given the key names of the owner partitions met so far (not the owners:
+    those are read in the script, every time); a user whose owner is a partition it was
+    not given has that row read in a second round trip, and the partition is given from
+    then on.
+    """
+
+    def __init__(self, redis: Any, keys: Keys, topic: str) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.topic = topic
+        self._script = None if is_cluster_client(redis) else redis.register_script(READ_OWNED_ROWS)
+        # Replaced, never changed in place: a read uses what it gave its own script call
+        # while another read (awaiting) may add a partition.
+        self._given: frozenset[int] = frozenset()
+        self._given_args: tuple[Any, ...] = ()
+
+    async def read(self, user_ids: list[str], space: EventSpace) -> list[np.ndarray | None]:
+        """What :func:`read_rows` returns for the same users, in one round trip if it can."""
+        if self._script is None:
+            return await read_rows(self.redis, self.keys, self.topic, user_ids, space)
+        keys, topic = self.keys, self.topic
+        given = self._given
+        found = await self._script(
+            keys=[keys.owner(user_id) for user_id in user_ids],
+            args=[len(given), *self._given_args, *user_ids],
+        )
+        n = len(user_ids)
+        owner_of: dict[int, int] = {}
+        raw_rows: dict[int, bytes | None] = {}
+        unread: dict[int, int] = {}
+        for i in range(n):
+            owner = found[2 * i]
+            if owner is None:
+                continue
+            owner_of[i] = owner
+            if owner in given:
+                raw_rows[i] = found[2 * i + 1]
+            else:
+                unread[i] = owner
+        marks = found[2 * n :]
+        for m in range(0, len(marks), 3):
+            partition, offset, length = marks[m : m + 3]
+            space.observe(partition, None if offset is None else int(offset), int(length))
+        if unread:
+            raw_rows.update(await _read_owned(self.redis, keys, topic, user_ids, unread, space))
+            self._give(set(unread.values()))
+        return await _translate(self.redis, keys, topic, user_ids, owner_of, raw_rows, space)
+
+    async def warm(self, space: EventSpace) -> list[int]:
+        """Before the first request: map the event ids of every partition that owns users
+        (what the first request of each partition would read otherwise, stalling the
+        ones behind it), and give the script their keys. Returns those partitions."""
+        keys, topic = self.keys, self.topic
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(OWNER_SHARDS):
+            pipe.smembers(keys.user_partitions(shard))
+        partitions = sorted({int(p) for members in await pipe.execute() for p in members})
+        if not partitions:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for partition in partitions:
+            pipe.get(keys.offset(topic, partition))
+            pipe.lrange(keys.event_ids(topic, partition), 0, -1)
+        found = await pipe.execute()
+        for n, partition in enumerate(partitions):
+            offset, event_ids = found[2 * n], found[2 * n + 1]
+            space.observe(partition, None if offset is None else int(offset), len(event_ids))
+            start = space.known(partition)
+            space.extend(partition, start, [raw.decode() for raw in event_ids[start:]])
+        self._give(set(partitions))
+        return partitions
+
+    def _give(self, partitions: set[int]) -> None:
+        """Give the script these partitions' key names from the next read on."""
+        added = sorted(partitions - self._given)
+        if not added:
+            return
+        args = list(self._given_args)
+        for partition in added:
+            args += [
+                partition,
+                self.keys.row_prefix(self.topic, partition),
+                self.keys.offset(self.topic, partition),
+                self.keys.event_ids(self.topic, partition),
+            ]
+        self._given_args = tuple(args)
+        self._given = self._given | frozenset(added)
+
+
+async def _read_owned(
+    redis: Any,
+    keys: Keys,
+    topic: str,
+    user_ids: list[str],
+    owner_of: dict[int, int],
+    space: EventSpace,
+) -> dict[int, bytes | None]:
+    """The rows of users whose owners are known, by position, in one pipelined round trip,
+    with their partitions' stored offsets and event-list lengths (observed in ``space``)."""
+    if not owner_of:
+        return {}
     present = list(owner_of)
-    rows: list[np.ndarray | None] = [None] * len(user_ids)
-    if not present:
-        return rows
     partitions = sorted(set(owner_of.values()))
     pipe = redis.pipeline(transaction=False)
     for i in present:
@@ -48,8 +160,22 @@ async def read_rows(
     for n, partition in enumerate(partitions):
         offset, length = marks[2 * n], marks[2 * n + 1]
         space.observe(partition, None if offset is None else int(offset), int(length))
+    return dict(zip(present, raw_rows, strict=True))
+
+
+async def _translate(
+    redis: Any,
+    keys: Keys,
+    topic: str,
+    user_ids: list[str],
+    owner_of: dict[int, int],
+    raw_rows: dict[int, bytes | None],
+    space: EventSpace,
+) -> list[np.ndarray | None]:
+    """Rows with space indices, after reading the event ids they name that are not mapped."""
+    rows: list[np.ndarray | None] = [None] * len(user_ids)
     local: dict[int, np.ndarray] = {}
-    for i, raw in zip(present, raw_rows, strict=True):
+    for i, raw in raw_rows.items():
         if raw:
             local[i] = np.frombuffer(raw, dtype=RECORD_DTYPE)
     for _ in range(MAX_EXTENDS):

@@ -20,6 +20,7 @@ from eventrec.schemas.impressions import Experiment
 from eventrec.serving import metrics
 from eventrec.serving.impressions import ImpressionSender
 from eventrec.serving.reads import read_rows
+from eventrec.serving.rows import OwnedRows
 from eventrec.serving.scoring import BatchScorer
 from eventrec.serving.state import ServingState, build_state
 from eventrec.store.client import UNAVAILABLE_ERRORS, connect_async
@@ -35,7 +36,7 @@ VARIANT_ERRORS: tuple[type[Exception], ...] = (ModelVersionError, *UNAVAILABLE_E
 
 
 class Clients:
-    """Settings, key names and the two Redis clients of one serving process."""
+    """Settings, key names, the two Redis clients of one serving process, and its row reads."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -43,6 +44,7 @@ class Clients:
         self.store = Store(connect(settings.redis_url, retries=1), settings.key_prefix)
         # One immediate retry, fail fast: see connect_async.
         self.redis: Any = connect_async(settings.redis_url)
+        self.rows = OwnedRows(self.redis, self.keys, settings.topic_interactions)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -252,6 +254,13 @@ class Runtime:
             await asyncio.to_thread(self.caches.reload)
         except Exception:  # the watcher retries; /ready tells the load balancer meanwhile
             log.exception("first load failed")
+        state = self.caches.state
+        if state is not None and state.event_space is not None:
+            # Before the watcher starts: nothing else uses the space yet.
+            try:
+                await self.clients.rows.warm(state.event_space)
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("event tables not read before the first request: %s", exc)
         self.watcher.start()
 
     async def stop(self) -> None:

@@ -97,6 +97,10 @@ class Keys:
         """
         return self._tagged(topic, partition, f"row:{user}")
 
+    def row_prefix(self, topic: str, partition: int) -> str:
+        """Every row key of the partition begins so: ``row_prefix(t, p) + u == row(t, p, u)``."""
+        return self._tagged(topic, partition, "row:")
+
     def row_users(self, topic: str, partition: int) -> str:
         """List of the user ids that have a row in this partition, in order of first record."""
         return self._tagged(topic, partition, "users")

@@ -189,3 +189,48 @@ if stored == ARGV[1] then
 end
 return 0
 """
+
+# Serving's read of a batch's rows in one round trip, on ONE Redis server only: row, offset
+# and event-list keys are built here from the owners found, so they are not declared and
+# fall in other slots than the owner hashes (a cluster reads in two steps instead).
+# KEYS: each user's owner hash, in order.
+# ARGV: n partitions given, then per partition: number, row key prefix, offset key,
+#       event-ids key; then the user ids (one per KEYS entry).
+# Returns per user: owner (nil: none), row (nil: none, or not read because the owner is
+# not among the partitions given); then per given partition that owns one of the users:
+# partition, stored offset (nil: none), event-ids length.
+READ_OWNED_ROWS = """
+local n_partitions = tonumber(ARGV[1])
+local given = {}
+for p = 0, n_partitions - 1 do
+  local base = 2 + 4 * p
+  given[tonumber(ARGV[base])] = {ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]}
+end
+local first_user = 2 + 4 * n_partitions
+local out, met, order = {}, {}, {}
+for i = 1, #KEYS do
+  local user = ARGV[first_user + i - 1]
+  local owner = redis.call('HGET', KEYS[i], user)
+  local row = false
+  if owner then
+    owner = tonumber(owner)
+    local keys = given[owner]
+    if keys then
+      row = redis.call('GET', keys[1] .. user)
+      if not met[owner] then
+        met[owner] = true
+        order[#order + 1] = owner
+      end
+    end
+  end
+  out[#out + 1] = owner
+  out[#out + 1] = row
+end
+for _, owner in ipairs(order) do
+  local keys = given[owner]
+  out[#out + 1] = owner
+  out[#out + 1] = redis.call('GET', keys[2])
+  out[#out + 1] = redis.call('LLEN', keys[3])
+end
+return out
+"""

@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from kafka.errors import KafkaTimeoutError
 from prometheus_client import REGISTRY
 
 from eventrec.config import Settings
-from eventrec.serving.impressions import ImpressionSender
+from eventrec.schemas.impressions import Impression
+from eventrec.serving.impressions import ImpressionSender, PendingImpression, encode
 from eventrec.telemetry import MULTIPROC_ENV, metrics_registry, process_exited
 
 NAMES = ("offered_total", "sent_total", "dropped_total", "failed_total")
@@ -30,16 +31,11 @@ def counters() -> dict[str, float]:
 
 
 class Future:
+    """Answered at once, as kafka-python's futures are once the broker replied."""
+
     def __init__(self, error: BaseException | None) -> None:
-        self.error = error
-
-    def add_callback(self, callback: Callable[[Any], None]) -> None:
-        if self.error is None:
-            callback(None)
-
-    def add_errback(self, errback: Callable[[BaseException], None]) -> None:
-        if self.error is not None:
-            errback(self.error)
+        self.is_done = True
+        self.exception = error
 
 
 class Producer:
@@ -47,20 +43,31 @@ class Producer:
 
     def __init__(self) -> None:
         self.sent: list[bytes] = []
+        self.values: list[bytes] = []
 
     def send(self, topic: str, key: bytes, value: bytes) -> Future:
         self.sent.append(key)
+        self.values.append(value)
         return Future(KafkaTimeoutError("expired") if key == b"lost" else None)
+
+    def flush(self) -> None:
+        pass
 
     def close(self, timeout: float) -> None:
         pass
+
+
+def impression(user_id: str, request_id: str = "r1") -> PendingImpression:
+    return PendingImpression(
+        request_id, user_id, None, 0, None, 0, "v000001", "personalised", ["e1", "e2"], 1.5e9
+    )
 
 
 def test_a_full_queue_drops_and_counts_and_the_gauge_shows_what_waits() -> None:
     before = counters()
     sender = ImpressionSender(Settings(impressions_queue_size=2))  # not started: nothing drains
     for user in ("u1", "u2", "u3", "u4", "u5"):
-        sender.offer(user.encode(), b"{}")
+        sender.offer(impression(user))
     after = counters()
     assert after["offered_total"] - before["offered_total"] == 5
     assert after["dropped_total"] - before["dropped_total"] == 3
@@ -75,8 +82,8 @@ def test_sent_and_failed_are_what_the_broker_answered(monkeypatch: pytest.Monkey
     before = counters()
     sender = ImpressionSender(Settings())
     sender.start()
-    for key in (b"u1", b"lost", b"u2", b"u3"):
-        sender.offer(key, b"{}")
+    for user_id in ("u1", "lost", "u2", "u3"):
+        sender.offer(impression(user_id))
     sender.stop(timeout=5)
     assert producer.sent == [b"u1", b"lost", b"u2", b"u3"]
     after = counters()
@@ -87,13 +94,52 @@ def test_sent_and_failed_are_what_the_broker_answered(monkeypatch: pytest.Monkey
     assert sender.stats() == {"offered": 4, "sent": 3, "dropped": 0, "failed": 1, "queued": 0}
 
 
+def test_the_sender_encodes_each_impression_as_the_schema_reads_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    producer = Producer()
+    monkeypatch.setattr(ImpressionSender, "_connect", lambda self: producer)
+    sender = ImpressionSender(Settings())
+    sender.start()
+    shown = PendingImpression(
+        "0f" * 16, "u-7", "colours", 3, "blue", 1, "v000002", "personalised", ["e9", "e1"],
+        1_800_000_000.25,
+    )  # fmt: skip
+    sender.offer(shown)
+    sender.offer(shown._replace(request_id="r2", experiment=None, experiment_code=0,
+                                variant=None, variant_index=0, model_version=None,
+                                strategy="trending", event_ids=[]))  # fmt: skip
+    sender.stop(timeout=5)
+    assert producer.sent == [b"u-7", b"u-7"]
+    first, second = (Impression.model_validate_json(value) for value in producer.values)
+    assert orjson.loads(producer.values[0]) == {
+        "schema_version": 1,
+        "kind": "impression",
+        "request_id": "0f" * 16,
+        "user_id": "u-7",
+        "experiment": "colours",
+        "experiment_code": 3,
+        "variant": "blue",
+        "variant_index": 1,
+        "model_version": "v000002",
+        "strategy": "personalised",
+        "event_ids": ["e9", "e1"],
+        "shown_at": "2027-01-15T08:00:00.250000+00:00",
+    }
+    assert first.shown_at.timestamp() == 1_800_000_000.25
+    assert (second.request_id, second.experiment, second.model_version, second.event_ids) == (
+        "r2", None, None, []
+    )  # fmt: skip
+    assert encode(shown)[1] == producer.values[0]
+
+
 WORKER = """
 import os, sys
 from eventrec.config import Settings
-from eventrec.serving.impressions import ImpressionSender
+from eventrec.serving.impressions import ImpressionSender, PendingImpression
 sender = ImpressionSender(Settings(impressions_queue_size=2))
 for i in range(3):
-    sender.offer(b"u%d" % i, b"{}")
+    sender.offer(PendingImpression("r", f"u{i}", None, 0, None, 0, None, "trending", [], 1e9))
 print(os.getpid())
 """
 

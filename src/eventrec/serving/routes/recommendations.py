@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -16,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from eventrec.serving.catalog import Filters
 from eventrec.serving.deps import FastJSONResponse, current_state
 from eventrec.serving.experiments import Assignment, assign
+from eventrec.serving.impressions import PendingImpression
 from eventrec.serving.items import explain, hide_own_events, trending_items
 from eventrec.serving.reads import read_profile
 from eventrec.serving.runtime import Runtime
@@ -166,19 +166,19 @@ def record_impression(
     items: list[dict[str, Any]],
     assignment: Assignment | None,
 ) -> None:
-    """Queue the response as an impression (``schemas.impressions.Impression``)."""
-    impression = {
-        "schema_version": 1,
-        "kind": "impression",
-        "request_id": request_id,
-        "user_id": user_id,
-        "experiment": assignment.experiment.name if assignment else None,
-        "experiment_code": assignment.experiment.code if assignment else 0,
-        "variant": assignment.variant_name if assignment else None,
-        "variant_index": assignment.variant_index if assignment else 0,
-        "model_version": model_version,
-        "strategy": strategy,
-        "event_ids": [item["event_id"] for item in items],
-        "shown_at": datetime.now(UTC).isoformat(),
-    }
-    runtime.impressions.offer(user_id.encode(), orjson.dumps(impression))
+    """Queue the response as an impression; the sender's thread encodes it
+    (``serving.impressions.encode``)."""
+    runtime.impressions.offer(
+        PendingImpression(
+            request_id,
+            user_id,
+            assignment.experiment.name if assignment else None,
+            assignment.experiment.code if assignment else 0,
+            assignment.variant_name if assignment else None,
+            assignment.variant_index if assignment else 0,
+            model_version,
+            strategy,
+            [item["event_id"] for item in items],
+            time.time(),
+        )
+    )
