@@ -81,6 +81,7 @@ def prepare_attribution(
             continue
         if isinstance(decoded, Impression):
             record = pack_impression(
+                decoded.user_id,
                 decoded.request_id,
                 decoded.shown_at.timestamp(),
                 decoded.experiment_code,
@@ -91,6 +92,7 @@ def prepare_attribution(
         else:
             id_hash = interaction_hash(f"{decoded.user_id}\x00{decoded.interaction_id}")
             entry = pack_pending(
+                decoded.user_id,
                 decoded.recommendation_id,
                 decoded.event_id,
                 decoded.occurred_at.timestamp(),

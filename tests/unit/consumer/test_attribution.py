@@ -62,12 +62,12 @@ def test_impressions_and_outcomes_become_compact_items() -> None:
     assert batch.items[0] == (
         "i",
         "u1",
-        pack_impression("r1", shown_at, 4, 1, ["e1", "e2", "e3"]),
+        pack_impression("u1", "r1", shown_at, 4, 1, ["e1", "e2", "e3"]),
     )
     assert batch.items[1] == (
         "o",
         "u1",
-        interaction_hash("u1\x00i-1") + pack_pending("r1", "e2", shown_at + 300, "view"),
+        interaction_hash("u1\x00i-1") + pack_pending("u1", "r1", "e2", shown_at + 300, "view"),
     )
 
 
