@@ -140,7 +140,7 @@ def test_a_replayed_batch_is_fenced_and_changes_nothing(
     assert before[3]["batches"] == 1
 
 
-def test_a_days_tables_expire_a_window_and_a_day_after_it(
+def test_a_days_tables_expire_a_window_and_an_hour_after_it(
     settings: Settings, redis_client: Any
 ) -> None:
     store = attribution(redis_client, settings, window_days=2)
@@ -155,11 +155,12 @@ def test_a_days_tables_expire_a_window_and_a_day_after_it(
     prefix = store.keys.attribution_base(TOPIC, 0)
     for key in store.table_keys(TOPIC):
         day = int(key.decode()[len(prefix) :].split(":")[1])
-        assert redis_client.expiretime(key) == expire_at(day, 2 * DAY) == (day + 4) * DAY, key
+        assert redis_client.expiretime(key) == expire_at(day, 2 * DAY) == (day + 3) * DAY + 3600
     kinds = sorted(k.decode()[len(prefix) :] for k in store.table_keys(TOPIC))
     assert kinds == [f"pending:{today}", f"pending:{today}:0", f"shown:{today - 1}",
                      f"shown:{today - 1}:0", f"shown:{today}", f"shown:{today}:0"]  # fmt: skip
-    # Four days ago is past its day + window + 1: neither stored nor counted, nor its outcome.
+    # Four days ago is past its day + window + an hour: neither stored nor counted, nor
+    # its outcome.
     old = (today - 4) * DAY + 100
     assert partition.apply(
         shown("u4", "r4", old, ["e1"]), outcome("u4", "i4", "r4", "e1", old + 60)
@@ -175,27 +176,26 @@ def test_lookups_cross_day_boundaries_within_the_window_and_not_after(
     store = attribution(redis_client, settings, window_days=2)
     partition = Partition(store)
     today = int(time.time()) // DAY
-    last_second = (today - 2) * DAY - 10  # the end of the day before
-    partition.apply(shown("u1", "r1", last_second, ["e1", "e2", "e3"]))
+    early = (today - 2) * DAY + 10  # its window ended ten seconds into today
+    partition.apply(shown("u1", "r1", early, ["e1", "e2", "e3"]))
     # An outcome that happened before its impression arrived waits in its own day's table.
-    assert partition.apply(outcome("u2", "i1", "r2", "e2", last_second + 30)) == [
-        0, 0, 1, 0, 0, 0]  # fmt: skip
-    assert partition.apply(shown("u2", "r2", last_second, ["e1", "e2"])) == [1, 1, -1, 0, 0, 0]
+    late = (today - 1) * DAY - 10
+    assert partition.apply(outcome("u2", "i1", "r2", "e2", late + 30)) == [0, 0, 1, 0, 0, 0]
+    assert partition.apply(shown("u2", "r2", late, ["e1", "e2"])) == [1, 1, -1, 0, 0, 0]
     assert partition.apply(
-        outcome("u1", "i1", "r1", "e1", last_second + 30),  # the next day
-        outcome("u1", "i2", "r1", "e2", last_second + 2 * DAY - 1),  # the window's last second
-        outcome("u1", "i3", "r1", "e3", last_second + 2 * DAY + 1),  # a second after it
+        outcome("u1", "i1", "r1", "e1", early + DAY),  # the next day
+        outcome("u1", "i2", "r1", "e2", early + 2 * DAY - 1),  # the window's last second
+        outcome("u1", "i3", "r1", "e3", early + 2 * DAY + 1),  # a second after it
     ) == [0, 2, 0, 0, 1, 0]
-    days = store.day_counts(TOPIC, 7)
-    assert days == {
-        today - 3: {"1:impressions": 2},
-        today - 2: {"1:view": 2, "1:view:1": 1, "1:view:2": 1},
-        today - 1: {"1:view": 1, "1:view:2": 1},
+    assert store.day_counts(TOPIC, 7) == {
+        today - 2: {"1:impressions": 2},
+        today - 1: {"1:view": 2, "1:view:1": 1, "1:view:2": 1},
+        today: {"1:view": 1, "1:view:2": 1},
     }
-    record = store.impression(TOPIC, 0, "u1", "r1", today - 3)
+    record = store.impression(TOPIC, 0, "u1", "r1", today - 2)
     assert record is not None
     assert record.events == tuple(event_hash(e) for e in ["e1", "e2", "e3"])
-    assert store.impression(TOPIC, 0, "u1", "r1", today - 2) is None
+    assert store.impression(TOPIC, 0, "u1", "r1", today - 1) is None
 
 
 def test_tables_split_stay_listpacks_and_find_every_response(

@@ -17,8 +17,9 @@ Redis hashes (buckets) of about ``TABLE_LOAD`` fields each, grown one bucket at 
 by linear hashing (``model.impressions.table_bucket``), so every bucket stays a listpack
 under Redis's default ``hash-max-listpack-entries`` (128) and its key's own cost is
 shared by some 50 records. Every key of a day's table expires at the end of the day plus
-the window plus one day (``expire_at``): no step trims anything, and an interaction
-dated within the window after its impression finds it whichever day it falls on.
+the window plus an hour for a consumer that lags (``expire_at``): no step trims anything,
+and an interaction dated within the window after its impression finds it whichever day
+it falls on.
 
 An outcome counts when its event was shown in that response and it happened within the
 window after it: per day ``<variant>:<outcome>`` and ``<variant>:<outcome>:<position>``,
@@ -47,12 +48,15 @@ DAY = 86_400
 # Fields a table's buckets average before one more is split off. Buckets not yet split in
 # a round hold up to twice this, 96, well under Redis's default listpack limit of 128.
 TABLE_LOAD = 48
+# How long a day's tables outlive the last instant one of its impressions can be
+# attributed: a consumer lagging by less still counts an outcome at the window's end.
+LAG_GRACE = 3600
 
 
 def expire_at(day: int, window_seconds: int) -> int:
     """When the tables of ``day`` (days since the epoch) expire: the end of that day, plus
-    the window, plus one day for a consumer that lags (epoch seconds)."""
-    return (day + 2) * DAY + window_seconds
+    the window, plus ``LAG_GRACE`` (epoch seconds)."""
+    return (day + 1) * DAY + window_seconds + LAG_GRACE
 
 
 # KEYS: offset, stats, outcome dedup (current bucket), outcome dedup (previous bucket).
@@ -72,9 +76,10 @@ local DAY = 86400
 local LOAD = __TABLE_LOAD__
 local FIRST, CHUNK = __FIRST_CHUNK_EVENTS__, __CHUNK_EVENTS__
 local SKEW = 600
+local GRACE = __LAG_GRACE__
 local NAMES = {'view', 'save', 'booking'}
 local today = math.floor(now / DAY)
-local oldest = math.floor((now - window) / DAY) - 1  -- the oldest day whose tables live
+local oldest = math.floor((now - window - GRACE) / DAY)  -- the oldest day whose tables live
 local impressions, attributed, pending, duplicates, unmatched, expired = 0, 0, 0, 0, 0, 0
 
 local function u32(s, i)
@@ -87,7 +92,7 @@ local function day_of(t)
 end
 
 local function expire_at(day)
-  return (day + 2) * DAY + window
+  return (day + 1) * DAY + window + GRACE
 end
 
 -- Linear-hashing tables (model.impressions.table_bucket): the key `name` holds the
@@ -300,6 +305,7 @@ for _name, _value in {
     "__TABLE_LOAD__": TABLE_LOAD,
     "__FIRST_CHUNK_EVENTS__": FIRST_CHUNK_EVENTS,
     "__CHUNK_EVENTS__": CHUNK_EVENTS,
+    "__LAG_GRACE__": LAG_GRACE,
 }.items():
     APPLY_IMPRESSIONS = APPLY_IMPRESSIONS.replace(_name, str(_value))
 
@@ -357,7 +363,8 @@ class AttributionStore:
             keys.attribution_base(topic, partition),
             self.window_seconds,
             int(now),
-            max(self.window_seconds, 2 * self.dedup_seconds) + DAY,
+            # A set is read in its bucket and the next: it lives two buckets after a write.
+            2 * self.dedup_seconds + 60,
             batch.dead_lettered,
         ]
         for item in batch.items:
