@@ -16,9 +16,11 @@ offset bytes field
 14     3 n   event hashes (blake2b-24 of each ``event_id``), in shown order
 ====== ===== ===========================================================
 
-Redis keeps the response hash as a hash field and the rest (``8 + 3 n`` bytes, 38 for
-ten) as its value, cut in chunks of at most 64 bytes (see :func:`value_chunks`) so a
-hash of them stays a listpack under Redis's default ``hash-max-listpack-value``.
+Redis keeps the response hash as a hash field and, as its value, ``6 + 3 n`` bytes (36
+for ten): seconds into the day of the table that holds it (3 bytes), experiment code,
+variant index and the event hashes; cut in chunks of at most 63 bytes
+(:func:`value_chunks`) so a hash of them stays a listpack under Redis's default
+``hash-max-listpack-value`` (64).
 
 A pending outcome (an interaction whose impression has not been seen yet) is 14 bytes:
 response hash (6), event hash (3), time (uint32), outcome code (uint8); Redis keeps the
@@ -48,10 +50,12 @@ MAX_EXPERIMENT_CODE = 2**16 - 1
 MAX_TIME = 2**32 - 1
 # Outcomes attribution counts, by code (0 is never used).
 OUTCOME_CODES = {"view": 1, "save": 2, "booking": 3}
-# A stored value's chunks: the first holds the 8-byte header and 18 events (62 bytes),
-# each further one 21 events (63 bytes); all within a listpack's default 64-byte value.
-FIRST_CHUNK_EVENTS = 18
+# A stored value's chunks: the first holds the 6-byte header and 19 events (63 bytes),
+# each further one up to 21 events (63 bytes); a chunk shorter than 63 bytes is the last.
+FIRST_CHUNK_EVENTS = 19
 CHUNK_EVENTS = 21
+STORED_HEADER = struct.Struct("<HBHB")  # seconds into the day (low 16 bits, high 8), code, variant
+MAX_CHUNKS = 1 + -(-(MAX_SHOWN - FIRST_CHUNK_EVENTS) // CHUNK_EVENTS)
 
 
 def response_hash(user_id: str, request_id: str) -> bytes:
@@ -118,12 +122,48 @@ def value_chunks(record: bytes) -> list[bytes]:
 
     Chunk ``k > 0`` is stored under the response hash followed by the byte ``k``.
     """
-    value = record[RESPONSE_HASH_SIZE:]
-    first = 8 + 3 * FIRST_CHUNK_EVENTS
+    _, shown_at, experiment, variant, _ = HEADER.unpack_from(record)
+    seconds = shown_at % 86_400
+    value = (
+        STORED_HEADER.pack(seconds & 0xFFFF, seconds >> 16, experiment, variant)
+        + record[HEADER_SIZE:]
+    )
+    first = STORED_HEADER.size + 3 * FIRST_CHUNK_EVENTS
     chunks = [value[:first]]
     for start in range(first, len(value), 3 * CHUNK_EVENTS):
         chunks.append(value[start : start + 3 * CHUNK_EVENTS])
     return chunks
+
+
+def chunk_fields(response: bytes) -> list[bytes]:
+    """The fields a record's further chunks may be stored under, in order."""
+    return [response + bytes([k]) for k in range(1, MAX_CHUNKS)]
+
+
+def stored_record(response: bytes, day: int, chunks: Sequence[bytes | None]) -> ImpressionRecord:
+    """The record stored in ``day``'s table as ``chunks`` (the first, then the further
+    ones as read; the first missing or short one ends it)."""
+    first = chunks[0]
+    if first is None:
+        raise ValueError("no first chunk")
+    value = [first]
+    if len(first) == STORED_HEADER.size + 3 * FIRST_CHUNK_EVENTS:
+        for chunk in chunks[1:]:
+            if chunk is None:
+                break
+            value.append(chunk)
+            if len(chunk) < 3 * CHUNK_EVENTS:
+                break
+    data = b"".join(value)
+    low, high, experiment, variant = STORED_HEADER.unpack_from(data)
+    events = data[STORED_HEADER.size :]
+    return ImpressionRecord(
+        response,
+        day * 86_400 + low + (high << 16),
+        experiment,
+        variant,
+        tuple(events[i : i + 3] for i in range(0, len(events), 3)),
+    )
 
 
 def pack_pending(

@@ -35,11 +35,11 @@ from typing import Any
 from eventrec.model.impressions import (
     CHUNK_EVENTS,
     FIRST_CHUNK_EVENTS,
-    HEADER,
     ImpressionRecord,
+    chunk_fields,
     response_hash,
+    stored_record,
     table_bucket,
-    unpack_impressions,
 )
 from eventrec.store.keys import Keys
 from eventrec.store.scripts import check_fence, fenced
@@ -175,24 +175,49 @@ local function remove(name, field)
   end
 end
 
--- An impression's value (header and events), reassembled from its chunks.
-local function record_of(name, hash)
+-- A record: {shown_at, code, variant, events (3 bytes each)}. Stored as a value of
+-- seconds into its day (3 bytes), code (2), variant (1) and events, in chunks
+-- (model.impressions.value_chunks); a chunk shorter than the most is the last.
+local function from_payload(payload)
+  return {shown_at = u32(payload, 7),
+          code = string.byte(payload, 11) + string.byte(payload, 12) * 256,
+          variant = string.byte(payload, 13), events = string.sub(payload, 15)}
+end
+
+local function store_record(name, hash, record, at)
+  local t = record.shown_at % DAY
+  local value = string.char(t % 256, math.floor(t / 256) % 256, math.floor(t / 65536),
+    record.code % 256, math.floor(record.code / 256), record.variant) .. record.events
+  put(name, hash, string.sub(value, 1, 6 + 3 * FIRST), at)
+  local k, start = 1, 7 + 3 * FIRST
+  while start <= #value do
+    put(name, hash .. string.char(k), string.sub(value, start, start + 3 * CHUNK - 1), at)
+    k, start = k + 1, start + 3 * CHUNK
+  end
+end
+
+local function record_of(name, hash, day)
   local value = get(name, hash)
   if not value then return nil end
-  local n = string.byte(value, 8)
-  if n > FIRST then
-    local parts = {value}
-    for k = 1, math.ceil((n - FIRST) / CHUNK) do
-      parts[#parts + 1] = get(name, hash .. string.char(k)) or ''
+  if #value == 6 + 3 * FIRST then
+    local parts, k = {value}, 1
+    while true do
+      local chunk = get(name, hash .. string.char(k))
+      if not chunk then break end
+      parts[#parts + 1] = chunk
+      if #chunk < 3 * CHUNK then break end
+      k = k + 1
     end
     value = table.concat(parts)
   end
-  return value
+  local a, b, c = string.byte(value, 1, 3)
+  return {shown_at = day * DAY + a + b * 256 + c * 65536,
+          code = string.byte(value, 4) + string.byte(value, 5) * 256,
+          variant = string.byte(value, 6), events = string.sub(value, 7)}
 end
 
 local function count(record, counter, user, day, position)
-  local code = string.byte(record, 5) + string.byte(record, 6) * 256
-  local variant = string.byte(record, 7)
+  local code, variant = record.code, record.variant
   local day_key = base .. 'exp:' .. code .. ':day:' .. day
   redis.call('HINCRBY', day_key, variant .. ':' .. counter, 1)
   if position then
@@ -205,14 +230,14 @@ end
 
 -- entry: event hash (3), time (4), outcome code (1).
 local function attribute(record, entry, user)
-  local shown_at = u32(record, 1)
   local at = u32(entry, 4)
-  if at > shown_at + window or at + SKEW < shown_at then
+  if at > record.shown_at + window or at + SKEW < record.shown_at then
     return false
   end
   local event = string.sub(entry, 1, 3)
-  for k = 0, string.byte(record, 8) - 1 do
-    if string.sub(record, 9 + 3 * k, 11 + 3 * k) == event then
+  local events = record.events
+  for k = 0, #events / 3 - 1 do
+    if string.sub(events, 1 + 3 * k, 3 + 3 * k) == event then
       count(record, NAMES[string.byte(entry, 8)], user, day_of(at), k + 1)
       return true
     end
@@ -228,8 +253,8 @@ for j = 8, #ARGV, 3 do
   local kind, user, payload = ARGV[j], ARGV[j + 1], ARGV[j + 2]
   if kind == 'i' then
     local hash = string.sub(payload, 1, 6)
-    local record = string.sub(payload, 7)
-    local shown_at = u32(record, 1)
+    local record = from_payload(payload)
+    local shown_at = record.shown_at
     local day = day_of(shown_at)
     local name = base .. 'shown:' .. day
     if expire_at(day) <= now then
@@ -237,14 +262,7 @@ for j = 8, #ARGV, 3 do
     elseif get(name, hash) then
       duplicates = duplicates + 1
     else
-      local n = string.byte(record, 8)
-      put(name, hash, string.sub(record, 1, 8 + 3 * math.min(n, FIRST)), expire_at(day))
-      local k, start = 1, 9 + 3 * FIRST
-      while start <= #record do
-        put(name, hash .. string.char(k), string.sub(record, start, start + 3 * CHUNK - 1),
-          expire_at(day))
-        k, start = k + 1, start + 3 * CHUNK
-      end
+      store_record(name, hash, record, expire_at(day))
       impressions = impressions + 1
       count(record, 'impressions', user, day, nil)
       -- Outcomes that came first wait in the tables of the days they happened on.
@@ -272,7 +290,7 @@ for j = 8, #ARGV, 3 do
       local record
       -- Every day still kept: one found outside the window counts as unmatched.
       for d = math.min(day_of(at + SKEW), today + 1), oldest, -1 do
-        record = record_of(base .. 'shown:' .. d, hash)
+        record = record_of(base .. 'shown:' .. d, hash, d)
         if record then break end
       end
       if record then
@@ -441,15 +459,10 @@ class AttributionStore:
             return None
         field = response_hash(user_id, request_id)
         bucket = self.keys.attribution_bucket(table, table_bucket(field, int(buckets)))
-        first = self.client.hget(bucket, field)
-        if first is None:
+        values = self.client.hmget(bucket, [field, *chunk_fields(field)])
+        if values[0] is None:
             return None
-        parts = [field, bytes(first)]
-        n = HEADER.unpack(field + bytes(first)[:8])[4]
-        for k in range(1, -(-max(n - FIRST_CHUNK_EVENTS, 0) // CHUNK_EVENTS) + 1):
-            parts.append(bytes(self.client.hget(bucket, field + bytes([k])) or b""))
-        (record,) = unpack_impressions(b"".join(parts))
-        return record
+        return stored_record(field, day, [None if v is None else bytes(v) for v in values])
 
     def table_keys(self, topic: str) -> Iterator[bytes]:
         """Every key of the partitions' impression and pending tables (buckets and counts)."""

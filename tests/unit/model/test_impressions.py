@@ -9,10 +9,12 @@ import pytest
 
 from eventrec.model.impressions import (
     PENDING_SIZE,
+    chunk_fields,
     event_hash,
     pack_impression,
     pack_pending,
     response_hash,
+    stored_record,
     table_bucket,
     unpack_impressions,
     value_chunks,
@@ -51,14 +53,20 @@ def test_pending_outcome_size() -> None:
     assert len(pack_pending("u", "r", "e", 1.0, "booking")) == PENDING_SIZE == 14
 
 
-@pytest.mark.parametrize(("shown", "sizes"), [(10, [38]), (18, [62]), (19, [62, 3]),
-                                              (50, [62, 63, 33])])  # fmt: skip
-def test_stored_values_fit_a_listpack_and_rejoin(shown: int, sizes: list[int]) -> None:
-    record = pack_impression("u", "r", 0, 0, 0, [f"e{i}" for i in range(shown)])
+@pytest.mark.parametrize(("shown", "sizes"), [(10, [36]), (19, [63]), (20, [63, 3]),
+                                              (40, [63, 63]), (50, [63, 63, 30])])  # fmt: skip
+def test_stored_values_fit_a_listpack_and_read_back(shown: int, sizes: list[int]) -> None:
+    day = 20_787
+    shown_at = day * 86_400 + 86_399  # the day's last second: the 3-byte time's largest
+    record = pack_impression("u", "r", shown_at, 513, 7, [f"e{i}" for i in range(shown)])
     chunks = value_chunks(record)
     assert [len(c) for c in chunks] == sizes
     assert max(sizes) <= 64  # Redis's default hash-max-listpack-value
-    assert record[:6] + b"".join(chunks) == record
+    (want,) = unpack_impressions(record)
+    fields = chunk_fields(want.response)
+    # As the store reads them: every further field, missing ones as None.
+    read = [*chunks, *([None] * (len(fields) + 1 - len(chunks)))]
+    assert stored_record(want.response, day, read) == want
 
 
 def test_buckets_split_one_at_a_time_and_stay_even() -> None:
