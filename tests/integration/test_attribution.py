@@ -228,3 +228,17 @@ def test_tables_split_stay_listpacks_and_find_every_response(
     record = store.impression(TOPIC, 0, users[7], f"r-{users[7]}", int(now) // DAY)
     assert record is not None
     assert len(record.events) == 50
+
+
+def test_a_server_whose_hashes_would_not_stay_listpacks_is_named(
+    settings: Settings, redis_client: Any
+) -> None:
+    store = attribution(redis_client, settings)
+    assert store.listpack_warnings() == []
+    redis_client.config_set("hash-max-listpack-entries", 64)
+    try:
+        (warning,) = store.listpack_warnings()
+    finally:
+        redis_client.config_set("hash-max-listpack-entries", 128)
+    assert warning.startswith("Redis hash-max-listpack-entries is 64;")
+    assert store.listpack_warnings() == []

@@ -181,6 +181,8 @@ class InteractionConsumer:
 
     def run(self) -> None:
         self._with_redis(self.store.check_eviction_policy)
+        for warning in self._with_redis(self._attribution.listpack_warnings):
+            log.warning(warning)
         self._connect_kafka()
         assert self._consumer is not None
         self._writer.start()

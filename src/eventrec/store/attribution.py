@@ -41,6 +41,7 @@ from eventrec.model.impressions import (
     stored_record,
     table_bucket,
 )
+from eventrec.store.client import node_settings
 from eventrec.store.keys import Keys
 from eventrec.store.scripts import check_fence, fenced
 
@@ -48,6 +49,9 @@ DAY = 86_400
 # Fields a table's buckets average before one more is split off. Buckets not yet split in
 # a round hold up to twice this, 96, well under Redis's default listpack limit of 128.
 TABLE_LOAD = 48
+# Redis's defaults, under which every bucket stays a listpack: unsplit buckets average at
+# most twice TABLE_LOAD fields, and values are at most 63 bytes.
+LISTPACK_LIMITS = {"hash-max-listpack-entries": 128, "hash-max-listpack-value": 64}
 # How long a day's tables outlive the last instant one of its impressions can be
 # attributed: a consumer lagging by less still counts an outcome at the window's end.
 LAG_GRACE = 3600
@@ -399,6 +403,23 @@ class AttributionStore:
         )
         check_fence(result, topic, partition, batch.expected_offset)
         return AttributionResult(*(int(v) for v in result[1:7]))
+
+    def listpack_warnings(self) -> list[str]:
+        """What keeps the tables from staying listpacks on this server (empty: nothing).
+
+        Below these limits a table's hashes are converted to Redis's hashtable encoding,
+        which works the same and takes about twice the memory per impression.
+        """
+        warnings = []
+        for name, needed in LISTPACK_LIMITS.items():
+            for node, value in node_settings(self.client, name).items():
+                if value.isdigit() and int(value) < needed:
+                    where = f" on node {node}" if node else ""
+                    warnings.append(
+                        f"Redis {name} is {value}{where}; attribution's tables stay compact "
+                        f"with at least {needed} (Redis's default): CONFIG SET {name} {needed}"
+                    )
+        return warnings
 
     def stats(self, topic: str) -> dict[str, int]:
         """The steps' counters summed over partitions: impressions, attributed, pending,
