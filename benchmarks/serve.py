@@ -16,9 +16,9 @@ Every response is an impression: serving's background producer sends it to the
 ``impressions`` topic of a local broker. After serving stops (and flushes), the topic's
 new messages are counted against the requests wrk completed (``impressions_reached``,
 target at least 0.999), then applied through the consumer's attribution step into Redis,
-where the memory of the per-user impression records is measured
-(``attribution_bytes_per_impression``, with ``impressions_per_user`` beside it: each user's
-key costs its own overhead, spread over that user's impressions).
+where the memory of the day tables of impression records is measured
+(``attribution_bytes_per_impression``: ``MEMORY USAGE`` of every key of the tables, with
+``impressions_per_user`` beside it).
 
 Beside each serving pass: the CPU time per request of serving's workers (utime + stime
 from ``/proc``), of Redis (``INFO cpu``) and of the broker, and the load average, since the
@@ -537,10 +537,7 @@ def attribute_impressions(
                 position[tp] = messages[-1].offset + 1
     finally:
         consumer.close()
-    memory = sum(
-        attribution.shown_bytes(settings.topic_impressions, partition, sorted(members))
-        for partition, members in users.items()
-    )
+    memory = attribution.table_bytes(settings.topic_impressions)
     n_users = sum(len(members) for members in users.values())
     client.close()
     return {

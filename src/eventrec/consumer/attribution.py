@@ -3,9 +3,11 @@
 - :func:`prepare_attribution` turns one ``impressions`` partition's messages into the
   store's attribution batch (invalid ones into dead letters);
 - :func:`outcomes_of` picks, from one ``interactions`` batch, the valid views, saves
-  and bookings that carry a ``recommendation_id`` and makes each an ``outcome`` message
-  for the ``impressions`` topic (key ``user_id``: the partition of that user's
-  impressions), so the two meet in one partition's step whichever arrives first.
+  and bookings that carry a ``recommendation_id`` and are applied on that partition, and
+  makes each an ``outcome`` message for the ``impressions`` topic (key ``user_id``: the
+  partition of that user's impressions), so the two meet in one partition's step
+  whichever arrives first. The consumer delivers them with the batch's dead letters and
+  routed copies, acknowledged before the batch's step.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 import orjson
 from pydantic import ValidationError
 
+from eventrec.consumer.delivery import Outgoing
 from eventrec.consumer.handler import Message
 from eventrec.errors import InvalidMessageError
 from eventrec.model.impressions import pack_impression, pack_pending
@@ -81,6 +84,7 @@ def prepare_attribution(
             continue
         if isinstance(decoded, Impression):
             record = pack_impression(
+                decoded.user_id,
                 decoded.request_id,
                 decoded.shown_at.timestamp(),
                 decoded.experiment_code,
@@ -91,6 +95,7 @@ def prepare_attribution(
         else:
             id_hash = interaction_hash(f"{decoded.user_id}\x00{decoded.interaction_id}")
             entry = pack_pending(
+                decoded.user_id,
                 decoded.recommendation_id,
                 decoded.event_id,
                 decoded.occurred_at.timestamp(),
@@ -102,17 +107,19 @@ def prepare_attribution(
 
 
 def outcomes_of(
-    messages: Sequence[Message], dead_offsets: Collection[int] = ()
-) -> list[tuple[bytes, bytes]]:
-    """``(key, value)`` of an outcome message per attributable interaction of a batch.
+    topic: str, messages: Sequence[Message], skip_offsets: Collection[int] = ()
+) -> list[Outgoing]:
+    """An outcome message for ``topic`` per attributable interaction of a batch.
 
-    Skips what is dead-lettered (``dead_offsets``) or has no ``recommendation_id``; a
-    re-sent interaction makes the same outcome, which attribution de-duplicates.
+    Skips what is dead-lettered or routed to its owner (``skip_offsets``: the owner
+    forwards a routed interaction's outcome when it applies it) and what has no
+    ``recommendation_id``; a re-sent interaction makes the same outcome, which
+    attribution de-duplicates.
     """
-    out: list[tuple[bytes, bytes]] = []
+    out: list[Outgoing] = []
     for message in messages:
         value = message.value
-        if value is None or b"recommendation_id" not in value or message.offset in dead_offsets:
+        if value is None or b"recommendation_id" not in value or message.offset in skip_offsets:
             continue
         try:
             interaction = decode_interaction(message.key, value)
@@ -134,5 +141,6 @@ def outcomes_of(
             type=interaction.type.value,
             occurred_at=interaction.occurred_at,
         )
-        out.append((interaction.user_id.encode(), outcome.model_dump_json().encode()))
+        body = outcome.model_dump_json().encode()
+        out.append(Outgoing(topic, interaction.user_id.encode(), body, []))
     return out

@@ -1,5 +1,5 @@
-"""Sending what must reach Kafka before a batch's step (dead letters, routed interactions),
-acknowledged one by one.
+"""Sending what must reach Kafka before a batch's step (dead letters, routed interactions,
+outcomes for attribution), acknowledged one by one.
 
 kafka-python's ``flush()`` returns without raising when a record failed (its future holds
 the error), so a batch's offset may only advance once every future has succeeded.

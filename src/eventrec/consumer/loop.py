@@ -74,7 +74,7 @@ class InteractionConsumer:
         self.positions: dict[TopicPartition, int | None] = {}
         self.stopping = threading.Event()
         self._kafka_outage = Outage("kafka")
-        # Sends from the writer thread (a batch's dead letters and routes) note their own.
+        # Sends from the writer thread (what a batch delivers before its step) note their own.
         self._writer_kafka_outage = Outage("kafka")
         self._with_redis = RedisRetry(self.stopping)
         self._consumer: KafkaConsumer | None = None
@@ -181,6 +181,8 @@ class InteractionConsumer:
 
     def run(self) -> None:
         self._with_redis(self.store.check_eviction_policy)
+        for warning in self._with_redis(self._attribution.listpack_warnings):
+            log.warning(warning)
         self._connect_kafka()
         assert self._consumer is not None
         self._writer.start()
@@ -225,9 +227,10 @@ class InteractionConsumer:
     def _apply(self, tp: TopicPartition, messages: Sequence[Message]) -> None:
         """Validate here; the atomic step runs on the writer thread.
 
-        Dead letters of catalog, profile and impression batches are sent here; those of an
-        interaction batch are sent in its step, after the owner lookup, with its routes.
-        Either way every one is acknowledged before the step that advances the offset.
+        Whatever must reach Kafka before a batch's step (dead letters, routed copies,
+        outcomes for attribution) goes out in that step, on the writer thread, through
+        :meth:`_deliver_once`: Kafka acknowledges every message before the step may advance
+        the offset, and a step retried after a Redis error does not send them again.
 
         The next batch of the partition is prepared while Redis applies this one; its
         expected offset is this batch's next offset, so the fence keeps them in order.
@@ -238,46 +241,41 @@ class InteractionConsumer:
         if expected is None:
             expected = messages[0].offset
         next_offset = messages[-1].offset + 1
+        delivered = threading.Event()
         step: Callable[[], StepResult]
         if tp.topic == settings.topic_interactions:
             latest = time.time() + settings.max_clock_skew_seconds
             decoded = decode_interactions(tp.topic, tp.partition, expected, messages, latest)
-            # Interactions naming a response go to attribution before the step, like dead
-            # letters: a crash re-sends them, and attribution de-duplicates the copy.
-            dead_offsets = {letter.offset for letter in decoded.dead_letters}
-            self._send(settings.topic_impressions, outcomes_of(messages, dead_offsets))
-            delivered = threading.Event()
 
             def step() -> StepResult:
-                # On the writer thread: owners, dead letters, routes and the step never hold
-                # up the poll. The dead letters go out here, after the owner lookup, with the
-                # routes, and Kafka acknowledges every one before this step may advance the
-                # offset (issue #13's order); through a Kafka outage the step waits.
-                # Retried on its own, so Redis is noted back before the sends wait on Kafka.
+                # Owners are looked up here, off the poll (retried on its own, so Redis is
+                # noted back before the sends wait on Kafka); dead letters, routes and
+                # outcomes follow the lookup (issue #13's order), the step follows them.
                 owners = self._with_redis(
                     partial(self.store.claim_owners, decoded.user_ids, tp.partition)
                 )
                 prepared = assemble_interactions(decoded, owners)
-                if not delivered.is_set():  # a retry after a Redis error does not re-send
-                    self._send_dead_letters(
-                        prepared.dead_letters, prepared.routes, tp, self._writer_kafka_outage
+                if not delivered.is_set():
+                    skip = {letter.offset for letter in prepared.dead_letters}
+                    skip.update(route.message.offset for route in prepared.routes)
+                    outcomes = outcomes_of(settings.topic_impressions, messages, skip)
+                    self._deliver_once(
+                        delivered, prepared.dead_letters, prepared.routes, outcomes, tp
                     )
-                    delivered.set()
                 return self.store.apply_interactions(prepared.batch, time.time(), compact=_compact)
 
             dead = len(decoded.dead_letters)
         elif tp.topic == settings.topic_impressions:
             attribution = prepare_attribution(tp.topic, tp.partition, expected, messages)
-            self._send_dead_letters(attribution.dead_letters)
             dead = len(attribution.dead_letters)
 
             def step() -> StepResult:
+                self._deliver_once(delivered, attribution.dead_letters)
                 result = self._attribution.apply(attribution.batch, time.time())
                 return StepResult(applied=result.applied, duplicates=result.duplicates)
         else:
             kind = "events" if tp.topic == settings.topic_events else "users"
             entities = prepare_entities(kind, tp.topic, tp.partition, messages)
-            self._send_dead_letters(entities.dead_letters)
             if entities.changes:
                 # Copies a keyless upsert once left on other partitions must not outlive this.
                 ids = [entity_id for entity_id, _ in entities.changes]
@@ -287,6 +285,7 @@ class InteractionConsumer:
             dead = len(entities.dead_letters)
 
             def step() -> StepResult:
+                self._deliver_once(delivered, entities.dead_letters)
                 return self.store.apply_entities(
                     kind, tp.topic, tp.partition, expected, next_offset, entities.changes, dead
                 )
@@ -341,68 +340,63 @@ class InteractionConsumer:
             self._consumer.seek(tp, stored)
         self.positions[tp] = stored
 
-    def _send_dead_letters(
+    def _deliver_once(
         self,
+        delivered: threading.Event,
         letters: list[DeadLetter],
         routes: Sequence[Route] = (),
+        outcomes: Sequence[Outgoing] = (),
         source: TopicPartition | None = None,
-        outage: Outage | None = None,
     ) -> None:
-        """Send dead letters, and re-publish routed interactions to their owner partition.
+        """Send a batch's dead letters, routed interactions (to their owner partition) and
+        outcomes (to attribution), unless ``delivered`` says they went out already.
 
         Returns once Kafka acknowledged every one, before the batch's step: a crash in
-        between re-sends them (a dead letter may appear twice; a routed copy is absorbed by
-        the owner's de-duplication window). Through a Kafka outage it waits, noting it in
-        ``outage`` (the poll loop's by default); raises ``StoppedError`` when stopping.
+        between re-sends them (a dead letter may appear twice; the owner's de-duplication
+        window absorbs a routed copy, attribution's an outcome). Through a Kafka outage it
+        waits, noted in the writer thread's outage; raises ``StoppedError`` when stopping.
         """
-        if not letters and not routes:
+        if delivered.is_set():
             return
-        metrics.dead_lettered(letters)
-        assert self._producer is not None
-        limit = self.settings.dlq_max_message_bytes
-        # Too large a message is dead-lettered cut to fit, or it would stall the partition.
-        outgoing = [
-            Outgoing.dead_letter(self.settings.topic_dlq, x.fitting(limit)) for x in letters
-        ]
-        for route in routes:
-            assert source is not None
-            origin = f"{source.topic}/{source.partition}/{route.message.offset}"
-            headers = [
-                ("eventrec.routed_from", origin.encode()),
-                ("eventrec.owner", str(route.owner).encode()),
+        if letters or routes or outcomes:
+            metrics.dead_lettered(letters)
+            assert self._producer is not None
+            limit = self.settings.dlq_max_message_bytes
+            # Too large a message is dead-lettered cut to fit, or it would stall the partition.
+            outgoing = [
+                Outgoing.dead_letter(self.settings.topic_dlq, x.fitting(limit)) for x in letters
             ]
-            outgoing.append(
-                Outgoing(
-                    self.settings.topic_interactions,
-                    route.message.key,
-                    route.message.value,
-                    headers,
-                    partition=route.owner,
+            for route in routes:
+                assert source is not None
+                origin = f"{source.topic}/{source.partition}/{route.message.offset}"
+                headers = [
+                    ("eventrec.routed_from", origin.encode()),
+                    ("eventrec.owner", str(route.owner).encode()),
+                ]
+                outgoing.append(
+                    Outgoing(
+                        self.settings.topic_interactions,
+                        route.message.key,
+                        route.message.value,
+                        headers,
+                        partition=route.owner,
+                    )
                 )
+            outgoing.extend(outcomes)
+            outage = self._writer_kafka_outage
+            deliver(
+                self._producer,
+                outgoing,
+                flush_timeout=30,
+                on_failure=partial(self._kafka_failed, outage=outage),
             )
-        outage = outage or self._kafka_outage
-        deliver(
-            self._producer,
-            outgoing,
-            flush_timeout=30,
-            on_failure=partial(self._kafka_failed, outage=outage),
-        )
-        outage.ok()
+            outage.ok()
+        delivered.set()
 
     def _kafka_failed(self, exc: BaseException, outage: Outage | None = None) -> None:
         if self.stopping.is_set():
             raise StoppedError from exc
         self.stopping.wait((outage or self._kafka_outage).failed(exc))
-
-    def _send(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-        """Publish, checking every acknowledgement, through a Kafka outage (a re-send after a
-        crash may duplicate; attribution de-duplicates)."""
-        if not messages:
-            return
-        assert self._producer is not None
-        outgoing = [Outgoing(topic, key, value, []) for key, value in messages]
-        deliver(self._producer, outgoing, flush_timeout=30, on_failure=self._kafka_failed)
-        self._kafka_outage.ok()
 
     def _reset_out_of_range(self, exc: OffsetOutOfRangeError) -> None:
         assert self._consumer is not None

@@ -142,17 +142,28 @@ class Keys:
     def attribution_base(self, topic: str, partition: int) -> str:
         """Prefix of a partition's attribution keys; the script appends:
 
-        ``shown:<user_id>`` (the user's impression records, ``model.impressions``),
-        ``pending:<user_id>`` (outcomes whose impression has not arrived),
-        ``outcome-dedup:<bucket>`` (set of (user, interaction_id) hashes),
-        ``exp:<code>:day:<day>`` (hash ``<variant>:<counter>`` of one day, days since
-        the epoch, counters ``impressions`` and ``<outcome>[:<position>]``) and
+        ``shown:<day>`` (hash: ``n`` buckets and ``entries`` of the day's table of
+        impression records, days since the epoch) and its buckets ``shown:<day>:<b>``
+        (hash response hash -> record, ``model.impressions``); ``pending:<day>`` and
+        ``pending:<day>:<b>`` (the same for outcomes whose impression has not arrived);
+        ``outcome-dedup:<bucket>`` (set of (user, interaction_id) hashes);
+        ``exp:<code>:day:<day>`` (hash ``<variant>:<counter>`` of one day, counters
+        ``impressions`` and ``<outcome>[:<position>]``) and
         ``exp:<code>:v<variant>:<counter>`` (hash user_id -> count, experiments only).
         """
         return self._tagged(topic, partition, "")
 
-    def attribution_shown(self, topic: str, partition: int, user_id: str) -> str:
-        return self._tagged(topic, partition, f"shown:{user_id}")
+    def attribution_table(self, topic: str, partition: int, kind: str, day: int) -> str:
+        """A day's table of ``shown`` impressions or ``pending`` outcomes (its counts)."""
+        return self._tagged(topic, partition, f"{kind}:{day}")
+
+    def attribution_bucket(self, table: str, bucket: int) -> str:
+        """One bucket (hash) of a table."""
+        return f"{table}:{bucket}"
+
+    def attribution_tables(self, topic: str, partition: int, kind: str) -> str:
+        """Glob of every key of one partition's tables of one kind."""
+        return self._tagged(topic, partition, f"{kind}:*")
 
     def attribution_days(self, topic: str, partition: int, code: int) -> str:
         """Glob of an experiment's per-day count hashes on one partition."""

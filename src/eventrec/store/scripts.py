@@ -2,6 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from eventrec.errors import FencedBatchError
+
+# How every partition's step begins: KEYS[1] is the partition's stored offset, ARGV[1] the
+# batch's expected offset. A batch another consumer has applied past (or that a restore
+# left ahead of Redis) returns {0, stored} and writes nothing; see :func:`check_fence`.
+OFFSET_FENCE = """
+local stored = redis.call('GET', KEYS[1])
+if stored and stored ~= ARGV[1] then
+  return {0, stored}
+end
+"""
+
+
+def fenced(body: str) -> str:
+    """A partition's step: :data:`OFFSET_FENCE`, then ``body``."""
+    return OFFSET_FENCE + body
+
+
+def check_fence(result: Sequence[Any], topic: str, partition: int, expected: int) -> None:
+    """Raise :class:`FencedBatchError` if a fenced step's reply says it was refused."""
+    if int(result[0]) == 0:
+        raise FencedBatchError(
+            f"{topic}[{partition}]: stored offset {int(result[1])} is not the batch's "
+            f"expected offset {expected}"
+        )
+
+
 # Get-or-claim owners. KEYS: owner hash, partitions set. ARGV: partition, user id...
 # Returns one owner partition per user id: the first claim wins.
 CLAIM_OWNERS = """
@@ -37,11 +67,7 @@ return out
 # With n_events > 0 a record's first 4 bytes hold a 1-based position in the event ids,
 # replaced by the event's local index; with n_events = 0 records are written unchanged.
 # Returns {status, applied, duplicates, compaction slots...}; status 0 = fenced.
-APPLY_INTERACTIONS = """
-local stored = redis.call('GET', KEYS[1])
-if stored and stored ~= ARGV[1] then
-  return {0, stored}
-end
+APPLY_INTERACTIONS = fenced("""
 local ttl = tonumber(ARGV[3])
 local n_rows = tonumber(ARGV[4])
 local search_cap = tonumber(ARGV[6])
@@ -139,17 +165,13 @@ redis.call('HINCRBY', KEYS[2], 'batches', 1)
 local out = {1, applied, duplicates}
 for _, slot in ipairs(compact) do out[#out + 1] = slot end
 return out
-"""
+""")
 
 # One batch of one catalog or profile partition, exactly once.
 # KEYS: offset, stats, entity hash, version counter.
 # ARGV: expected offset, next offset, channel, dead-lettered count, then pairs of
 #       (entity id, JSON) where an empty JSON deletes the entity.
-APPLY_ENTITIES = """
-local stored = redis.call('GET', KEYS[1])
-if stored and stored ~= ARGV[1] then
-  return {0, stored}
-end
+APPLY_ENTITIES = fenced("""
 local upserts, deletes = 0, 0
 for i = 5, #ARGV, 2 do
   if ARGV[i + 1] == '' then
@@ -168,7 +190,7 @@ if upserts + deletes > 0 then
   redis.call('PUBLISH', ARGV[3], version)
 end
 return {1, upserts, deletes}
-"""
+""")
 
 # Replace a row only if nobody appended since it was read. KEYS: row. ARGV: old, new.
 REPLACE_ROW = """

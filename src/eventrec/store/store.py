@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from eventrec.errors import ConfigError, FencedBatchError
+from eventrec.errors import ConfigError
 from eventrec.model.records import RECORD_DTYPE, RECORD_SIZE, InteractionLog, unpack_row
 from eventrec.store import scripts
 from eventrec.store.client import RedisClient, node_settings, per_node
@@ -287,11 +287,7 @@ class Store:
             ],
             args=args,
         )
-        if result[0] == 0:
-            raise FencedBatchError(
-                f"{topic}[{partition}]: stored offset {int(result[1])} is not the batch's "
-                f"expected offset {batch.expected_offset}"
-            )
+        scripts.check_fence(result, topic, partition, batch.expected_offset)
         compacted = 0
         if compact is not None:
             for slot in result[3:]:
@@ -344,11 +340,7 @@ class Store:
             ],
             args=args,
         )
-        if result[0] == 0:
-            raise FencedBatchError(
-                f"{topic}[{partition}]: stored offset {int(result[1])} is not the batch's "
-                f"expected offset {expected_offset}"
-            )
+        scripts.check_fence(result, topic, partition, expected_offset)
         return StepResult(applied=int(result[1]) + int(result[2]), duplicates=0)
 
     def remove_entity_copies(

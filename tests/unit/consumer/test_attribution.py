@@ -52,9 +52,10 @@ def _interaction(kind: str = "view", recommendation: str | None = "r1", **extra:
 
 
 def test_impressions_and_outcomes_become_compact_items() -> None:
-    outcome = outcomes_of([Msg(0, b"u1", _interaction())])[0]
+    outcome = outcomes_of("impressions", [Msg(0, b"u1", _interaction())])[0]
+    assert (outcome.topic, outcome.key, outcome.partition) == ("impressions", b"u1", None)
     prepared = prepare_attribution(
-        "impressions", 2, 10, [Msg(10, b"u1", _impression()), Msg(11, *outcome)]
+        "impressions", 2, 10, [Msg(10, b"u1", _impression()), Msg(11, b"u1", outcome.value)]
     )
     batch = prepared.batch
     assert (batch.expected_offset, batch.next_offset, prepared.dead_letters) == (10, 12, [])
@@ -62,12 +63,12 @@ def test_impressions_and_outcomes_become_compact_items() -> None:
     assert batch.items[0] == (
         "i",
         "u1",
-        pack_impression("r1", shown_at, 4, 1, ["e1", "e2", "e3"]),
+        pack_impression("u1", "r1", shown_at, 4, 1, ["e1", "e2", "e3"]),
     )
     assert batch.items[1] == (
         "o",
         "u1",
-        interaction_hash("u1\x00i-1") + pack_pending("r1", "e2", shown_at + 300, "view"),
+        interaction_hash("u1\x00i-1") + pack_pending("u1", "r1", "e2", shown_at + 300, "view"),
     )
 
 
@@ -101,8 +102,10 @@ def test_only_attributable_interactions_become_outcomes() -> None:
         Msg(3, b"u1", _interaction("view", recommendation=None)),
         Msg(4, b"u1", b'{"recommendation_id": broken'),
         Msg(5, b"u1", _interaction("save")),
+        Msg(6, b"u1", _interaction("save")),
     ]
-    outcomes = outcomes_of(messages, dead_offsets={5})
-    kinds = [json.loads(value)["type"] for _, value in outcomes]
+    # 5 is dead-lettered, 6 routed to its owner (which forwards its outcome).
+    outcomes = outcomes_of("impressions", messages, skip_offsets={5, 6})
+    kinds = [json.loads(o.value or b"")["type"] for o in outcomes]
     assert kinds == ["view", "booking"]
-    assert all(key == b"u1" for key, _ in outcomes)
+    assert all(o.key == b"u1" for o in outcomes)

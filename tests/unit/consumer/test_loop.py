@@ -71,3 +71,84 @@ def test_each_member_is_signalled_once(monkeypatch: pytest.MonkeyPatch) -> None:
             signal.signal(signum, handler)
     assert [member.signals for member in members] == [[signal.SIGTERM]]
     assert code == 0
+
+
+class Acknowledged:
+    is_done = True
+    exception = None
+
+    def failed(self) -> bool:
+        return False
+
+
+class RecordingProducer:
+    """Every send acknowledged; remembers (topic, key, partition) and each flush."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, int | None]] = []
+        self.flushed_after: list[int] = []
+
+    def send(self, topic: str, value: Any = None, key: Any = None, headers: Any = None,
+             partition: Any = None) -> Acknowledged:  # fmt: skip
+        self.sent.append((topic, key, partition))
+        return Acknowledged()
+
+    def flush(self, timeout: float | None = None) -> None:
+        self.flushed_after.append(len(self.sent))
+
+
+class OneOwnerStore:
+    """What an interactions step asks of the store: u1 is owned here, u2 by partition 2."""
+
+    def __init__(self) -> None:
+        self.client = type("Client", (), {"register_script": lambda self, s: None})()
+        self.applied: list[Any] = []
+
+    def stored_offset(self, topic: str, partition: int) -> int | None:
+        return None
+
+    def claim_owners(self, user_ids: list[str], partition: int) -> list[int]:
+        return [partition if user == "u1" else 2 for user in user_ids]
+
+    def apply_interactions(self, batch: Any, now: float, compact: Any = None) -> Any:
+        self.applied.append(batch)
+        return loop.StepResult(applied=len(batch.row_users), duplicates=0)
+
+
+def test_outcomes_dead_letters_and_routes_go_out_together_in_the_step_once() -> None:
+    from kafka import TopicPartition
+
+    settings = Settings(topic_interactions="ix", topic_impressions="imp", topic_dlq="dlq")
+    store = OneOwnerStore()
+    consumer = loop.InteractionConsumer(settings, store)  # type: ignore[arg-type]
+    producer = RecordingProducer()
+    consumer._producer = producer  # type: ignore[assignment]
+    steps: list[Any] = []
+    consumer._writer = type("W", (), {"submit": lambda self, step: steps.append(step)})()  # type: ignore[assignment]
+
+    def interaction(user: str, interaction_id: str) -> bytes:
+        return (
+            f'{{"schema_version": 1, "interaction_id": "{interaction_id}", "user_id": "{user}",'
+            f' "event_id": "e1", "type": "view", "recommendation_id": "r1",'
+            f' "occurred_at": "2026-11-30T10:00:00+00:00"}}'
+        ).encode()
+
+    class Msg:
+        def __init__(self, offset: int, key: bytes, value: bytes) -> None:
+            self.offset, self.key, self.value = offset, key, value
+
+    messages = [
+        Msg(0, b"u1", interaction("u1", "i1")),  # applied here: its outcome goes out
+        Msg(1, b"u2", interaction("u2", "i2")),  # routed: its owner forwards the outcome
+        Msg(2, b"u1", b"not json"),  # dead-lettered
+    ]
+    consumer._apply(TopicPartition("ix", 0), messages)  # type: ignore[arg-type]
+    assert producer.sent == []  # nothing leaves on the poll thread
+    (step,) = steps
+    step.apply()
+    assert producer.sent == [("dlq", b"u1", None), ("ix", b"u2", 2), ("imp", b"u1", None)]
+    assert producer.flushed_after == [3]  # one delivery, acknowledged before the step
+    assert len(store.applied) == 1
+    step.apply()  # the writer retries a step after a Redis error: nothing is sent again
+    assert len(producer.sent) == 3
+    assert len(store.applied) == 2
