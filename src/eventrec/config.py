@@ -202,6 +202,14 @@ class Settings(BaseSettings):
         description="How often the consumer refreshes topic metadata, in ms: partitions added "
         "to a topic join the group's assignment within about this long.",
     )
+    consumer_loss_check_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often the consumer compares its partitions' stored offsets with "
+        "what it applied: an offset that went back (Redis lost writes, e.g. a failover to a "
+        "replica behind) is replayed from Kafka at once, even on a partition that receives "
+        "nothing more.",
+    )
     topic_delete_retention_ms: int = Field(
         86_400_000,
         ge=0,

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+# FENCE: a step applies only when the stored offset equals the expected offset (ARGV[1]).
+# A missing offset is accepted only when ARGV[1] starts with "~" (the batch may start the
+# partition: nothing was stored when its consumer last looked). Otherwise a missing offset
+# means Redis lost the partition's writes (a failover to a replica that had none of them)
+# and the step is fenced (returns {0, -1}), so the consumer replays from the beginning.
+
 # Get-or-claim owners. KEYS: owner hash, partitions set. ARGV: partition, user id...
 # Returns one owner partition per user id: the first claim wins.
 CLAIM_OWNERS = """
@@ -27,7 +33,8 @@ return out
 # KEYS: offset, stats, row-users list, dedup bucket (current), dedup bucket (previous),
 #       event index hash, event ids list,
 #       then n_rows row keys, then n_search search keys.
-# ARGV: expected offset, next offset, dedup ttl, n_rows, n_search keys, search cap,
+# ARGV: expected offset (see FENCE above), next offset, dedup ttl, n_rows, n_search keys,
+#       search cap,
 #       compaction threshold (bytes), dead-lettered count,
 #       record payloads (12 bytes each), record slots (2 bytes each, big endian,
 #       1-based row slot), record id hashes (8 bytes each, all "\0" = no de-dup),
@@ -39,8 +46,11 @@ return out
 # Returns {status, applied, duplicates, compaction slots...}; status 0 = fenced.
 APPLY_INTERACTIONS = """
 local stored = redis.call('GET', KEYS[1])
-if stored and stored ~= ARGV[1] then
-  return {0, stored}
+local expected = ARGV[1]
+local may_start = string.sub(expected, 1, 1) == '~'
+if may_start then expected = string.sub(expected, 2) end
+if stored ~= expected and (stored or not may_start) then
+  return {0, stored or -1}
 end
 local ttl = tonumber(ARGV[3])
 local n_rows = tonumber(ARGV[4])
@@ -143,12 +153,15 @@ return out
 
 # One batch of one catalog or profile partition, exactly once.
 # KEYS: offset, stats, entity hash, version counter.
-# ARGV: expected offset, next offset, channel, dead-lettered count, then pairs of
+# ARGV: expected offset (see FENCE above), next offset, channel, dead-lettered count, then pairs of
 #       (entity id, JSON) where an empty JSON deletes the entity.
 APPLY_ENTITIES = """
 local stored = redis.call('GET', KEYS[1])
-if stored and stored ~= ARGV[1] then
-  return {0, stored}
+local expected = ARGV[1]
+local may_start = string.sub(expected, 1, 1) == '~'
+if may_start then expected = string.sub(expected, 2) end
+if stored ~= expected and (stored or not may_start) then
+  return {0, stored or -1}
 end
 local upserts, deletes = 0, 0
 for i = 5, #ARGV, 2 do

@@ -39,6 +39,17 @@ def dedup_hash(user_id: str, interaction_id: str) -> bytes:
     return interaction_hash(f"{user_id}\x1f{interaction_id}")
 
 
+def _fence(expected_offset: int, resumes: bool) -> str:
+    """A step's ARGV[1] (scripts.FENCE): "~" when a missing stored offset is accepted."""
+    return str(expected_offset) if resumes else f"~{expected_offset}"
+
+
+def _fenced(topic: str, partition: int, stored: Any, expected_offset: int) -> str:
+    found = int(stored)
+    what = "no stored offset (Redis lost it)" if found < 0 else f"stored offset {found}"
+    return f"{topic}[{partition}]: {what} is not the batch's expected offset {expected_offset}"
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Every user's records with dense indices, and what those indices name.
@@ -69,6 +80,10 @@ class InteractionBatch:
     search_users: list[str | int] = field(default_factory=list)
     dead_lettered: int = 0
     routed: int = 0
+    # True when ``expected_offset`` was read from Redis (the consumer resumes a partition):
+    # a missing stored offset then means Redis lost the partition's writes, and the step is
+    # fenced. False: the batch may start the partition (nothing stored yet).
+    resumes: bool = False
     # Every event the batch's valid messages name, in offset order. When set, each
     # record's event field holds a 1-based position in it, resolved by the step.
     event_ids: list[str] = field(default_factory=list)
@@ -255,7 +270,7 @@ class Store:
         if len(batch.event_ids) >= 2**32:
             raise ValueError("too many events in one batch")
         args: list[Any] = [
-            batch.expected_offset,
+            _fence(batch.expected_offset, batch.resumes),
             batch.next_offset,
             2 * window + 60,
             len(row_keys),
@@ -288,10 +303,7 @@ class Store:
             args=args,
         )
         if result[0] == 0:
-            raise FencedBatchError(
-                f"{topic}[{partition}]: stored offset {int(result[1])} is not the batch's "
-                f"expected offset {batch.expected_offset}"
-            )
+            raise FencedBatchError(_fenced(topic, partition, result[1], batch.expected_offset))
         compacted = 0
         if compact is not None:
             for slot in result[3:]:
@@ -325,14 +337,23 @@ class Store:
         next_offset: int,
         changes: Sequence[tuple[str, bytes | None]],
         dead_lettered: int = 0,
+        resumes: bool = False,
     ) -> StepResult:
-        """Upsert (JSON) or delete (None) catalog events or profiles, exactly once."""
+        """Upsert (JSON) or delete (None) catalog events or profiles, exactly once.
+
+        ``resumes``: as :attr:`InteractionBatch.resumes`.
+        """
         keys = self.keys
         entity_key = (
             keys.catalog(topic, partition) if kind == "events" else keys.profiles(topic, partition)
         )
         self.client.sadd(keys.entity_partitions(topic), partition)
-        args: list[Any] = [expected_offset, next_offset, keys.channel(topic), dead_lettered]
+        args: list[Any] = [
+            _fence(expected_offset, resumes),
+            next_offset,
+            keys.channel(topic),
+            dead_lettered,
+        ]
         for entity_id, document in changes:
             args.extend((entity_id, document if document is not None else b""))
         result = self._apply_entities(
@@ -345,10 +366,7 @@ class Store:
             args=args,
         )
         if result[0] == 0:
-            raise FencedBatchError(
-                f"{topic}[{partition}]: stored offset {int(result[1])} is not the batch's "
-                f"expected offset {expected_offset}"
-            )
+            raise FencedBatchError(_fenced(topic, partition, result[1], expected_offset))
         return StepResult(applied=int(result[1]) + int(result[2]), duplicates=0)
 
     def remove_entity_copies(
