@@ -584,6 +584,8 @@ def run_consumer(settings: Settings) -> int:
         dedup_window_seconds=settings.dedup_window_seconds,
         search_cap=settings.search_history,
         compact_threshold_bytes=settings.row_compact_bytes,
+        claim_replicas=settings.owner_claim_replicas,
+        claim_wait_ms=settings.owner_claim_wait_ms,
     )
     consumer = InteractionConsumer(settings, store)
     signalled: set[int] = set()

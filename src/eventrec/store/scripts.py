@@ -9,10 +9,11 @@ from __future__ import annotations
 # and the step is fenced (returns {0, -1}), so the consumer replays from the beginning.
 
 # Get-or-claim owners. KEYS: owner hash, partitions set. ARGV: partition, user id...
-# Returns one owner partition per user id: the first claim wins.
+# Returns {claimed (1 when this call claimed a user), then one owner partition per user
+# id}: the first claim wins.
 CLAIM_OWNERS = """
 local partition = ARGV[1]
-local out = {}
+local out = {0}
 local claimed = false
 for i = 2, #ARGV do
   local owner = redis.call('HGET', KEYS[1], ARGV[i])
@@ -25,6 +26,7 @@ for i = 2, #ARGV do
 end
 if claimed then
   redis.call('SADD', KEYS[2], partition)
+  out[1] = 1
 end
 return out
 """
