@@ -1,99 +1,23 @@
-"""The local Redis Cluster: `services up --redis-cluster`, and every client made on it."""
+"""The local Redis Cluster and every client made on it (`services up --redis-cluster` is
+tested beside `services up` in test_local_services.py)."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from eventrec.devstack import LocalRedisCluster, LocalServices
+from eventrec.devstack import LocalRedisCluster
 from eventrec.errors import ConfigError
 from eventrec.store import Store
 from eventrec.store.client import connect
 from eventrec.store.keys import OWNER_SHARDS, owner_shard
-from tests.integration.conftest import PORT_OFFSET, REPO
 
 pytestmark = pytest.mark.integration
-
-NODE_LINE = re.compile(
-    r"^redis-cluster node (\d): running, pid (\d+) at 127\.0\.0\.1:(\d+) \((.*)\)$", re.M
-)
-
-
-def eventrec(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eventrec.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
-def check_layout(stdout: str, first_port: int) -> list[int]:
-    """Three masters holding all 16,384 slots, three replicas of them; returns the PIDs."""
-    nodes = NODE_LINE.findall(stdout)
-    assert [int(port) for _, _, port, _ in nodes] == list(range(first_port, first_port + 6))
-    masters = [detail for *_, detail in nodes if detail.startswith("master")]
-    replicas = [detail for *_, detail in nodes if detail.startswith("replica of")]
-    assert len(masters) == 3
-    assert len(replicas) == 3
-    assert sum(int(re.search(r"(\d+) slots", m)[1]) for m in masters) == 16384  # type: ignore[index]
-    master_ports = {int(port) for _, _, port, detail in nodes if detail.startswith("master")}
-    assert {int(r.rsplit(":", 1)[1]) for r in replicas} == master_ports
-    return [int(pid) for _, pid, _, _ in nodes]
-
-
-def test_up_twice_status_down(tmp_path: Path, services: LocalServices) -> None:
-    first_port = 20000 + PORT_OFFSET
-    env = {
-        **os.environ,
-        "EVENTREC_STATE_DIR": str(tmp_path / "state"),
-        "EVENTREC_CACHE_DIR": str(REPO / ".cache"),
-        # The session's broker: only the cluster is started here.
-        "EVENTREC_KAFKA_BOOTSTRAP_SERVERS": services.kafka_address,
-        "EVENTREC_LOCAL_REDIS_CLUSTER_PORT": str(first_port),
-    }
-    pids: list[int] = []
-    try:
-        up = eventrec(["services", "up", "--redis-cluster"], env)
-        assert up.returncode == 0, up.stderr
-        pids = check_layout(up.stdout, first_port)
-        url = "redis+cluster://" + ",".join(f"127.0.0.1:{first_port + i}" for i in range(6))
-        assert f"EVENTREC_REDIS_URL={url}\n" in up.stdout
-        assert "redis: " not in up.stdout  # no single server was started
-        again = eventrec(["services", "up", "--redis-cluster"], env)
-        assert again.returncode == 0, again.stderr
-        assert check_layout(again.stdout, first_port) == pids  # nothing started twice
-        status = eventrec(["services", "status"], env)
-        assert check_layout(status.stdout, first_port) == pids
-        assert all(alive(pid) for pid in pids)
-    finally:
-        down = eventrec(["services", "down"], env)
-    assert down.returncode == 0, down.stderr
-    for n in range(6):
-        assert f"redis-cluster node {n + 1}: stopped at 127.0.0.1:{first_port + n}\n" in down.stdout
-    assert pids
-    assert not any(alive(pid) for pid in pids)
-    assert all(status.running for status in services.status())  # the session's untouched
 
 
 def test_every_node_is_durable_and_never_evicts(redis_cluster: LocalRedisCluster) -> None:
