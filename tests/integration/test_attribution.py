@@ -1,4 +1,5 @@
-"""The attribution step on a real Redis server: whichever arrives first, once, in the window."""
+"""The attribution step on a real Redis server and on the local Redis Cluster: whichever
+arrives first, once, in the window."""
 
 from __future__ import annotations
 
@@ -6,26 +7,28 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from eventrec.config import Settings
 from eventrec.devstack import LocalServices
 from eventrec.errors import FencedBatchError
 from eventrec.model.impressions import pack_impression, pack_pending, unpack_impressions
 from eventrec.store.attribution import AttributionBatch, AttributionStore
+from eventrec.store.client import connect
 from eventrec.store.store import interaction_hash
-from tests.integration.conftest import unique_settings
+from tests.integration.conftest import ON_SERVER_AND_CLUSTER, unique_settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_SERVER_AND_CLUSTER]
 
 TOPIC = "impressions"
 DAY = 86_400
 
 
 @pytest.fixture
-def attribution(services: LocalServices) -> Iterator[tuple[AttributionStore, Settings]]:
-    settings = unique_settings(services)
-    client = redis.Redis.from_url(settings.redis_url)
+def attribution(
+    services: LocalServices, redis_url: str
+) -> Iterator[tuple[AttributionStore, Settings]]:
+    settings = unique_settings(services, redis_url=redis_url)
+    client = connect(settings.redis_url)
     store = AttributionStore(client, settings.key_prefix, window_seconds=7 * DAY, dedup_seconds=DAY)
     yield store, settings
     keys = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
