@@ -45,6 +45,7 @@ def produce_in_background(
     return thread
 
 
+@ON_SERVER_AND_CLUSTER
 def test_kill_9_at_random_moments_loses_and_doubles_nothing(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:

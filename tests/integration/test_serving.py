@@ -216,7 +216,8 @@ def active_users(platform: SyntheticPlatform, n: int) -> list[str]:
     return sorted(counts, key=lambda u: (-counts[u], u))[:n]
 
 
-def test_recommendations_recover_planted_tastes(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_recommendations_recover_planted_tastes(any_stack: Stack) -> None:
     """Recommendations land in the planted categories, and find planted favourites at
     least as often as the popular list.
 
@@ -231,6 +232,7 @@ def test_recommendations_recover_planted_tastes(stack: Stack) -> None:
     favourites are not what the product optimises, so the claim is now "not fewer than
     the popular list", and the category claims keep the 1.5 times margin.
     """
+    stack = any_stack
     truth = stack.platform.truth
     users = active_users(stack.platform, 120)
     popular = [item["event_id"] for item in stack.serve.client.get(
@@ -257,7 +259,9 @@ def test_recommendations_recover_planted_tastes(stack: Stack) -> None:
     assert ours_hits >= popular_hits
 
 
-def test_never_shows_started_cancelled_booked_dismissed_or_rated(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_never_shows_started_cancelled_booked_dismissed_or_rated(any_stack: Stack) -> None:
+    stack = any_stack
     now = time.time()
     blocked = {
         event.event_id
@@ -273,7 +277,9 @@ def test_never_shows_started_cancelled_booked_dismissed_or_rated(stack: Stack) -
                 assert event_id not in past[user_id][kind], (user_id, kind, event_id)
 
 
-def test_every_filter_is_applied(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_every_filter_is_applied(any_stack: Stack) -> None:
+    stack = any_stack
     user_id = active_users(stack.platform, 1)[0]
     after = datetime.now(UTC) + timedelta(days=10)
     before = after + timedelta(days=40)
@@ -298,7 +304,9 @@ def test_every_filter_is_applied(stack: Stack) -> None:
     assert excluded not in {item["event_id"] for item in again["items"]}
 
 
-def test_cold_start_uses_the_profile_and_unknown_users_are_fine(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_cold_start_uses_the_profile_and_unknown_users_are_fine(any_stack: Stack) -> None:
+    stack = any_stack
     profile = {
         "schema_version": 1,
         "user_id": "newcomer-1",
@@ -457,7 +465,9 @@ def test_bad_parameters_get_a_4xx_with_a_reason(
     assert words in response.text
 
 
-def test_similar_events(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_similar_events(any_stack: Stack) -> None:
+    stack = any_stack
     client = stack.serve.client
     assert client.get("/events/no-such-event/similar").status_code == 404
     event_id = client.get("/popular", params={"limit": 1}).json()["items"][0]["event_id"]
@@ -640,9 +650,11 @@ def test_the_reload_watcher_outlives_a_failure_and_ready_shows_its_age(stack: St
         store.client.close()
 
 
-def test_fallback_hides_own_events_and_finds_profiles_in_every_partition(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_fallback_hides_own_events_and_finds_profiles_in_every_partition(any_stack: Stack) -> None:
     """Users under EVENTREC_MIN_INTERACTIONS_PERSONAL get trending, minus their own events;
     profiles are found in the partitions that hold them, not the configured count."""
+    stack = any_stack
     settings = stack.settings
     store = Store(connect(settings.redis_url), settings.key_prefix)
     users = active_users(stack.platform, 80)

@@ -194,6 +194,7 @@ def test_fit_refit_and_roll_back(ingested: Settings, store: Store) -> None:
     assert json.loads(shown.stdout)["version"] == second
 
 
+@ON_SERVER_AND_CLUSTER
 @pytest.mark.parametrize("damage", ["wrong byte length", "NaN"])
 def test_a_corrupted_version_is_refused_at_load(
     ingested: Settings, store: Store, damage: str
@@ -225,6 +226,7 @@ def test_a_corrupted_version_is_refused_at_load(
     assert current_version(store) == good
 
 
+@ON_SERVER_AND_CLUSTER
 def test_two_trainers_started_together_fit_one_at_a_time(
     ingested: Settings, store: Store, tmp_path: Path
 ) -> None:
@@ -423,6 +425,7 @@ def test_a_version_serving_would_refuse_never_goes_live(
     assert current_version(store) == current
 
 
+@ON_SERVER_AND_CLUSTER
 def test_a_pin_holds_against_the_trainer_until_activate_moves_it_or_unpin(
     ingested: Settings, store: Store
 ) -> None:
