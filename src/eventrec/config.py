@@ -202,6 +202,28 @@ class Settings(BaseSettings):
         description="How often the consumer refreshes topic metadata, in ms: partitions added "
         "to a topic join the group's assignment within about this long.",
     )
+    owner_claim_replicas: int = Field(
+        1,
+        ge=0,
+        description="On a Redis Cluster, how many replicas must acknowledge a batch's new "
+        "owner claims (WAIT) before its records are written, so a failover cannot lose a "
+        "claim whose row survives on another master (docs/design.md). 0: do not wait. "
+        "Ignored on a single server.",
+    )
+    owner_claim_wait_ms: int = Field(
+        1000,
+        ge=1,
+        description="How long a batch waits for its owner claims' replicas (ms); past it "
+        "the batch goes on and a warning is logged (a replica down must not stop ingest).",
+    )
+    consumer_loss_check_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often the consumer compares its partitions' stored offsets with "
+        "what it applied: an offset that went back (Redis lost writes, e.g. a failover to a "
+        "replica behind) is replayed from Kafka at once, even on a partition that receives "
+        "nothing more.",
+    )
     topic_delete_retention_ms: int = Field(
         86_400_000,
         ge=0,

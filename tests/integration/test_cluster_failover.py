@@ -1,10 +1,16 @@
-"""A master of the Redis Cluster killed mid-stream: its replica takes over, nothing is lost.
+"""A master of the Redis Cluster dies with writes its replica never received.
 
 The consumer, the trainer and serving run as processes against the local cluster while a
-producer streams interactions; the master that holds partition 0 of ``interactions`` is
-killed with SIGKILL (what it had not replicated is lost). Its replica takes over, every
-process carries on, and every interaction is applied exactly once: exact counters and
-exact rows, per user, against what the producer sent.
+producer streams interactions. The replica of the master that holds partition 0 of
+``interactions`` is killed first (SIGKILL); the consumer goes on writing to the master,
+which acknowledges steps nobody replicates; then the master is killed (SIGKILL), the
+replica restarts from its own AOF and takes the master's slots (``CLUSTER FAILOVER
+TAKEOVER``). The master's partitions' stored offsets go back: the steps it acknowledged
+are lost. With nothing more published, the consumer finds the loss by itself (its
+periodic check) and replays the lost tail from Kafka; then the stream resumes. Every
+process carries on, and every interaction is applied exactly once: exact counters
+(published = applied + de-duplicated + dead-lettered) and exact rows, per user, against
+what the producer sent.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from eventrec.config import Settings
 from eventrec.devstack import LocalRedisCluster
@@ -83,8 +90,32 @@ def cycles_since(settings: Settings, instant: str) -> list[dict[str, Any]]:
         store.client.close()
 
 
+def stored_offsets(settings: Settings, partitions: list[int]) -> dict[int, int | None]:
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    try:
+        return store.stored_offsets(settings.topic_interactions, partitions)
+    finally:
+        store.client.close()
+
+
+def take_over(redis_cluster: LocalRedisCluster, port: int, timeout: float = 60) -> None:
+    """``CLUSTER FAILOVER TAKEOVER`` on a replica: it takes its master's slots, no vote."""
+    deadline = time.monotonic() + timeout
+    while True:
+        node = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+        try:
+            node.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+            return
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # still loading its AOF
+        finally:
+            node.close()
+
+
 @pytest.mark.parametrize("redis_backend", ["cluster"], indirect=True)
-def test_a_master_killed_mid_stream_loses_and_doubles_nothing(
+def test_a_master_that_lost_unreplicated_writes_loses_and_doubles_nothing(
     settings: Settings, redis_cluster: LocalRedisCluster, redis_client: Any, tmp_path: Path
 ) -> None:
     stream = Stream(n_users=1500, n_events=200, seed=41, duplicate_fraction=0.01)
@@ -96,11 +127,24 @@ def test_a_master_killed_mid_stream_loses_and_doubles_nothing(
     consumer = ConsumerProcess(settings, tmp_path / "consumer.log").start()
     trainer = start_trainer(settings, tmp_path / "trainer.log")
     serve = ServeProcess(settings, tmp_path / "serve.log", ADMIN_TOKEN)
-    # Partition 0's master: every step of that partition now goes through a failover.
-    partition_0 = Keys(settings.key_prefix).offset(settings.topic_interactions, 0)
-    victim = redis_client.get_node_from_key(partition_0).port
+    keys = Keys(settings.key_prefix)
+    # Partition 0's master, the other partitions it holds, and its replica.
+    victim = redis_client.get_node_from_key(keys.offset(settings.topic_interactions, 0)).port
+    on_victim = [
+        p
+        for p in range(settings.topic_partitions)
+        if redis_client.get_node_from_key(keys.offset(settings.topic_interactions, p)).port
+        == victim
+    ]
+    nodes = redis_cluster.nodes()
+    (victim_id,) = [n.node_id for n in nodes if n.port == victim]
+    (replica,) = [n.port for n in nodes if n.master_id == victim_id]
     statuses: list[int] = []
     watching = threading.Event()
+    # The second half streams in ten chunks: the replica dies before the fourth, the
+    # master after the fifth is applied; the last five come after the failover.
+    step = -(-(len(messages) - half) // 10)
+    chunks = [messages[half + step * i : half + step * (i + 1)] for i in range(10)]
     try:
         wait_until(lambda: applied_offsets(settings) >= half, 180, "the first half applied")
         serve.wait_ready(120)
@@ -119,23 +163,37 @@ def test_a_master_killed_mid_stream_loses_and_doubles_nothing(
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        # The second half streams in ten chunks; the master dies after the third.
-        step = -(-(len(messages) - half) // 10)
-        for chunk in range(10):
-            produce(
-                settings,
-                settings.topic_interactions,
-                messages[half + step * chunk : half + step * (chunk + 1)],
-            )
-            if chunk == 2:
-                redis_cluster.stop_node(victim, signal.SIGKILL)
-                killed_at = time.monotonic()
+        published = half
+        for number, chunk in enumerate(chunks[:5]):
+            if number == 3:
+                redis_cluster.stop_node(replica, signal.SIGKILL)
+            produce(settings, settings.topic_interactions, chunk)
+            published += len(chunk)
             time.sleep(0.2)
-        # Until the replica holds the victim's slots and every node agrees.
+        wait_until(lambda: applied_offsets(settings) == published, 180, "five chunks applied")
+        acknowledged = stored_offsets(settings, on_victim)
+        redis_cluster.stop_node(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        redis_cluster.start_node(replica)  # from its own AOF: none of chunks 3 and 4
+        take_over(redis_cluster, replica)
         redis_cluster.wait_ready(60)
-        assert victim not in {m.port for m in redis_cluster.masters()}
+        assert replica in {m.port for m in redis_cluster.masters()}
         failover_seconds = time.monotonic() - killed_at
+        # Acknowledged steps were lost: every partition of the dead master went back.
+        after_loss = stored_offsets(settings, on_victim)
+        for partition in on_victim:
+            assert (after_loss[partition] or 0) < (acknowledged[partition] or 0), (
+                partition,
+                after_loss,
+                acknowledged,
+            )
+        # Nothing more is published: the consumer must find the loss and replay by itself.
+        wait_until(lambda: applied_offsets(settings) == published, 120, "the lost tail replayed")
+        replayed_seconds = time.monotonic() - killed_at
         after_failover = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        for chunk in chunks[5:]:
+            produce(settings, settings.topic_interactions, chunk)
+            time.sleep(0.2)
         wait_until(lambda: applied_offsets(settings) == len(messages), 180, "every offset applied")
         # The trainer carries on: a whole cycle (snapshot, fit, gate) after the failover.
         wait_until(
@@ -163,13 +221,19 @@ def test_a_master_killed_mid_stream_loses_and_doubles_nothing(
         trainer.send_signal(signal.SIGTERM)
         trainer.wait(timeout=60)
         consumer_exit = consumer.stop()
-        # The killed node comes back as a replica; the cluster is whole for the next test.
+        # Both nodes run again (the old master as the new master's replica).
+        redis_cluster.start_node(replica)
         redis_cluster.start_node(victim)
         redis_cluster.wait_ready()
     assert consumer_exit == 0, consumer.log()[-3000:]
     assert failover_seconds < 30
-    fenced = consumer.log().count("batch fenced")  # > 0 when the kill lost unreplicated steps
-    print(f"failover took {failover_seconds:.1f} s; {fenced} batches fenced and replayed")
+    lost = consumer.log().count("lost writes")
+    print(
+        f"failover took {failover_seconds:.1f} s; partitions {on_victim} went back from "
+        f"{acknowledged} to {after_loss}; replayed {replayed_seconds:.1f} s after the kill, "
+        f"{lost} losses found by the periodic check"
+    )
+    assert lost >= len(on_victim)
     # During the failover serving may answer 503 (Redis unavailable), never anything else.
     assert set(statuses) <= {200, 503}, sorted(set(statuses))
     assert statuses[-len(users) :] == [200] * len(users)

@@ -45,6 +45,7 @@ def produce_in_background(
     return thread
 
 
+@ON_SERVER_AND_CLUSTER
 def test_kill_9_at_random_moments_loses_and_doubles_nothing(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -87,6 +88,37 @@ def test_a_stale_batch_is_fenced_off(settings: Settings, redis_client: redis.Red
     follow_on.add_record(0, b"\x03" * 12, interaction_hash("i-3"))
     store.apply_interactions(follow_on, time.time())
     assert store.client.get(store.keys.row(topic, 2, 0)) == b"\x01" * 12 + b"\x03" * 12
+
+
+@ON_SERVER_AND_CLUSTER
+def test_a_resumed_partition_whose_offset_redis_lost_is_fenced(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """A step that resumes from a stored offset refuses a partition Redis has forgotten
+    (a failover to a replica that never received its first steps): applying it would skip
+    the lost offsets for good. A first batch (nothing stored yet) starts the partition."""
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    topic, events = settings.topic_interactions, settings.topic_events
+    resumed = InteractionBatch(topic, 1, expected_offset=7, next_offset=9, resumes=True)
+    resumed.add_record(0, b"\x01" * 12, interaction_hash("i-1"))
+    with pytest.raises(FencedBatchError, match="no stored offset"):
+        store.apply_interactions(resumed, time.time())
+    assert store.stored_offset(topic, 1) is None
+    assert store.client.get(store.keys.row(topic, 1, 0)) is None
+    with pytest.raises(FencedBatchError, match="no stored offset"):
+        store.apply_entities("events", events, 1, 7, 9, [("e-1", b"{}")], resumes=True)
+    assert store.entity_documents("events", events) == {}
+
+    first = InteractionBatch(topic, 1, expected_offset=7, next_offset=9)
+    first.add_record(0, b"\x01" * 12, interaction_hash("i-1"))
+    store.apply_interactions(first, time.time())
+    assert store.stored_offset(topic, 1) == 9
+    store.apply_entities("events", events, 1, 7, 9, [("e-1", b"{}")])
+    assert store.entity_documents("events", events) == {"e-1": b"{}"}
+    # A first batch of a partition another consumer has started is fenced as before.
+    late = InteractionBatch(topic, 1, expected_offset=7, next_offset=9)
+    with pytest.raises(FencedBatchError, match="stored offset 9"):
+        store.apply_interactions(late, time.time())
 
 
 def test_two_consumers_split_partitions_and_a_late_joiner_changes_nothing(

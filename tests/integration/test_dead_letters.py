@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from eventrec.config import Settings
 from eventrec.devstack import LocalServices
@@ -21,7 +20,7 @@ from eventrec.model.records import TYPE_BOOKING
 from eventrec.schemas import DeadLetter
 from eventrec.store import Store, connect
 from eventrec.topics import create_topics, missing_topics
-from tests.integration.conftest import unique_settings
+from tests.integration.conftest import ON_SERVER_AND_CLUSTER, unique_settings
 from tests.integration.ingest_helpers import (
     BASE_TIME,
     ConsumerProcess,
@@ -41,16 +40,16 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def dlq_settings(services: LocalServices) -> Iterator[Settings]:
+def dlq_settings(services: LocalServices, redis_url: str) -> Iterator[Settings]:
     """This test's topics and prefix; dead letters expire quickly, and are kept small."""
     test_settings = unique_settings(
-        services, dlq_delivery_timeout_seconds=3, dlq_max_message_bytes=20_000
+        services, redis_url=redis_url, dlq_delivery_timeout_seconds=3, dlq_max_message_bytes=20_000
     )
     create_topics(test_settings)
     # A loaded broker lists new topics seconds later; the consumer refuses to start without.
     wait_until(lambda: not missing_topics(test_settings, test_settings.topics), 60, "topics")
     yield test_settings
-    client = redis.Redis.from_url(test_settings.redis_url)
+    client = connect(test_settings.redis_url)  # on a cluster, SCAN visits every master
     keys = list(client.scan_iter(match=f"{test_settings.key_prefix}:*", count=1000))
     for start in range(0, len(keys), 1000):
         client.delete(*keys[start : start + 1000])
@@ -191,6 +190,7 @@ def deduplicated(settings: Settings) -> int:
     return total
 
 
+@ON_SERVER_AND_CLUSTER
 def test_a_replay_after_the_fix_applies_each_once_and_a_second_replay_changes_nothing(
     dlq_settings: Settings, tmp_path: Path
 ) -> None:

@@ -12,10 +12,12 @@ from eventrec.schemas.impressions import ExperimentSpec, Variant
 from eventrec.store.experiments import ExperimentStore
 from eventrec.store.keys import Keys
 from eventrec.store.versions import prune_versions
+from tests.integration.conftest import ON_SERVER_AND_CLUSTER
 
 pytestmark = pytest.mark.integration
 
 
+@ON_SERVER_AND_CLUSTER
 def test_versions_resolved_names_unique_and_pinned_versions_kept(
     settings: Settings, redis_client: redis.Redis
 ) -> None:

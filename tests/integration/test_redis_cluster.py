@@ -1,95 +1,23 @@
-"""The local Redis Cluster: `services up --redis-cluster`, and every client made on it."""
+"""The local Redis Cluster and every client made on it (`services up --redis-cluster` is
+tested beside `services up` in test_local_services.py)."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
+import signal
+import time
+from collections import Counter
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from eventrec.devstack import LocalRedisCluster, LocalServices
+from eventrec.devstack import LocalRedisCluster
 from eventrec.errors import ConfigError
 from eventrec.store import Store
 from eventrec.store.client import connect
-from tests.integration.conftest import PORT_OFFSET, REPO
+from eventrec.store.keys import OWNER_SHARDS, owner_shard
 
 pytestmark = pytest.mark.integration
-
-NODE_LINE = re.compile(
-    r"^redis-cluster node (\d): running, pid (\d+) at 127\.0\.0\.1:(\d+) \((.*)\)$", re.M
-)
-
-
-def eventrec(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eventrec.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
-def check_layout(stdout: str, first_port: int) -> list[int]:
-    """Three masters holding all 16,384 slots, three replicas of them; returns the PIDs."""
-    nodes = NODE_LINE.findall(stdout)
-    assert [int(port) for _, _, port, _ in nodes] == list(range(first_port, first_port + 6))
-    masters = [detail for *_, detail in nodes if detail.startswith("master")]
-    replicas = [detail for *_, detail in nodes if detail.startswith("replica of")]
-    assert len(masters) == 3
-    assert len(replicas) == 3
-    assert sum(int(re.search(r"(\d+) slots", m)[1]) for m in masters) == 16384  # type: ignore[index]
-    master_ports = {int(port) for _, _, port, detail in nodes if detail.startswith("master")}
-    assert {int(r.rsplit(":", 1)[1]) for r in replicas} == master_ports
-    return [int(pid) for _, pid, _, _ in nodes]
-
-
-def test_up_twice_status_down(tmp_path: Path, services: LocalServices) -> None:
-    first_port = 20000 + PORT_OFFSET
-    env = {
-        **os.environ,
-        "EVENTREC_STATE_DIR": str(tmp_path / "state"),
-        "EVENTREC_CACHE_DIR": str(REPO / ".cache"),
-        # The session's broker: only the cluster is started here.
-        "EVENTREC_KAFKA_BOOTSTRAP_SERVERS": services.kafka_address,
-        "EVENTREC_LOCAL_REDIS_CLUSTER_PORT": str(first_port),
-    }
-    pids: list[int] = []
-    try:
-        up = eventrec(["services", "up", "--redis-cluster"], env)
-        assert up.returncode == 0, up.stderr
-        pids = check_layout(up.stdout, first_port)
-        url = "redis+cluster://" + ",".join(f"127.0.0.1:{first_port + i}" for i in range(6))
-        assert f"EVENTREC_REDIS_URL={url}\n" in up.stdout
-        assert "redis: " not in up.stdout  # no single server was started
-        again = eventrec(["services", "up", "--redis-cluster"], env)
-        assert again.returncode == 0, again.stderr
-        assert check_layout(again.stdout, first_port) == pids  # nothing started twice
-        status = eventrec(["services", "status"], env)
-        assert check_layout(status.stdout, first_port) == pids
-        assert all(alive(pid) for pid in pids)
-    finally:
-        down = eventrec(["services", "down"], env)
-    assert down.returncode == 0, down.stderr
-    for n in range(6):
-        assert f"redis-cluster node {n + 1}: stopped at 127.0.0.1:{first_port + n}\n" in down.stdout
-    assert pids
-    assert not any(alive(pid) for pid in pids)
-    assert all(status.running for status in services.status())  # the session's untouched
 
 
 def test_every_node_is_durable_and_never_evicts(redis_cluster: LocalRedisCluster) -> None:
@@ -135,3 +63,73 @@ def test_a_master_that_may_evict_is_refused_by_name(redis_cluster: LocalRedisClu
         node.config_set("maxmemory-policy", "noeviction")
         node.close()
         store.client.close()
+
+
+def wait_calls(port: int) -> int:
+    node = redis.Redis(port=port)
+    try:
+        return int(node.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
+    finally:
+        node.close()
+
+
+def test_owner_claims_reach_a_replica_before_the_consumer_goes_on(
+    redis_cluster: LocalRedisCluster,
+) -> None:
+    """A claim the master acknowledged but its replica never got would be lost in a
+    failover while the user's row survives on another master (two rows for one user):
+    new claims wait (WAIT) for a replica. A replica down costs the wait, not the batch."""
+    prefix = "test-claims"
+    client = connect(redis_cluster.url)
+    store = Store(client, prefix, claim_replicas=1, claim_wait_ms=300)
+    nodes = redis_cluster.nodes()
+    replica_of = {n.master_id: n.port for n in nodes if n.role == "replica"}
+    master_of_port = {n.port: n.node_id for n in nodes if n.role == "master"}
+    users = [f"user-{i}" for i in range(60)]
+    shard_master = {
+        shard: client.get_node_from_key(store.keys.owner_shard(shard)).port
+        for shard in range(OWNER_SHARDS)
+    }
+    killed = None
+    try:
+        before = {port: wait_calls(port) for port in master_of_port}
+        assert store.claim_owners(users, 2) == [2] * 60
+        # One WAIT per owner shard that claimed (six shards, two per master)...
+        after = {port: wait_calls(port) for port in master_of_port}
+        claimed_on = Counter(shard_master[owner_shard(u)] for u in dict.fromkeys(users))
+        assert {p: after[p] - before[p] for p in after} == {p: 2 for p in master_of_port}
+        assert len(claimed_on) == 3
+        assert store.claims_not_replicated == 0
+        # ...so every claim is on the shard's replica when claim_owners returns.
+        for shard in range(OWNER_SHARDS):
+            replica = redis.Redis(port=replica_of[master_of_port[shard_master[shard]]])
+            try:
+                replica.execute_command("READONLY")
+                on_replica = replica.hgetall(store.keys.owner_shard(shard))
+            finally:
+                replica.close()
+            mine = {u for u in users if owner_shard(u) == shard}
+            assert {k.decode() for k in on_replica} >= mine
+        # Claims that exist already: first claim wins, nothing to wait for.
+        assert store.claim_owners(users, 4) == [2] * 60
+        assert {port: wait_calls(port) for port in master_of_port} == after
+
+        # A replica down: its master's new claims wait 300 ms, then the batch goes on.
+        victim_master = shard_master[0]
+        killed = replica_of[master_of_port[victim_master]]
+        redis_cluster.stop_node(killed, signal.SIGKILL)
+        newcomers = [f"newcomer-{i}" for i in range(60)]
+        started = time.monotonic()
+        assert store.claim_owners(newcomers, 5) == [5] * 60
+        assert time.monotonic() - started >= 0.3
+        shards_on_victim = sum(1 for s in range(OWNER_SHARDS) if shard_master[s] == victim_master)
+        assert store.claims_not_replicated == shards_on_victim
+    finally:
+        if killed is not None:
+            redis_cluster.start_node(killed)
+            redis_cluster.wait_ready()
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        store.close_claim_connections()
+        client.close()

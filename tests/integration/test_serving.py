@@ -257,7 +257,9 @@ def test_recommendations_recover_planted_tastes(stack: Stack) -> None:
     assert ours_hits >= popular_hits
 
 
-def test_never_shows_started_cancelled_booked_dismissed_or_rated(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_never_shows_started_cancelled_booked_dismissed_or_rated(any_stack: Stack) -> None:
+    stack = any_stack
     now = time.time()
     blocked = {
         event.event_id
@@ -273,7 +275,9 @@ def test_never_shows_started_cancelled_booked_dismissed_or_rated(stack: Stack) -
                 assert event_id not in past[user_id][kind], (user_id, kind, event_id)
 
 
-def test_every_filter_is_applied(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_every_filter_is_applied(any_stack: Stack) -> None:
+    stack = any_stack
     user_id = active_users(stack.platform, 1)[0]
     after = datetime.now(UTC) + timedelta(days=10)
     before = after + timedelta(days=40)
@@ -298,7 +302,9 @@ def test_every_filter_is_applied(stack: Stack) -> None:
     assert excluded not in {item["event_id"] for item in again["items"]}
 
 
-def test_cold_start_uses_the_profile_and_unknown_users_are_fine(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_cold_start_uses_the_profile_and_unknown_users_are_fine(any_stack: Stack) -> None:
+    stack = any_stack
     profile = {
         "schema_version": 1,
         "user_id": "newcomer-1",
@@ -457,7 +463,9 @@ def test_bad_parameters_get_a_4xx_with_a_reason(
     assert words in response.text
 
 
-def test_similar_events(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_similar_events(any_stack: Stack) -> None:
+    stack = any_stack
     client = stack.serve.client
     assert client.get("/events/no-such-event/similar").status_code == 404
     event_id = client.get("/popular", params={"limit": 1}).json()["items"][0]["event_id"]
@@ -640,9 +648,11 @@ def test_the_reload_watcher_outlives_a_failure_and_ready_shows_its_age(stack: St
         store.client.close()
 
 
-def test_fallback_hides_own_events_and_finds_profiles_in_every_partition(stack: Stack) -> None:
+@ON_SERVER_AND_CLUSTER_STACKS
+def test_fallback_hides_own_events_and_finds_profiles_in_every_partition(any_stack: Stack) -> None:
     """Users under EVENTREC_MIN_INTERACTIONS_PERSONAL get trending, minus their own events;
     profiles are found in the partitions that hold them, not the configured count."""
+    stack = any_stack
     settings = stack.settings
     store = Store(connect(settings.redis_url), settings.key_prefix)
     users = active_users(stack.platform, 80)

@@ -37,7 +37,7 @@ from eventrec.synth.platform import generate
 from eventrec.synth.publish import publish
 from eventrec.topics import create_topics
 from eventrec.trainer.lock import TrainingLock
-from tests.integration.conftest import unique_settings
+from tests.integration.conftest import ON_SERVER_AND_CLUSTER, unique_settings
 from tests.integration.ingest_helpers import (
     ConsumerProcess,
     Stream,
@@ -74,23 +74,20 @@ def start_trainer(settings: Settings, log_path: Path, *args: str) -> subprocess.
 
 
 def clean(settings: Settings) -> None:
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings.redis_url)  # on a cluster, SCAN visits every master
     keys = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
     for start in range(0, len(keys), 1000):
         client.delete(*keys[start : start + 1000])
     client.close()
 
 
-@pytest.fixture(scope="module")
-def ingested(
-    services: LocalServices, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
+def ingest(services: LocalServices, redis_url: str, log_dir: Path) -> Settings:
     """A synthetic platform published to Kafka and applied to Redis by the real consumer."""
-    settings = unique_settings(services)
+    settings = unique_settings(services, redis_url=redis_url)
     create_topics(settings)
     platform = generate(SynthConfig(n_users=600, n_events=150, n_interactions=20_000, seed=5))
     counts = publish(platform, settings, progress=False)
-    consumer = ConsumerProcess(settings, tmp_path_factory.mktemp("consumer") / "consumer.log")
+    consumer = ConsumerProcess(settings, log_dir / "consumer.log")
     consumer.start()
     try:
         wait_until(
@@ -102,10 +99,35 @@ def ingested(
             60,
             "the catalog",
         )
+        store.client.close()
     finally:
         assert consumer.stop() == 0, consumer.log()[-3000:]
-    yield settings
-    clean(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def ingests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Settings]]:
+    """One ingested platform per Redis backend, made on first use, kept for the module."""
+    made: dict[str, Settings] = {}
+    yield made
+    for settings in made.values():
+        clean(settings)
+
+
+@pytest.fixture
+def ingested(
+    services: LocalServices,
+    redis_url: str,
+    redis_backend: str,
+    ingests: dict[str, Settings],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Settings:
+    """The platform on this test's backend (the single server unless it asks for both)."""
+    if redis_backend not in ingests:
+        ingests[redis_backend] = ingest(
+            services, redis_url, tmp_path_factory.mktemp(f"consumer-{redis_backend}")
+        )
+    return ingests[redis_backend]
 
 
 @pytest.fixture
@@ -126,6 +148,7 @@ def fit_once(settings: Settings) -> str:
     return after
 
 
+@ON_SERVER_AND_CLUSTER
 def test_fit_refit_and_roll_back(ingested: Settings, store: Store) -> None:
     first = fit_once(ingested)
     metadata = load_version(store).metadata
@@ -171,6 +194,7 @@ def test_fit_refit_and_roll_back(ingested: Settings, store: Store) -> None:
     assert json.loads(shown.stdout)["version"] == second
 
 
+@ON_SERVER_AND_CLUSTER
 @pytest.mark.parametrize("damage", ["wrong byte length", "NaN"])
 def test_a_corrupted_version_is_refused_at_load(
     ingested: Settings, store: Store, damage: str
@@ -202,6 +226,7 @@ def test_a_corrupted_version_is_refused_at_load(
     assert current_version(store) == good
 
 
+@ON_SERVER_AND_CLUSTER
 def test_two_trainers_started_together_fit_one_at_a_time(
     ingested: Settings, store: Store, tmp_path: Path
 ) -> None:
@@ -233,6 +258,7 @@ def test_two_trainers_started_together_fit_one_at_a_time(
     assert spans[0][1] <= spans[1][0], spans
 
 
+@ON_SERVER_AND_CLUSTER
 def test_export_then_import_round_trips_a_version_exactly(
     ingested: Settings, store: Store, tmp_path: Path
 ) -> None:
@@ -399,6 +425,7 @@ def test_a_version_serving_would_refuse_never_goes_live(
     assert current_version(store) == current
 
 
+@ON_SERVER_AND_CLUSTER
 def test_a_pin_holds_against_the_trainer_until_activate_moves_it_or_unpin(
     ingested: Settings, store: Store
 ) -> None:

@@ -60,6 +60,7 @@ class Counters:
     routed: int = 0
     batches: int = 0
     fenced: int = 0
+    lost: int = 0
     compacted: int = 0
     lag: dict[str, int] = field(default_factory=dict)
 
@@ -72,6 +73,11 @@ class InteractionConsumer:
         self.store = store
         self.counters = Counters()
         self.positions: dict[TopicPartition, int | None] = {}
+        # Per partition, the next offset of its last step Redis acknowledged (or the offset
+        # found at assignment): the stored offset never falls below it unless Redis lost
+        # writes, which the periodic loss check looks for.
+        self.applied: dict[TopicPartition, int] = {}
+        self._last_loss_check = time.monotonic()
         self.stopping = threading.Event()
         self._kafka_outage = Outage("kafka")
         # Sends from the writer thread (what a batch delivers before its step) note their own.
@@ -154,6 +160,7 @@ class InteractionConsumer:
         self._writer.drain()
         for tp in revoked:
             self.positions.pop(tp, None)
+            self.applied.pop(tp, None)
 
     def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
         """Seek each assigned partition to the offset stored in Redis (earliest if none)."""
@@ -168,8 +175,10 @@ class InteractionConsumer:
                 offset = stored[tp.partition]
                 if offset is None:
                     self._consumer.seek_to_beginning(tp)
+                    self.applied.pop(tp, None)
                 else:
                     self._consumer.seek(tp, offset)
+                    self.applied[tp] = offset
                 self.positions[tp] = offset
         log.info(
             "assigned %d partitions",
@@ -214,6 +223,7 @@ class InteractionConsumer:
                     if tp in self.positions and messages:
                         self._apply(tp, messages)
                 self._collect_results()
+                self._check_for_lost_writes()
                 self._commit_for_monitoring()
         except StoppedError:
             log.info("stopped during an outage; the unfinished batch was not applied")
@@ -238,6 +248,8 @@ class InteractionConsumer:
         settings = self.settings
         started = time.perf_counter()
         expected = self.positions.get(tp)
+        # A position read from Redis: a missing stored offset would mean lost writes.
+        resumes = expected is not None
         if expected is None:
             expected = messages[0].offset
         next_offset = messages[-1].offset + 1
@@ -255,6 +267,7 @@ class InteractionConsumer:
                     partial(self.store.claim_owners, decoded.user_ids, tp.partition)
                 )
                 prepared = assemble_interactions(decoded, owners)
+                prepared.batch.resumes = resumes
                 if not delivered.is_set():
                     skip = {letter.offset for letter in prepared.dead_letters}
                     skip.update(route.message.offset for route in prepared.routes)
@@ -267,6 +280,7 @@ class InteractionConsumer:
             dead = len(decoded.dead_letters)
         elif tp.topic == settings.topic_impressions:
             attribution = prepare_attribution(tp.topic, tp.partition, expected, messages)
+            attribution.batch.resumes = resumes
             dead = len(attribution.dead_letters)
 
             def step() -> StepResult:
@@ -287,7 +301,14 @@ class InteractionConsumer:
             def step() -> StepResult:
                 self._deliver_once(delivered, entities.dead_letters)
                 return self.store.apply_entities(
-                    kind, tp.topic, tp.partition, expected, next_offset, entities.changes, dead
+                    kind,
+                    tp.topic,
+                    tp.partition,
+                    expected,
+                    next_offset,
+                    entities.changes,
+                    dead,
+                    resumes=resumes,
                 )
 
         self.positions[tp] = next_offset
@@ -305,6 +326,8 @@ class InteractionConsumer:
                 continue
             result = done.result
             assert result is not None
+            if step.tp in self.positions:
+                self.applied[step.tp] = step.next_offset
             counters = self.counters
             counters.processed += result.applied
             counters.deduplicated += result.duplicates
@@ -336,9 +359,45 @@ class InteractionConsumer:
         log.warning("batch fenced, re-seeking to %s: %s", stored, exc, extra={"partition": str(tp)})
         if stored is None:
             self._consumer.seek_to_beginning(tp)
+            self.applied.pop(tp, None)
         else:
             self._consumer.seek(tp, stored)
+            self.applied[tp] = stored
         self.positions[tp] = stored
+
+    def _check_for_lost_writes(self) -> None:
+        """Every few seconds, compare each partition's stored offset with what was applied.
+
+        Redis can lose acknowledged writes (a failover to a replica that had not received
+        them, a restore from an older copy): the partition's offset goes back with its rows.
+        The next step of that partition is fenced and replays the lost part, but a quiet
+        partition may have no next step for hours; this check replays it now.
+        """
+        now = time.monotonic()
+        if now - self._last_loss_check < self.settings.consumer_loss_check_seconds:
+            return
+        self._last_loss_check = now
+        applied = dict(self.applied)  # read before the stored offsets: those only grow
+        by_topic: dict[str, list[TopicPartition]] = {}
+        for tp in applied:
+            by_topic.setdefault(tp.topic, []).append(tp)
+        for topic, partitions in by_topic.items():
+            numbers = [tp.partition for tp in partitions]
+            stored = self._with_redis(partial(self.store.stored_offsets, topic, numbers))
+            for tp in partitions:
+                found = stored[tp.partition]
+                if found is not None and found >= applied[tp]:
+                    continue
+                if tp not in self.positions:
+                    continue  # revoked meanwhile: the new owner resumes from Redis
+                log.warning(
+                    "lost writes: stored offset %s is below the applied %d; replaying",
+                    found,
+                    applied[tp],
+                    extra={"partition": str(tp)},
+                )
+                self.counters.lost += 1
+                self._refence(tp, FencedBatchError(f"{tp.topic}[{tp.partition}]: lost writes"))
 
     def _deliver_once(
         self,
@@ -422,6 +481,7 @@ class InteractionConsumer:
             self._with_redis(partial(self.store.reset_offset, tp.topic, tp.partition, old, new))
             self._consumer.seek(tp, new)
             self.positions[tp] = new
+            self.applied[tp] = new
             log.error("offset of %s reset from %s to %d", tp, old, new)
 
     def _commit_for_monitoring(self) -> None:
@@ -519,6 +579,8 @@ def run_consumer(settings: Settings) -> int:
         dedup_window_seconds=settings.dedup_window_seconds,
         search_cap=settings.search_history,
         compact_threshold_bytes=settings.row_compact_bytes,
+        claim_replicas=settings.owner_claim_replicas,
+        claim_wait_ms=settings.owner_claim_wait_ms,
     )
     consumer = InteractionConsumer(settings, store)
     signalled: set[int] = set()

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from itertools import pairwise
 from typing import Any
 
-import redis
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
@@ -31,6 +30,7 @@ from eventrec.model.abtest import CONFIDENCE, experiment_report
 from eventrec.schemas.deadletter import HEADER_PREFIX
 from eventrec.schemas.impressions import Experiment
 from eventrec.store.attribution import AttributionStore
+from eventrec.store.client import REDIS_ERRORS
 from eventrec.store.experiments import ExperimentStore
 from eventrec.store.history import trainer_history
 from eventrec.store.store import Store
@@ -248,7 +248,7 @@ class IngestionSampler:
                         consumer = self._connect()
                     self._sample(consumer)
                     self.error = None
-                except (KafkaError, redis.RedisError, OSError) as exc:
+                except (KafkaError, *REDIS_ERRORS, OSError) as exc:
                     if self.error is None:
                         log.warning("dashboard: cannot sample the consumer's progress: %s", exc)
                     self.error = str(exc)

@@ -23,7 +23,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -38,6 +37,7 @@ from eventrec.serving.dashboard import (
     models_view,
     trending_view,
 )
+from eventrec.store.client import REDIS_ERRORS
 from eventrec.store.store import Store, connect
 from eventrec.telemetry import metrics_registry
 
@@ -115,9 +115,16 @@ def create_ops_app(settings: Settings, sampler: IngestionSampler | None = None) 
         lifespan=lifespan,
     )
 
-    @app.exception_handler(redis.RedisError)
-    async def redis_unavailable(request: Request, exc: redis.RedisError) -> JSONResponse:
-        return JSONResponse({"detail": f"redis unavailable: {exc}"}, status_code=503)
+    async def redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # A cluster failover (a node down, its slots not covered yet) lasts seconds.
+        return JSONResponse(
+            {"detail": f"redis unavailable ({type(exc).__name__}: {exc}); retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
+    for error in REDIS_ERRORS:
+        app.add_exception_handler(error, redis_unavailable)
 
     assets = dashboard_assets()
     app.mount("/dashboard/static", StaticFiles(directory=assets), name="dashboard-static")

@@ -43,7 +43,7 @@ from eventrec.model.impressions import (
 )
 from eventrec.store.client import node_settings
 from eventrec.store.keys import Keys
-from eventrec.store.scripts import check_fence, fenced
+from eventrec.store.scripts import check_fence, fence_argument, fenced
 
 DAY = 86_400
 # Fields a table's buckets average before one more is split off. Buckets not yet split in
@@ -342,6 +342,9 @@ class AttributionBatch:
     next_offset: int
     items: list[tuple[str, str, bytes]]
     dead_lettered: int = 0
+    # True when ``expected_offset`` was read from Redis: a missing stored offset then means
+    # lost writes and the step is fenced (``scripts.fence_argument``).
+    resumes: bool = False
 
 
 @dataclass(frozen=True)
@@ -380,7 +383,7 @@ class AttributionStore:
         bucket = int(now) // self.dedup_seconds
         dedup = keys.attribution_base(topic, partition) + "outcome-dedup:"
         args: list[Any] = [
-            batch.expected_offset,
+            fence_argument(batch.expected_offset, batch.resumes),
             batch.next_offset,
             keys.attribution_base(topic, partition),
             self.window_seconds,

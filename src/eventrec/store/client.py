@@ -23,7 +23,13 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode as _ClusterNode
 from redis.cluster import RedisCluster
-from redis.exceptions import AskError, ClusterDownError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -54,6 +60,10 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     SlotNotCoveredError,
     TryAgainError,
 )
+
+# Every error a Redis call may raise. redis-py's cluster client raises some that are not
+# ``RedisError`` (``SlotNotCoveredError`` during a failover is a ``RedisClusterException``).
+REDIS_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, RedisClusterException)
 
 # A node's read is retried on these: a failover in progress, or a slot that moved.
 RETRY_ON_NODE: tuple[type[Exception], ...] = (*UNAVAILABLE_ERRORS, AskError)

@@ -8,12 +8,19 @@ from typing import Any
 from eventrec.errors import FencedBatchError
 
 # How every partition's step begins: KEYS[1] is the partition's stored offset, ARGV[1] the
-# batch's expected offset. A batch another consumer has applied past (or that a restore
-# left ahead of Redis) returns {0, stored} and writes nothing; see :func:`check_fence`.
+# batch's expected offset. A step applies only when the stored offset equals it. A missing
+# offset is accepted only when ARGV[1] starts with "~" (the batch may start the partition:
+# nothing was stored when its consumer last looked). Otherwise a missing offset means Redis
+# lost the partition's writes (a failover to a replica that had none of them) and the step
+# is fenced (returns {0, -1}), so the consumer replays from the beginning. A refused step
+# returns {0, stored} and writes nothing; see :func:`check_fence`.
 OFFSET_FENCE = """
 local stored = redis.call('GET', KEYS[1])
-if stored and stored ~= ARGV[1] then
-  return {0, stored}
+local expected = ARGV[1]
+local may_start = string.sub(expected, 1, 1) == '~'
+if may_start then expected = string.sub(expected, 2) end
+if stored ~= expected and (stored or not may_start) then
+  return {0, stored or -1}
 end
 """
 
@@ -23,20 +30,28 @@ def fenced(body: str) -> str:
     return OFFSET_FENCE + body
 
 
+def fence_argument(expected_offset: int, resumes: bool) -> str:
+    """A step's ARGV[1]: with ``resumes`` (the offset was read from Redis) a missing
+    stored offset is refused; otherwise ("~") the batch may start the partition."""
+    return str(expected_offset) if resumes else f"~{expected_offset}"
+
+
 def check_fence(result: Sequence[Any], topic: str, partition: int, expected: int) -> None:
     """Raise :class:`FencedBatchError` if a fenced step's reply says it was refused."""
     if int(result[0]) == 0:
+        found = int(result[1])
+        what = "no stored offset (Redis lost it)" if found < 0 else f"stored offset {found}"
         raise FencedBatchError(
-            f"{topic}[{partition}]: stored offset {int(result[1])} is not the batch's "
-            f"expected offset {expected}"
+            f"{topic}[{partition}]: {what} is not the batch's expected offset {expected}"
         )
 
 
 # Get-or-claim owners. KEYS: owner hash, partitions set. ARGV: partition, user id...
-# Returns one owner partition per user id: the first claim wins.
+# Returns {claimed (1 when this call claimed a user), then one owner partition per user
+# id}: the first claim wins.
 CLAIM_OWNERS = """
 local partition = ARGV[1]
-local out = {}
+local out = {0}
 local claimed = false
 for i = 2, #ARGV do
   local owner = redis.call('HGET', KEYS[1], ARGV[i])
@@ -49,6 +64,7 @@ for i = 2, #ARGV do
 end
 if claimed then
   redis.call('SADD', KEYS[2], partition)
+  out[1] = 1
 end
 return out
 """
@@ -57,7 +73,8 @@ return out
 # KEYS: offset, stats, row-users list, dedup bucket (current), dedup bucket (previous),
 #       event index hash, event ids list,
 #       then n_rows row keys, then n_search search keys.
-# ARGV: expected offset, next offset, dedup ttl, n_rows, n_search keys, search cap,
+# ARGV: expected offset (see OFFSET_FENCE), next offset, dedup ttl, n_rows, n_search keys,
+#       search cap,
 #       compaction threshold (bytes), dead-lettered count,
 #       record payloads (12 bytes each), record slots (2 bytes each, big endian,
 #       1-based row slot), record id hashes (8 bytes each, all "\0" = no de-dup),
@@ -169,7 +186,7 @@ return out
 
 # One batch of one catalog or profile partition, exactly once.
 # KEYS: offset, stats, entity hash, version counter.
-# ARGV: expected offset, next offset, channel, dead-lettered count, then pairs of
+# ARGV: expected offset (see OFFSET_FENCE), next offset, channel, dead-lettered count, then pairs of
 #       (entity id, JSON) where an empty JSON deletes the entity.
 APPLY_ENTITIES = fenced("""
 local upserts, deletes = 0, 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -10,11 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import redis
 
 from eventrec.errors import ConfigError
 from eventrec.model.records import RECORD_DTYPE, RECORD_SIZE, InteractionLog, unpack_row
 from eventrec.store import scripts
-from eventrec.store.client import RedisClient, node_settings, per_node
+from eventrec.store.client import (
+    REDIS_ERRORS,
+    RETRY_ON_NODE,
+    UNAVAILABLE_ERRORS,
+    RedisClient,
+    is_cluster_client,
+    node_settings,
+    per_node,
+)
 from eventrec.store.client import connect as connect  # re-exported: every process's client
 from eventrec.store.keys import OWNER_SHARDS, Keys, owner_shard
 
@@ -23,6 +33,8 @@ log = logging.getLogger(__name__)
 NO_HASH = b"\0" * 8
 EVICTING_POLICIES_OK = ("noeviction",)
 SNAPSHOT_CHUNK = 2000
+# A claim that meets a moved slot is retried this often on a fresh slot map.
+FAILOVER_ATTEMPTS = 3
 
 
 def interaction_hash(interaction_id: str) -> bytes:
@@ -69,6 +81,10 @@ class InteractionBatch:
     search_users: list[str | int] = field(default_factory=list)
     dead_lettered: int = 0
     routed: int = 0
+    # True when ``expected_offset`` was read from Redis (the consumer resumes a partition):
+    # a missing stored offset then means Redis lost the partition's writes, and the step is
+    # fenced. False: the batch may start the partition (nothing stored yet).
+    resumes: bool = False
     # Every event the batch's valid messages name, in offset order. When set, each
     # record's event field holds a 1-based position in it, resolved by the step.
     event_ids: list[str] = field(default_factory=list)
@@ -123,6 +139,8 @@ class Store:
         dedup_window_seconds: float = 86_400,
         search_cap: int = 20,
         compact_threshold_bytes: int = 4096,
+        claim_replicas: int = 0,
+        claim_wait_ms: int = 1000,
     ) -> None:
         # redis-py types replies as bytes | str by connection options; ours are bytes.
         self.client: Any = client
@@ -130,6 +148,12 @@ class Store:
         self.dedup_window_seconds = dedup_window_seconds
         self.search_cap = search_cap
         self.compact_threshold_bytes = compact_threshold_bytes
+        self.claim_replicas = claim_replicas if is_cluster_client(client) else 0
+        self.claim_wait_ms = claim_wait_ms
+        self.claims_not_replicated = 0
+        # Per cluster node, one connection of our own: WAIT counts the replicas that have
+        # this connection's writes, so the claim and its WAIT must share a connection.
+        self._claim_connections: dict[str, Any] = {}
         self._claim_owners = client.register_script(scripts.CLAIM_OWNERS)
         self._apply_interactions = client.register_script(scripts.APPLY_INTERACTIONS)
         self._apply_entities = client.register_script(scripts.APPLY_ENTITIES)
@@ -157,19 +181,63 @@ class Store:
     def claim_owners(self, user_ids: Sequence[str], partition: int) -> list[int]:
         """The owner partition of each user; users never seen are claimed for ``partition``.
 
-        One script per owner shard the users fall in (each on its own slot).
+        One script per owner shard the users fall in (each on its own slot). On a cluster
+        with ``claim_replicas``, a shard's claims are not trusted until that many replicas
+        acknowledged them (``WAIT``, up to ``claim_wait_ms``): a failover must not lose a
+        claim whose row survives on another master (docs/design.md). Call it from one
+        thread (the consumer's writer).
         """
         by_shard: dict[int, list[str]] = {}
         for user_id in dict.fromkeys(user_ids):
             by_shard.setdefault(owner_shard(user_id), []).append(user_id)
         found: dict[str, int] = {}
         for shard, users in sorted(by_shard.items()):
-            owners = self._claim_owners(
-                keys=[self.keys.owner_shard(shard), self.keys.user_partitions(shard)],
-                args=[partition, *users],
-            )
-            found.update(zip(users, (int(o) for o in owners), strict=True))
+            keys = [self.keys.owner_shard(shard), self.keys.user_partitions(shard)]
+            if self.claim_replicas:
+                reply = self._claim_replicated(keys, [partition, *users])
+            else:
+                reply = self._claim_owners(keys=keys, args=[partition, *users])
+            found.update(zip(users, (int(o) for o in reply[1:]), strict=True))
         return [found[u] for u in user_ids]
+
+    def close_claim_connections(self) -> None:
+        """Give back the claim connections (:meth:`claim_owners` reopens them on demand)."""
+        for connection in self._claim_connections.values():
+            connection.close()
+        self._claim_connections.clear()
+
+    def _claim_replicated(self, keys: list[str], args: list[Any]) -> list[int]:
+        """The claim script, then (when it claimed) ``WAIT`` on the same connection."""
+        for attempt in range(FAILOVER_ATTEMPTS):
+            node = self.client.get_node_from_key(keys[0])
+            connection = self._claim_connections.get(node.name)
+            if connection is None:
+                pool = self.client.get_redis_connection(node).connection_pool
+                connection = redis.Redis(connection_pool=pool, single_connection_client=True)
+                self._claim_connections[node.name] = connection
+            try:
+                reply: list[int] = self._claim_owners(keys=keys, args=args, client=connection)
+                if reply[0]:
+                    acknowledged = int(connection.wait(self.claim_replicas, self.claim_wait_ms))
+                    if acknowledged < self.claim_replicas:
+                        self.claims_not_replicated += 1
+                        log.warning(
+                            "owner claims on %s reached %d of %d replicas within %d ms",
+                            node.name,
+                            acknowledged,
+                            self.claim_replicas,
+                            self.claim_wait_ms,
+                        )
+                return reply
+            except RETRY_ON_NODE as exc:
+                # A failover, or a slot that moved: a fresh connection, a fresh slot map.
+                self._claim_connections.pop(node.name, None)
+                connection.close()
+                with contextlib.suppress(*REDIS_ERRORS):
+                    self.client.nodes_manager.initialize()
+                if isinstance(exc, UNAVAILABLE_ERRORS) or attempt == FAILOVER_ATTEMPTS - 1:
+                    raise  # the caller retries with backoff
+        raise AssertionError("unreachable")
 
     def find_owner(self, user_id: str) -> int | None:
         """The partition that owns a user's row, or None for a user never seen."""
@@ -255,7 +323,7 @@ class Store:
         if len(batch.event_ids) >= 2**32:
             raise ValueError("too many events in one batch")
         args: list[Any] = [
-            batch.expected_offset,
+            scripts.fence_argument(batch.expected_offset, batch.resumes),
             batch.next_offset,
             2 * window + 60,
             len(row_keys),
@@ -321,14 +389,23 @@ class Store:
         next_offset: int,
         changes: Sequence[tuple[str, bytes | None]],
         dead_lettered: int = 0,
+        resumes: bool = False,
     ) -> StepResult:
-        """Upsert (JSON) or delete (None) catalog events or profiles, exactly once."""
+        """Upsert (JSON) or delete (None) catalog events or profiles, exactly once.
+
+        ``resumes``: as :attr:`InteractionBatch.resumes`.
+        """
         keys = self.keys
         entity_key = (
             keys.catalog(topic, partition) if kind == "events" else keys.profiles(topic, partition)
         )
         self.client.sadd(keys.entity_partitions(topic), partition)
-        args: list[Any] = [expected_offset, next_offset, keys.channel(topic), dead_lettered]
+        args: list[Any] = [
+            scripts.fence_argument(expected_offset, resumes),
+            next_offset,
+            keys.channel(topic),
+            dead_lettered,
+        ]
         for entity_id, document in changes:
             args.extend((entity_id, document if document is not None else b""))
         result = self._apply_entities(

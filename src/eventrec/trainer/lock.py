@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from redis.exceptions import RedisError
+from eventrec.store.client import REDIS_ERRORS
 
 log = logging.getLogger("eventrec.trainer")
 
@@ -104,7 +104,7 @@ class TrainingLock:
         if self.token:
             try:
                 self._release(keys=[self.key], args=[self.token])
-            except RedisError:
+            except REDIS_ERRORS:
                 log.warning("could not release the training lock; it expires by itself")
             finally:
                 self.token = ""

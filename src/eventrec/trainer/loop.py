@@ -16,11 +16,10 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from eventrec.config import Settings
 from eventrec.model.errors import ModelFitError
 from eventrec.store import Snapshot, Store, connect
+from eventrec.store.client import REDIS_ERRORS
 from eventrec.store.history import record_trainer_status
 from eventrec.store.versions import (
     ModelVersionError,
@@ -41,6 +40,9 @@ from eventrec.trainer.fit import FitOptions, fit_version, trending_scores
 from eventrec.trainer.lock import TrainingLock
 
 __all__ = ["CycleOutcome", "Trainer", "TrainerStopped", "run_trainer"]
+
+# Redis down, a version that cannot be written, a snapshot that kept racing the consumer.
+CYCLE_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, ModelVersionError, ValueError)
 
 log = logging.getLogger("eventrec.trainer")
 
@@ -349,7 +351,7 @@ class Trainer:
                     request = self.store.client.blpop(
                         [self.keys.train_requests], timeout=min(wait, POLL_SECONDS)
                     )
-                except RedisError as exc:
+                except REDIS_ERRORS as exc:
                     log.warning("cannot read training requests: %s", exc)
                     time.sleep(POLL_SECONDS)
                     continue
@@ -358,7 +360,7 @@ class Trainer:
                 trigger = "request"
             try:
                 self.cycle(trigger)
-            except (RedisError, ModelVersionError, ValueError) as exc:
+            except CYCLE_ERRORS as exc:
                 # Redis down, a version that cannot be written, a snapshot that kept racing
                 # the consumer: this cycle is lost, the trainer is not.
                 log.error(

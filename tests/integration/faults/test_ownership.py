@@ -79,6 +79,7 @@ def test_a_producer_with_librdkafkas_default_partitioner_loses_nothing(
     assert routed(settings) > 1000  # librdkafka's hash puts most users off their owner
 
 
+@ON_SERVER_AND_CLUSTER
 def test_keyless_interactions_are_routed_to_their_owner(settings: Settings, tmp_path: Path) -> None:
     sent = NewUsers(n_users=300, n_events=60, seed=12).take(2000)
     for message in sent:
@@ -147,6 +148,7 @@ def catalog_event(event_id: str, title: str) -> bytes:
     ).encode()
 
 
+@ON_SERVER_AND_CLUSTER
 def test_an_entity_written_on_two_partitions_is_deleted_and_keyless_ones_dead_lettered(
     settings: Settings, tmp_path: Path
 ) -> None:

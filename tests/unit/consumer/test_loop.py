@@ -1,17 +1,21 @@
-"""The consumer loop's pieces that need neither Kafka nor Redis."""
+"""The consumer loop's pieces that need neither Kafka nor a Redis server."""
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from typing import Any
 
+import fakeredis
 import pytest
+from kafka import TopicPartition
 
 from eventrec.config import Settings
 from eventrec.consumer import loop
 from eventrec.consumer.loop import _compact
 from eventrec.model.records import TYPE_SAVE, TYPE_VIEW, empty_records
+from eventrec.store.store import Store
 
 
 def test_compaction_folds_a_rows_repeated_views_into_one_record() -> None:
@@ -152,3 +156,41 @@ def test_outcomes_dead_letters_and_routes_go_out_together_in_the_step_once() -> 
     step.apply()  # the writer retries a step after a Redis error: nothing is sent again
     assert len(producer.sent) == 3
     assert len(store.applied) == 2
+
+
+def test_a_partition_whose_stored_offset_went_back_is_replayed_with_no_new_message() -> None:
+    """Redis lost writes (a failover to a replica behind): the periodic check re-seeks
+    each such partition to what Redis holds, the earliest offset when nothing is left."""
+    client = fakeredis.FakeRedis()
+    store = Store(client, "t")
+    settings = Settings(consumer_loss_check_seconds=5)
+    consumer = loop.InteractionConsumer(settings, store)
+    seeks: list[tuple[TopicPartition, int | None]] = []
+
+    class Kafka:
+        def seek(self, tp: TopicPartition, offset: int) -> None:
+            seeks.append((tp, offset))
+
+        def seek_to_beginning(self, tp: TopicPartition) -> None:
+            seeks.append((tp, None))
+
+    consumer._consumer = Kafka()  # type: ignore[assignment]
+    topic = settings.topic_interactions
+    tps = [TopicPartition(topic, p) for p in range(3)]
+    for tp, offset in zip(tps, (100, 200, 300), strict=True):
+        client.set(store.keys.offset(topic, tp.partition), offset)
+        consumer.positions[tp] = consumer.applied[tp] = offset
+    client.set(store.keys.offset(topic, 1), 150)  # partition 1 lost its last 50 offsets
+    client.delete(store.keys.offset(topic, 2))  # partition 2 lost every step
+
+    consumer._last_loss_check = time.monotonic()
+    consumer._check_for_lost_writes()
+    assert seeks == []  # not before the interval
+    consumer._last_loss_check -= 5
+    consumer._check_for_lost_writes()
+    assert seeks == [(tps[1], 150), (tps[2], None)]
+    assert consumer.positions == {tps[0]: 100, tps[1]: 150, tps[2]: None}
+    assert consumer.counters.lost == 2
+    consumer._last_loss_check -= 5
+    consumer._check_for_lost_writes()
+    assert len(seeks) == 2  # nothing lost since: nothing replayed again

@@ -1,15 +1,22 @@
-"""The operations app: a dashboard made only of local assets, metrics, honest errors."""
+"""The operations app: a dashboard made only of local assets, metrics, honest errors
+(a Redis Cluster failover included)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import httpx
+import pytest
 from fastapi import FastAPI
+from kafka import TopicPartition
+from redis.exceptions import ClusterDownError, SlotNotCoveredError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from eventrec.config import Settings
-from eventrec.serving import metrics
+from eventrec.serving import metrics, ops_server
+from eventrec.serving.dashboard import IngestionSampler
 from eventrec.serving.ops_server import create_ops_app
 
 REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
@@ -61,3 +68,79 @@ def test_redis_down_is_a_503_for_the_data_that_lives_there() -> None:
     for response in responses:
         assert response.status_code == 503, response.url
         assert "redis unavailable" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        SlotNotCoveredError('Slot "1234" not covered by the cluster.'),
+        ClusterDownError("CLUSTERDOWN The cluster is down"),
+        RedisConnectionError("Error 111 connecting to 127.0.0.1:17001. Connection refused."),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_a_cluster_failover_is_a_503_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    # What redis-py's cluster client raises while a replica takes over a dead master;
+    # SlotNotCoveredError is not a RedisError.
+    def failing(*args: object) -> dict[str, object]:
+        raise error
+
+    for view in ("models_view", "trending_view", "experiments_view"):
+        monkeypatch.setattr(ops_server, view, failing)
+    responses = fetch(
+        unreachable_redis(),
+        ["/dashboard/api/experiments", "/dashboard/api/models", "/dashboard/api/trending"],
+    )
+    for response in responses:
+        assert response.status_code == 503, response.url
+        assert response.headers["retry-after"] == "2"
+        detail = response.json()["detail"]
+        assert detail.startswith(f"redis unavailable ({type(error).__name__}: "), detail
+
+
+def test_the_ingestion_sampler_outlives_a_cluster_failover() -> None:
+    class Consumer:
+        def partitions_for_topic(self, topic: str) -> set[int]:
+            return {0, 1}
+
+        def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+            return {tp: 10 for tp in partitions}
+
+        beginning_offsets = end_offsets
+
+        def assignment(self) -> set[TopicPartition]:
+            return set()
+
+        def close(self) -> None:
+            pass
+
+    failures = [SlotNotCoveredError("slot not covered"), ClusterDownError("CLUSTERDOWN")]
+
+    class Store:
+        def stored_offsets(self, topic: str, numbers: list[int]) -> dict[int, int | None]:
+            if failures:
+                raise failures.pop(0)
+            return {n: 4 for n in numbers}
+
+        def stats(self, topic: str, partition: int) -> dict[str, int]:
+            return {"processed": 4}
+
+    sampler = IngestionSampler(Settings(dashboard_sample_seconds=0.05), Store())  # type: ignore[arg-type]
+    sampler._connect = Consumer  # type: ignore[method-assign]
+    errors: list[str | None] = []
+    sampler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not sampler.view()["samples"]:
+            errors.append(sampler.error)
+            time.sleep(0.01)
+    finally:
+        sampler.stop()
+    assert "slot not covered" in errors
+    assert "CLUSTERDOWN" in errors
+    (first, *_) = sampler.view()["samples"]
+    assert first["lag"] == {"0": 6, "1": 6}
+    assert first["applied"] == 8
+    assert sampler.error is None
