@@ -86,6 +86,7 @@ class ImpressionSender:
         # Appended by the event loop's thread, taken by the sender's: both atomic.
         self._queue: collections.deque[PendingImpression] = collections.deque()
         self._stopping = threading.Event()
+        self._stop_timeout = 10.0
         self._thread = threading.Thread(target=self._run, name="impressions", daemon=True)
         self._producer: Any = None
 
@@ -115,6 +116,7 @@ class ImpressionSender:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Send what is queued (for up to ``timeout`` seconds), then close the producer."""
+        self._stop_timeout = timeout
         self._stopping.set()
         self._thread.join(timeout)
         producer = self._producer
@@ -157,7 +159,7 @@ class ImpressionSender:
             in_flight = self._send_queued(in_flight)
             if stopping:
                 try:
-                    self._producer.flush()
+                    self._producer.flush(timeout=self._stop_timeout)
                 except KafkaError as exc:
                     log.warning("flushing impressions: %s", exc)
             in_flight = self._count_answered(in_flight)

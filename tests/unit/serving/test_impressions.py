@@ -50,7 +50,7 @@ class Producer:
         self.values.append(value)
         return Future(KafkaTimeoutError("expired") if key == b"lost" else None)
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         pass
 
     def close(self, timeout: float) -> None:
