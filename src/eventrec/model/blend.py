@@ -228,3 +228,64 @@ def blended_scores(
         collaborative_weight * collaborative_terms(vectors, positions, user) + rest
     )
     return scores
+
+
+def best_by_bound(
+    collaborative_weight: float,
+    user: npt.NDArray[np.float64],
+    vectors: npt.NDArray[np.float32],
+    norms: npt.NDArray[np.float64],
+    rest: npt.NDArray[np.float64],
+    mask: npt.NDArray[np.bool_],
+    limit: int,
+    first_block: int = 64,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], int]:
+    """The best ``limit`` eligible positions of ``w * (vectors @ user) + rest``, exactly.
+
+    Each eligible position's score is at most ``|w| * |user| * norms[i] + rest[i]``
+    (Cauchy-Schwarz). Positions are visited in decreasing bound, a block at a time (the
+    block's best bounds by ``argpartition``, doubling); once the ``limit``-th best exact
+    score beats the best bound left, every unseen score is lower and the search stops.
+    Ties go to the lower position. ``norms[i]`` is ``|vectors[i]|``.
+
+    Returns the positions, their scores (best first) and how many were scored.
+    """
+    eligible = np.flatnonzero(mask)
+    if not len(eligible) or limit <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), 0
+    reach = abs(collaborative_weight) * float(np.linalg.norm(user))
+    bounds = reach * norms[eligible] + rest[eligible]
+    bounds += BOUND_SLACK * (np.abs(bounds) + 1.0)
+    kept_positions = np.zeros(0, dtype=np.int64)
+    kept_scores = np.zeros(0)
+    remaining, remaining_bounds = eligible, bounds
+    size, scanned = max(first_block, limit), 0
+    while len(remaining):
+        if len(remaining) > size:
+            split = np.argpartition(-remaining_bounds, size - 1)
+            block, rest_index = split[:size], split[size:]
+        else:
+            block, rest_index = np.arange(len(remaining)), np.zeros(0, dtype=np.int64)
+        positions = remaining[block]
+        scores = (
+            collaborative_weight * collaborative_terms(vectors, positions, user) + rest[positions]
+        )
+        scanned += len(positions)
+        kept_positions = np.concatenate((kept_positions, positions))
+        kept_scores = np.concatenate((kept_scores, scores))
+        if len(kept_scores) > limit:
+            kth = np.partition(kept_scores, len(kept_scores) - limit)[len(kept_scores) - limit]
+            keep = kept_scores >= kth
+            kept_positions, kept_scores = kept_positions[keep], kept_scores[keep]
+        remaining, remaining_bounds = remaining[rest_index], remaining_bounds[rest_index]
+        if not len(remaining):
+            break
+        if len(kept_scores) >= limit:
+            kth = float(
+                np.partition(kept_scores, len(kept_scores) - limit)[len(kept_scores) - limit]
+            )
+            if kth > float(remaining_bounds.max()):
+                break
+        size *= 2
+    best = np.lexsort((kept_positions, -kept_scores))[:limit]
+    return kept_positions[best], kept_scores[best], scanned

@@ -20,12 +20,19 @@ MAX_EXTENDS = 3
 
 
 async def read_rows(
-    redis: Any, keys: Keys, topic: str, user_ids: list[str], space: EventSpace
+    redis: Any,
+    keys: Keys,
+    topic: str,
+    user_ids: list[str],
+    space: EventSpace,
+    searches: list[list[str]] | None = None,
 ) -> list[np.ndarray | None]:
     """Each user's records with event indices in ``space`` (None: no records).
 
     Three pipelined round trips at most: owners; rows with their partitions' offsets and
-    event-list lengths; the event ids a row names that serving has not mapped yet.
+    event-list lengths; the event ids a row names that serving has not mapped yet. Given
+    ``searches`` (one list per user), each user's recent queries, newest first, are read
+    with the rows and put there.
     """
     pipe = redis.pipeline(transaction=False)
     for user_id in user_ids:
@@ -40,11 +47,20 @@ async def read_rows(
     pipe = redis.pipeline(transaction=False)
     for i in present:
         pipe.get(keys.row(topic, owner_of[i], user_ids[i]))
+    if searches is not None:
+        for i in present:
+            pipe.lrange(keys.searches(topic, owner_of[i], user_ids[i]), 0, -1)
     for partition in partitions:
         pipe.get(keys.offset(topic, partition))
         pipe.llen(keys.event_ids(topic, partition))
     found = await pipe.execute()
-    raw_rows, marks = found[: len(present)], found[len(present) :]
+    raw_rows = found[: len(present)]
+    if searches is not None:
+        queries = found[len(present) : 2 * len(present)]
+        found = found[: len(present)] + found[2 * len(present) :]
+        for i, listed in zip(present, queries, strict=True):
+            searches[i] = [q.decode() if isinstance(q, bytes) else str(q) for q in listed or []]
+    marks = found[len(present) :]
     for n, partition in enumerate(partitions):
         offset, length = marks[2 * n], marks[2 * n + 1]
         space.observe(partition, None if offset is None else int(offset), int(length))

@@ -19,8 +19,8 @@ from eventrec.config import Settings
 from eventrec.schemas.impressions import Experiment
 from eventrec.serving import metrics
 from eventrec.serving.impressions import ImpressionSender
-from eventrec.serving.reads import read_rows
 from eventrec.serving.scoring import BatchScorer
+from eventrec.serving.signals import read_users
 from eventrec.serving.state import ServingState, build_state
 from eventrec.store.client import UNAVAILABLE_ERRORS, connect_async
 from eventrec.store.experiments import ExperimentStore
@@ -240,7 +240,7 @@ class Runtime:
         self.caches = Caches(self.clients)
         self.watcher = ReloadWatcher(self.clients, self.caches)
         self.scorer = BatchScorer(
-            lambda user_ids, state: read_rows(self.clients, self.caches, user_ids, state),
+            lambda user_ids, state: read_users(self.clients, self.caches, user_ids, state),
             min_records=settings.min_interactions_personal,
             hide_viewed=settings.hide_viewed,
         )

@@ -1,0 +1,285 @@
+"""The learned hybrid as the trainer fits it and serving and the evaluation score with it.
+
+Pure numerics shared by ``trainer``, ``serving`` and ``evaluation``:
+
+- :class:`HybridInputs` turns users' rows (folded-in vectors, confidences), profiles and
+  searches into :class:`~eventrec.model.hybrid_features.UserSignals` over a catalogue;
+- :func:`fit_blend` teaches a :class:`~eventrec.model.blend.HybridBlend` on the relevant
+  pairs of a (validation) cut and pairs sampled from the same candidates;
+- :func:`collaborative_only` is the documented fallback when there is not enough to
+  learn from: a fixed blend of the collaborative feature alone, marked as such;
+- :func:`hybrid_scores` scores every position (the reference) and :func:`best_hybrid`
+  finds the best ``k`` exactly while scoring the collaborative part of few positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from eventrec.model.blend import HybridBlend, best_by_bound, collaborative_terms, sample_pairs
+from eventrec.model.errors import ModelFitError
+from eventrec.model.hybrid_features import (
+    FEATURES,
+    HybridCatalogue,
+    TextModel,
+    UserSignals,
+    feature_block,
+    rest_scores,
+    stated_text,
+    user_signals,
+)
+
+__all__ = [
+    "COLLABORATIVE_ONLY",
+    "NEGATIVES_PER_POSITIVE",
+    "best_hybrid",
+    "blend_from_metadata",
+    "blend_metadata",
+    "blend_weights",
+    "collaborative_only",
+    "fit_blend",
+    "hybrid_scores",
+    "pair_features",
+    "scaled_users",
+    "signals_of",
+    "take_catalogue",
+]
+
+# Sampled negatives per relevant pair, and the validation users that teach the blend.
+NEGATIVES_PER_POSITIVE = 4
+MAX_BLEND_USERS = 5_000
+USER_CHUNK = 256
+# The fallback blend's ``model`` in the version's metadata.
+COLLABORATIVE_ONLY = "fixed: collaborative only"
+
+# Block of features of (users, positions) at the blend's cut.
+FeatureSource = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.NDArray[np.float64]]
+
+
+def collaborative_only(reason: str, features: Sequence[str] = FEATURES) -> HybridBlend:
+    """The fallback blend: weight 1 on ``collaborative``, 0 elsewhere (ranks as PureSVD).
+
+    Used when the validation cut has too few relevant pairs to learn from; its
+    ``to_dict()`` says ``model: "fixed: collaborative only"`` and why.
+    """
+    blend = HybridBlend(features=features)
+    blend.weights_ = np.array([1.0 if f == FEATURES[0] else 0.0 for f in blend.features])
+    blend.intercept_ = 0.0
+    blend.shares_ = {f: (1.0 if f == FEATURES[0] else 0.0) for f in blend.features}
+    blend.n_pairs_ = 0
+    blend.fallback_ = reason  # type: ignore[attr-defined]
+    return blend
+
+
+def blend_metadata(blend: HybridBlend) -> dict[str, Any]:
+    """The blend as the version's metadata records it (the fallback marked as such)."""
+    document = blend.to_dict()
+    reason = getattr(blend, "fallback_", None)
+    if reason is not None:
+        document["model"] = COLLABORATIVE_ONLY
+        document["fallback"] = reason
+    return document
+
+
+def blend_from_metadata(document: Mapping[str, Any]) -> HybridBlend:
+    blend = HybridBlend.from_dict(document)
+    if document.get("model") == COLLABORATIVE_ONLY:
+        blend.fallback_ = str(document.get("fallback", ""))  # type: ignore[attr-defined]
+    return blend
+
+
+def blend_weights(blend: HybridBlend) -> dict[str, float]:
+    return {name: float(w) for name, w in zip(blend.features, blend.weights_, strict=True)}
+
+
+def fit_blend(
+    features: FeatureSource,
+    users: npt.NDArray[np.int64],
+    relevant: Sequence[npt.NDArray[np.int64]],
+    candidates: npt.NDArray[np.int64],
+    exclude: sp.csr_matrix,
+    random_state: int = 0,
+    max_users: int = MAX_BLEND_USERS,
+) -> HybridBlend:
+    """Learn the blend on a cut: each user's relevant candidates (label 1) against
+    :data:`NEGATIVES_PER_POSITIVE` per positive sampled from the user's other candidates.
+
+    Features are computed only at the sampled pairs' positions, a chunk of users at a time.
+
+    Raises
+    ------
+    ModelFitError
+        No pair to learn from, pairs of one label, or non-finite weights.
+    """
+    rng = np.random.default_rng(random_state)
+    users = np.asarray(users, dtype=np.int64)
+    picked = np.arange(len(users))
+    if len(users) > max_users:
+        picked = np.sort(rng.choice(len(users), max_users, replace=False))
+    candidates = np.asarray(candidates, dtype=np.int64)
+    designs, labels = [], []
+    for start in range(0, len(picked), USER_CHUNK):
+        chunk = picked[start : start + USER_CHUNK]
+        chunk_users = users[chunk]
+        pools = [np.setdiff1d(candidates, exclude[user].indices) for user in chunk_users.tolist()]
+        rows, events, label = sample_pairs(
+            [np.asarray(relevant[i], dtype=np.int64) for i in chunk],
+            pools,
+            NEGATIVES_PER_POSITIVE,
+            rng,
+        )
+        if not len(rows):
+            continue
+        columns, place = np.unique(events, return_inverse=True)
+        block = features(chunk_users, columns)
+        designs.append(block[rows, place])
+        labels.append(label)
+    if not designs:
+        raise ModelFitError("no validation pairs to teach the blend")
+    return HybridBlend().fit(np.concatenate(designs), np.concatenate(labels))
+
+
+def signals_of(
+    catalogue: HybridCatalogue,
+    text: TextModel | None,
+    vectors: npt.NDArray[np.float32],
+    confidence: sp.csr_matrix,
+    position_of: npt.NDArray[np.int64] | None,
+    profiles: Sequence[Mapping[str, Any] | None],
+    searches: Sequence[Sequence[str]] | None = None,
+) -> UserSignals:
+    """Users' signals from fold-in vectors and confidences over event indices.
+
+    ``position_of[e]`` is the catalogue position of event index ``e`` (-1: none; None:
+    event indices are positions). ``searches``: each user's recent queries, newest first.
+    """
+    n_users, n_events = len(vectors), catalogue.tfidf.shape[0]
+    confidence = sp.csr_matrix(confidence, dtype=np.float32)
+    if position_of is not None:
+        coo = confidence.tocoo()
+        inside = coo.col < len(position_of)
+        rows, cols, data = coo.row[inside], position_of[coo.col[inside]], coo.data[inside]
+        kept = cols >= 0
+        confidence = sp.csr_matrix(
+            (data[kept], (rows[kept], cols[kept])), shape=(n_users, n_events), dtype=np.float32
+        )
+    queries = searches if searches is not None else [()] * n_users
+    texts = [stated_text(p, q) for p, q in zip(profiles, queries, strict=True)]
+    if text is None or not any(texts):
+        stated = sp.csr_matrix((n_users, catalogue.tfidf.shape[1]), dtype=np.float32)
+    else:
+        stated = text.transform(texts)
+    return user_signals(catalogue, vectors, confidence, stated, profiles)
+
+
+def scaled_users(
+    catalogue: HybridCatalogue, vectors: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float64]:
+    """``u / (|u| * max |v|)`` per user (0 without a vector): the collaborative feature is
+    ``v . that``."""
+    vectors64 = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors64, axis=1)
+    scale = np.divide(1.0, norms * catalogue.max_norm, out=np.zeros(len(norms)), where=norms > 0)
+    scaled: npt.NDArray[np.float64] = vectors64 * scale[:, None]
+    return scaled
+
+
+def _collaborative_weight(blend: HybridBlend) -> float:
+    weights = blend_weights(blend)
+    return float(weights.get(FEATURES[0], 0.0))
+
+
+def hybrid_scores(
+    blend: HybridBlend,
+    catalogue: HybridCatalogue,
+    users: UserSignals,
+    now: float,
+    shared: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]:
+    """Every catalogue position's blended score (the reference :func:`best_hybrid` is exact
+    against), shape (len(users), n_events). ``shared``: the shared features' blend."""
+    n_events = catalogue.tfidf.shape[0]
+    positions = np.arange(n_events, dtype=np.int64)
+    scores = rest_scores(catalogue, users, blend_weights(blend), positions, now, shared)
+    weight = _collaborative_weight(blend)
+    if weight != 0.0:
+        scaled = scaled_users(catalogue, users.vectors)
+        for row in np.flatnonzero(scaled.any(axis=1)).tolist():
+            scores[row] += weight * collaborative_terms(catalogue.vectors, positions, scaled[row])
+    return scores
+
+
+def best_hybrid(
+    blend: HybridBlend,
+    catalogue: HybridCatalogue,
+    norms: npt.NDArray[np.float64],
+    users: UserSignals,
+    masks: Sequence[npt.NDArray[np.bool_]],
+    limits: Sequence[int],
+    now: float,
+    shared: npt.NDArray[np.float64] | None = None,
+) -> tuple[list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]], int]:
+    """Each user's best ``limit`` eligible positions by the blend, exactly (ties: lower
+    position), and how many collaborative terms were computed in all.
+
+    The non-collaborative part is computed for every position at once
+    (:func:`~eventrec.model.hybrid_features.rest_scores`); the collaborative part only
+    for positions whose bound ``|w_c| |u| |v_i| + rest_i`` can still reach the top
+    (:func:`~eventrec.model.blend.best_by_bound`). ``norms[i]`` is ``|catalogue.vectors[i]|``.
+    """
+    n_events = catalogue.tfidf.shape[0]
+    positions = np.arange(n_events, dtype=np.int64)
+    rest = rest_scores(catalogue, users, blend_weights(blend), positions, now, shared)
+    weight = _collaborative_weight(blend)
+    scaled = scaled_users(catalogue, users.vectors)
+    results = []
+    scanned = 0
+    for row, (mask, limit) in enumerate(zip(masks, limits, strict=True)):
+        found, scores, seen = best_by_bound(
+            weight, scaled[row], catalogue.vectors, norms, rest[row], mask, limit
+        )
+        results.append((found, scores))
+        scanned += seen
+    return results, scanned
+
+
+def take_catalogue(catalogue: HybridCatalogue, positions: npt.ArrayLike) -> HybridCatalogue:
+    """The catalogue restricted to ``positions`` (in that order), every per-event array
+    indexed and every catalogue-wide value (largest norm, codes, proximity) kept: the
+    features of the restricted pairs are those of the whole catalogue."""
+    index = np.asarray(positions, dtype=np.int64)
+    n_events = catalogue.tfidf.shape[0]
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(catalogue):
+        value = getattr(catalogue, item.name)
+        if item.name == "tfidf_t":
+            continue  # rebuilt from the restricted rows
+        if sp.issparse(value) and value.shape[0] == n_events:
+            values[item.name] = sp.csr_matrix(value[index])
+        elif (
+            isinstance(value, np.ndarray)
+            and value.ndim >= 1
+            and len(value) == n_events
+            and (item.name != "proximity")
+        ):
+            values[item.name] = value[index]
+        else:
+            values[item.name] = value
+    return HybridCatalogue(**values)
+
+
+def pair_features(
+    catalogue: HybridCatalogue, user: UserSignals, positions: npt.ArrayLike, now: float
+) -> npt.NDArray[np.float64]:
+    """Every feature of one user's pairs with ``positions``, shape (len(positions),
+    n_features): :func:`feature_block` on the restricted catalogue."""
+    sub = take_catalogue(catalogue, positions)
+    block = feature_block(sub, user, np.arange(sub.tfidf.shape[0], dtype=np.int64), now)
+    result: npt.NDArray[np.float64] = block[0]
+    return result
