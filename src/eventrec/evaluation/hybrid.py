@@ -29,6 +29,7 @@ from eventrec.model.hybrid import (
     collaborative_only,
     fit_blend,
     hybrid_scores,
+    normalised,
     signals_of,
 )
 from eventrec.model.hybrid_features import (
@@ -69,6 +70,8 @@ class AtCut:
             city_centroids(),
             published_at=context.dates.published_at[: len(context.documents)],
         )
+        # Scaled over the events on sale at the cut, as serving scales its catalogue.
+        catalogue = normalised(catalogue, np.flatnonzero(context.cut.candidates))
         return cls(base, catalogue, text, context.profiles, context.cut.cut)
 
     def usable(self, users: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:

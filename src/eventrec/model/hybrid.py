@@ -45,6 +45,7 @@ __all__ = [
     "collaborative_only",
     "fit_blend",
     "hybrid_scores",
+    "normalised",
     "pair_features",
     "scaled_users",
     "signals_of",
@@ -283,3 +284,27 @@ def pair_features(
     block = feature_block(sub, user, np.arange(sub.tfidf.shape[0], dtype=np.int64), now)
     result: npt.NDArray[np.float64] = block[0]
     return result
+
+
+def normalised(catalogue: HybridCatalogue, positions: npt.ArrayLike) -> HybridCatalogue:
+    """The catalogue with its scales taken over ``positions`` (what can be recommended):
+    the largest vector norm and the top trending among them.
+
+    Serving's catalogue holds past events too and the evaluation's every event of the
+    log; scaled over the events on sale, the features of an upcoming event are the same
+    in both. Values of other events are clipped to their bounds.
+    """
+    index = np.asarray(positions, dtype=np.int64)
+    if not len(index):
+        return catalogue
+    norms = np.linalg.norm(catalogue.vectors[index].astype(np.float64), axis=1)
+    largest = float(norms.max())
+    top = float(catalogue.trending[index].max())
+    trending = (
+        np.clip(catalogue.trending / top, 0.0, 1.0)
+        if top > 0
+        else np.zeros(len(catalogue.trending))
+    )
+    return dataclasses.replace(
+        catalogue, max_norm=largest if largest > 0 else 1.0, trending=trending
+    )

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from eventrec.model.aggregate import InteractionWeights
 from eventrec.model.blend import HybridBlend
 from eventrec.model.content_map import catalog_vectors
-from eventrec.model.hybrid import blend_weights
+from eventrec.model.hybrid import blend_weights, normalised
 from eventrec.model.hybrid_features import (
     HybridCatalogue,
     TextModel,
@@ -92,6 +92,8 @@ class HybridState:
     text: TextModel
     catalogue: HybridCatalogue
     norms: npt.NDArray[np.float64]
+    # The events on sale when it was built: the catalogue's scales are taken over them.
+    upcoming: npt.NDArray[np.int64]
     refresh_seconds: float = SHARED_REFRESH_SECONDS
     _shared: npt.NDArray[np.float64] | None = None
     _shared_clock: float = math.nan
@@ -113,7 +115,14 @@ class HybridState:
     def with_trending(self, trending: npt.NDArray[np.float32]) -> HybridState:
         """The same hybrid with a new trending list (nothing else rebuilt)."""
         catalogue = dataclasses.replace(self.catalogue, trending=scaled_trending(trending))
-        return HybridState(self.blend, self.text, catalogue, self.norms, self.refresh_seconds)
+        return HybridState(
+            self.blend,
+            self.text,
+            normalised(catalogue, self.upcoming),
+            self.norms,
+            self.upcoming,
+            self.refresh_seconds,
+        )
 
     @classmethod
     def build(
@@ -123,7 +132,10 @@ class HybridState:
         catalog: Catalog,
         factors: npt.NDArray[np.float32],
         trending: npt.NDArray[np.float32],
+        now: float,
+        refresh_seconds: float = SHARED_REFRESH_SECONDS,
     ) -> HybridState:
+        """Built off the request path; scaled over the events on sale at ``now``."""
         from eventrec.resources import city_centroids
 
         documents = catalog.documents
@@ -138,8 +150,9 @@ class HybridState:
             city_centroids(),
             published_at=published,
         )
+        upcoming = np.flatnonzero(catalog.showable & (catalog.starts_at > now)).astype(np.int64)
         norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
-        return cls(blend, text, catalogue, norms)
+        return cls(blend, text, normalised(catalogue, upcoming), norms, upcoming, refresh_seconds)
 
 
 def scaled_trending(trending: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -383,7 +396,9 @@ def build_state(
             if trending is not previous.trending:
                 hybrid = hybrid.with_trending(trending)
         else:
-            hybrid = HybridState.build(model.blend, model.text, catalog, factors, trending)
+            hybrid = HybridState.build(
+                model.blend, model.text, catalog, factors, trending, time.time()
+            )
     state = ServingState(
         catalog=catalog,
         model=model,
