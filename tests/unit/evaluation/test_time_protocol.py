@@ -13,8 +13,8 @@ import pytest
 from eventrec.config import Settings
 from eventrec.evaluation.catalogue import load_events, load_profiles
 from eventrec.evaluation.command import register
-from eventrec.evaluation.loader import load_interactions
 from eventrec.evaluation.hybrid import HybridEventrec
+from eventrec.evaluation.loader import load_interactions
 from eventrec.evaluation.time_protocol import TimeContext, documents_at
 from eventrec.model.records import InteractionLog
 from eventrec.model.timecut import BUCKETS, cut_instants, rank_cut, time_cut
@@ -176,7 +176,8 @@ def test_the_evaluation_ranks_exactly_as_serving_answers_at_the_cut(
     for row, answer in enumerate(answers):
         evaluated = [event_ids[e] for e in recommended[row].tolist() if e >= 0]
         if answer.positions is None:
-            assert not profiles[row] and not len(rows[row])
+            assert not profiles[row]
+            assert not len(rows[row])
             continue
         blended += 1
         served = [state.catalog.event_ids[p] for p in answer.positions.tolist()]
