@@ -223,7 +223,8 @@ def _content_reason(state: ServingState, position: int, own: list[tuple[int, int
     assert hybrid is not None
     known = [(e, p, k) for e, p, k in own if p >= 0 and p != position]
     if not known:
-        return "like events you liked"
+        itself = [k for _, p, k in own if p == position]
+        return f"you {_verb(itself[0])} this event" if itself else "like events you liked"
     tfidf = hybrid.catalogue.tfidf
     similarity = (tfidf[[p for _, p, _ in known]] @ tfidf[position].T).toarray().ravel()
     e, p, kind = known[int(np.argmax(similarity))]
