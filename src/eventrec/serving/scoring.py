@@ -87,6 +87,8 @@ class Answer:
     clock: float = 0.0
     profile: Mapping[str, Any] | None = None
     searches: Sequence[str] = field(default_factory=list)
+    # Scored from the user's own row (False: from the profile and searches alone).
+    personal: bool = True
 
 
 @dataclass
@@ -277,6 +279,7 @@ def answer_rows(
             answer.clock = clock
             answer.profile = user_profiles[i]
             answer.searches = user_searches[i]
+            answer.personal = i in vectors
         return answers, scanned
     with_vector = [i for i in range(n) if i in vectors and state.catalog_factors is not None]
     scanned = 0

@@ -347,8 +347,15 @@ def _validate(
     teaching = np.random.default_rng(seed).random(len(split.users)) < BLEND_SHARE
     users = split.users[~teaching]
     relevant = [r for r, t in zip(split.relevant, teaching.tolist(), strict=True) if not t]
-    teachers = split.users[teaching]
+    # Users new at the cut with a profile teach it too: the blend answers them as well.
+    profiled = [
+        i
+        for i, u in enumerate(cut.new_users.tolist())
+        if u < len(context.profiles) and context.profiles[u]
+    ][: max(len(split.users), 1)]
+    teachers = np.concatenate((split.users[teaching], cut.new_users[profiled])).astype(np.int64)
     taught = [r for r, t in zip(split.relevant, teaching.tolist(), strict=True) if t]
+    taught += [cut.new_relevant[i] for i in profiled]
     blends: dict[str, HybridBlend] = {}
 
     def as_served(params: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -117,7 +117,8 @@ async def recommendations(request: Request) -> JSONResponse:
     forced_trending = assignment is not None and assignment.strategy == "trending"
     if answer.positions is not None and answer.scores is not None and not forced_trending:
         positions = answer.positions.tolist()
-        strategy = "personalised"
+        # The blend answers a user with a profile or searches but no usable row too.
+        strategy = "personalised" if answer.personal else "hybrid_profile"
         if answer.signals is not None:
             reasons = explain_hybrid(state, answer)
         else:
