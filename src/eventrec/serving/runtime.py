@@ -148,11 +148,14 @@ class Caches:
         self.variant_states = states
         self.variant_errors = errors
 
-    def state_for(self, version: str | None, state: ServingState) -> ServingState:
-        """The state serving ``version`` (the current one when it is current or unloaded)."""
-        if version is None or version == state.model_version:
-            return state
-        return self.variant_states.get(version, state)
+    def state_for(
+        self, version: str | None, state: ServingState, hybrid: str = "on"
+    ) -> ServingState:
+        """The state serving ``version`` (the current one when it is current or unloaded);
+        with ``hybrid="off"``, the same state scoring collaboratively (no blend)."""
+        if version is not None and version != state.model_version:
+            state = self.variant_states.get(version, state)
+        return state.collaborative_only() if hybrid == "off" else state
 
 
 class ReloadWatcher:

@@ -195,6 +195,8 @@ class ServingState:
     event_space: EventSpace | None = None
     # The learned hybrid (None: a version without a blend scores collaboratively).
     hybrid: HybridState | None = None
+    # This state without its blend (an experiment's ``hybrid=off``), made once.
+    plain: ServingState | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.event_space is None:
@@ -202,6 +204,14 @@ class ServingState:
         self.catalog_positions(np.zeros(0, dtype=np.int64))  # builds the table off requests
         if self.by_norm is None and self.catalog_factors is not None:
             self.by_norm = NormOrder.of(self.catalog_factors)
+
+    def collaborative_only(self) -> ServingState:
+        """The same version and catalogue scored by the collaborative part alone."""
+        if self.hybrid is None:
+            return self
+        if self.plain is None:
+            self.plain = dataclasses.replace(self, hybrid=None, plain=None)
+        return self.plain
 
     @property
     def weights(self) -> InteractionWeights:

@@ -155,6 +155,20 @@ def test_context_signals_name_the_place_the_budget_and_the_date() -> None:
     assert soon == {"c": "starts in 3 days"}
 
 
+def test_a_hybrid_off_variant_scores_the_same_version_collaboratively() -> None:
+    state = _state(_blend(content=1.0))
+    records = _row([0], [TYPE_SAVE])
+    blended, _ = answer_rows(state, [records], [Filters()], [2], NOW.timestamp())
+    plain_state = state.collaborative_only()
+    assert plain_state.hybrid is None
+    assert state.collaborative_only() is plain_state  # made once per state
+    plain, _ = answer_rows(plain_state, [records], [Filters()], [2], NOW.timestamp())
+    assert plain[0].signals is None
+    # Content alone ranks the other Blue Room jazz event second; the factors, Rock fest.
+    names = [[state.catalog.event_ids[p] for p in a.positions.tolist()] for a in (*blended, *plain)]
+    assert names == [["a", "c"], ["a", "e"]]
+
+
 def test_a_user_nothing_is_known_about_is_left_to_trending() -> None:
     state = _state(_blend(collaborative=1.0, trending=1.0))
     answers, _ = answer_rows(state, [None], [Filters()], [3], NOW.timestamp(), profiles=[None])

@@ -112,7 +112,7 @@ async def recommendations(request: Request) -> JSONResponse:
     state = current_state(runtime)
     assignment = assign(runtime.caches.experiments, user_id)
     if assignment is not None:
-        state = runtime.caches.state_for(assignment.model_version, state)
+        state = runtime.caches.state_for(assignment.model_version, state, assignment.hybrid)
     answer = await runtime.scorer.recommend(state, user_id, filters, limit)
     forced_trending = assignment is not None and assignment.strategy == "trending"
     if answer.positions is not None and answer.scores is not None and not forced_trending:
