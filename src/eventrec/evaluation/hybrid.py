@@ -31,6 +31,7 @@ from eventrec.model.hybrid import (
     hybrid_scores,
     normalised,
     signals_of,
+    take_catalogue,
 )
 from eventrec.model.hybrid_features import (
     HybridCatalogue,
@@ -115,7 +116,10 @@ class AtCut:
     def features(
         self, users: npt.NDArray[np.int64], positions: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float64]:
-        return feature_block(self.catalogue, self.signals(users), positions, self.now)
+        # The features of these positions only: the TF-IDF products stay small.
+        sub = take_catalogue(self.catalogue, positions)
+        every = np.arange(len(positions), dtype=np.int64)
+        return feature_block(sub, self.signals(users), every, self.now)
 
 
 def learn_blend(at: AtCut, validation: TimeCut, random_state: int) -> HybridBlend:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,11 +27,14 @@ from eventrec.model.blend import HybridBlend, best_by_bound, collaborative_terms
 from eventrec.model.errors import ModelFitError
 from eventrec.model.hybrid_features import (
     FEATURES,
+    TEXT_FEATURES,
     HybridCatalogue,
     TextModel,
     UserSignals,
+    dense_profile,
     feature_block,
     rest_scores,
+    row_dots,
     stated_text,
     user_signals,
 )
@@ -38,6 +42,7 @@ from eventrec.model.hybrid_features import (
 __all__ = [
     "COLLABORATIVE_ONLY",
     "NEGATIVES_PER_POSITIVE",
+    "TextBounds",
     "best_hybrid",
     "blend_from_metadata",
     "blend_metadata",
@@ -47,6 +52,7 @@ __all__ = [
     "hybrid_scores",
     "normalised",
     "pair_features",
+    "rest_bounds",
     "scaled_users",
     "signals_of",
     "take_catalogue",
@@ -216,6 +222,82 @@ def hybrid_scores(
     return scores
 
 
+@dataclass(frozen=True)
+class TextBounds:
+    """The catalogue's most common TF-IDF terms (at most :data:`COMMON_TERMS`, each in
+    more than :data:`COMMON_MIN` events) as dense columns: a profile's cosines with every
+    event are its rare terms' sparse product plus one small dense product, close enough
+    to the exact cosine (float32 rounding, :data:`TEXT_SLACK`) to bound it tightly."""
+
+    common: npt.NDArray[np.int64]
+    is_common: npt.NDArray[np.bool_]
+    columns: npt.NDArray[np.float32]  # (len(common), n_events): term j's weight per event
+
+    @classmethod
+    def of(cls, catalogue: HybridCatalogue) -> TextBounds:
+        tfidf = catalogue.tfidf
+        n_terms = tfidf.shape[1]
+        frequency = np.bincount(tfidf.indices, minlength=n_terms)
+        ranked = np.argsort(-frequency, kind="stable")[:COMMON_TERMS]
+        common = np.sort(ranked[frequency[ranked] > COMMON_MIN]).astype(np.int64)
+        is_common = np.zeros(n_terms, dtype=bool)
+        is_common[common] = True
+        columns = np.ascontiguousarray(
+            sp.csc_matrix(tfidf)[:, common].toarray().T, dtype=np.float32
+        )
+        return cls(common, is_common, columns)
+
+
+# The most frequent terms (in more than COMMON_MIN events) kept as dense columns.
+COMMON_TERMS = 128
+COMMON_MIN = 64
+# Float32 rounding of a bound's cosine, in cosine units: added to every text bound.
+TEXT_SLACK = 1e-4
+
+
+def rest_bounds(
+    catalogue: HybridCatalogue,
+    users: UserSignals,
+    weights: Mapping[str, float],
+    now: float,
+    shared: npt.NDArray[np.float64] | None,
+    bounds: TextBounds,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The non-collaborative blend at every position, shape (len(users), n_events): exact
+    without the text cosines, and an upper bound with them (their float32 value over
+    rare terms by a sparse product and common ones by a dense one, widened by
+    :data:`TEXT_SLACK`)."""
+    positions = np.arange(catalogue.tfidf.shape[0], dtype=np.int64)
+    others = {n: w for n, w in weights.items() if n not in TEXT_FEATURES}
+    exact = rest_scores(catalogue, users, others, positions, now, shared)
+    upper = exact.copy()
+    slack = 0.0
+    for name in TEXT_FEATURES:
+        weight = float(weights.get(name, 0.0))
+        if weight == 0.0:
+            continue
+        profile = users.history if name == "content" else users.stated
+        rows = np.flatnonzero(np.diff(profile.indptr) > 0)
+        if not len(rows):
+            continue
+        picked = sp.csr_matrix(profile[rows], dtype=np.float32)
+        common = np.asarray(picked[:, bounds.common].toarray(), dtype=np.float32)
+        rare = picked.copy()
+        rare.data[bounds.is_common[rare.indices]] = 0.0
+        rare.eliminate_zeros()
+        cosine = (rare @ catalogue.tfidf_t).toarray()
+        for row in range(len(rows)):  # each profile's few common terms, one pass each
+            for j in np.flatnonzero(common[row]).tolist():
+                cosine[row] += common[row, j] * bounds.columns[j]
+        np.clip(cosine, 0.0, 1.0, out=cosine)
+        cosine *= np.float32(weight)
+        upper[rows] += cosine
+        slack += abs(weight) * TEXT_SLACK
+    if slack:
+        upper += slack
+    return exact, upper
+
+
 def best_hybrid(
     blend: HybridBlend,
     catalogue: HybridCatalogue,
@@ -225,26 +307,51 @@ def best_hybrid(
     limits: Sequence[int],
     now: float,
     shared: npt.NDArray[np.float64] | None = None,
+    text_bounds: TextBounds | None = None,
 ) -> tuple[list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]], int]:
     """Each user's best ``limit`` eligible positions by the blend, exactly (ties: lower
-    position), and how many collaborative terms were computed in all.
+    position), and how many positions were scored exactly in all.
 
-    The non-collaborative part is computed for every position at once
-    (:func:`~eventrec.model.hybrid_features.rest_scores`); the collaborative part only
-    for positions whose bound ``|w_c| |u| |v_i| + rest_i`` can still reach the top
-    (:func:`~eventrec.model.blend.best_by_bound`). ``norms[i]`` is ``|catalogue.vectors[i]|``.
+    Every position gets an upper bound ``|w_c| |u| |v_i| + upper_i`` (Cauchy-Schwarz on
+    the collaborative part, :func:`rest_bounds` on the others); positions are scored
+    exactly (the same values as :func:`hybrid_scores` at every position) in decreasing
+    bound until the ``limit``-th best beats every bound left
+    (:func:`~eventrec.model.blend.best_by_bound`). ``norms[i]`` is
+    ``|catalogue.vectors[i]|``; ``shared``: the shared features' blend at every position.
     """
-    n_events = catalogue.tfidf.shape[0]
-    positions = np.arange(n_events, dtype=np.int64)
-    rest = rest_scores(catalogue, users, blend_weights(blend), positions, now, shared)
+    n_terms = catalogue.tfidf.shape[1]
+    weights = blend_weights(blend)
+    bounds = TextBounds.of(catalogue) if text_bounds is None else text_bounds
+    exact_others, upper = rest_bounds(catalogue, users, weights, now, shared, bounds)
     weight = _collaborative_weight(blend)
     scaled = scaled_users(catalogue, users.vectors)
+    texts = [
+        (float(weights.get(name, 0.0)), users.history if name == "content" else users.stated)
+        for name in TEXT_FEATURES
+    ]
     results = []
     scanned = 0
     for row, (mask, limit) in enumerate(zip(masks, limits, strict=True)):
+        profiles = [
+            (w, dense_profile(p, row, n_terms))
+            for w, p in texts
+            if w != 0.0 and p.indptr[row] != p.indptr[row + 1]
+        ]
+
+        def exact(
+            positions: npt.NDArray[np.int64],
+            row: int = row,
+            profiles: list[tuple[float, npt.NDArray[np.float64]]] = profiles,
+        ) -> npt.NDArray[np.float64]:
+            values: npt.NDArray[np.float64] = exact_others[row, positions]
+            for w, profile in profiles:  # as rest_scores adds them: text last, in order
+                values += w * np.clip(row_dots(catalogue.tfidf, profile, positions), 0.0, 1.0)
+            return values
+
         found, scores, seen = best_by_bound(
-            weight, scaled[row], catalogue.vectors, norms, rest[row], mask, limit
-        )
+            weight, scaled[row], catalogue.vectors, norms, upper[row], mask, limit,
+            exact_rest=exact,
+        )  # fmt: skip
         results.append((found, scores))
         scanned += seen
     return results, scanned

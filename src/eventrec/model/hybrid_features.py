@@ -50,6 +50,7 @@ __all__ = [
     "rest_scores",
     "shared_rest",
     "stated_text",
+    "text_cosines",
     "user_signals",
 ]
 
@@ -403,6 +404,8 @@ def feature_block(
 
 # Features that do not depend on the user: one column per catalogue, shared by a batch.
 SHARED_FEATURES = ("trending", "soon", "fresh")
+# Cosines of TF-IDF profiles: summed sparsely, added last (see :func:`rest_scores`).
+TEXT_FEATURES = ("content", "profile")
 
 
 def shared_columns(
@@ -437,6 +440,50 @@ def shared_rest(
     return total
 
 
+def row_dots(
+    tfidf: sp.csr_matrix, profile: npt.NDArray[np.float64], positions: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """``tfidf[positions] @ profile`` (a dense profile over the terms) in float64, each
+    position's sum over its own terms in their stored order: the same value whichever
+    other positions are computed with it."""
+    positions = np.asarray(positions, dtype=np.int64)
+    starts = tfidf.indptr[positions]
+    lengths = tfidf.indptr[positions + 1] - starts
+    owner = np.repeat(np.arange(len(positions)), lengths)
+    first = np.cumsum(lengths) - lengths
+    offsets = np.arange(int(lengths.sum())) + np.repeat(starts - first, lengths)
+    products = tfidf.data[offsets].astype(np.float64) * profile[tfidf.indices[offsets]]
+    return np.asarray(
+        np.bincount(owner, weights=products, minlength=len(positions)), dtype=np.float64
+    )
+
+
+def dense_profile(profiles: sp.csr_matrix, row: int, n_terms: int) -> npt.NDArray[np.float64]:
+    """Row ``row`` of a sparse profile matrix as a dense float64 vector over the terms."""
+    start, stop = profiles.indptr[row], profiles.indptr[row + 1]
+    dense = np.zeros(n_terms)
+    dense[profiles.indices[start:stop]] = profiles.data[start:stop]
+    return dense
+
+
+def text_cosines(
+    tfidf: sp.csr_matrix, profiles: sp.csr_matrix, positions: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """``profiles @ tfidf[positions].T`` in float64 by :func:`row_dots`.
+
+    Returns
+    -------
+    ndarray of shape (n_profiles, len(positions)), float64
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    result = np.zeros((profiles.shape[0], len(positions)))
+    for user in range(profiles.shape[0]):
+        if profiles.indptr[user] == profiles.indptr[user + 1]:
+            continue
+        result[user] = row_dots(tfidf, dense_profile(profiles, user, tfidf.shape[1]), positions)
+    return result
+
+
 def rest_scores(
     catalogue: HybridCatalogue,
     users: UserSignals,
@@ -466,24 +513,20 @@ def rest_scores(
     """
     positions = np.asarray(positions, dtype=np.int64)
     n, m = len(users), len(positions)
-    everything = m == catalogue.tfidf.shape[0] and np.array_equal(positions, np.arange(m))
     if shared is None:
         shared = shared_rest(catalogue, weights, positions, now)
     result = np.empty((n, m), dtype=np.float64)
     result[:] = shared[None, :]
     unknown: list[tuple[int, float]] = []
     for name, weight in weights.items():
-        if weight == 0.0 or name == FEATURES[COLLABORATIVE] or name in SHARED_FEATURES:
+        if (
+            weight == 0.0
+            or name == FEATURES[COLLABORATIVE]
+            or name in SHARED_FEATURES
+            or name in TEXT_FEATURES
+        ):
             continue
-        if name in ("content", "profile"):
-            profile = users.history if name == "content" else users.stated
-            rows = np.flatnonzero(np.diff(profile.indptr) > 0)
-            if not len(rows):
-                continue
-            cosines = (sp.csr_matrix(profile[rows]) @ catalogue.tfidf_t).toarray()
-            picked = cosines if everything else cosines[:, positions]
-            result[rows] += weight * np.clip(picked, 0.0, 1.0)
-        elif name == "category":
+        if name == "category":
             rows = np.flatnonzero(users.categories.any(axis=1))
             if len(rows):
                 codes = catalogue.category[positions]
@@ -510,4 +553,14 @@ def rest_scores(
         block = feature_block(catalogue, users, positions, now)
         for column, weight in unknown:
             result += weight * block[:, :, column]
+    # The text features last, in TEXT_FEATURES' order: the top-k adds them in that order.
+    for name in TEXT_FEATURES:
+        weight = float(weights.get(name, 0.0))
+        if weight == 0.0:
+            continue
+        profile = users.history if name == "content" else users.stated
+        rows = np.flatnonzero(np.diff(profile.indptr) > 0)
+        if len(rows):
+            cosines = text_cosines(catalogue.tfidf, sp.csr_matrix(profile[rows]), positions)
+            result[rows] += weight * np.clip(cosines, 0.0, 1.0)
     return result

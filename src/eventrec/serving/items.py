@@ -130,7 +130,8 @@ def explain_hybrid(state: ServingState, answer: Answer) -> list[str]:
     positions = [] if answer.positions is None else answer.positions.tolist()
     if hybrid is None or answer.signals is None or not positions:
         return ["recommended for you"] * len(positions)
-    features = pair_features(hybrid.catalogue, answer.signals, positions, answer.clock)
+    user = answer.signals.take([answer.signal_row])
+    features = pair_features(hybrid.catalogue, user, positions, answer.clock)
     strongest = hybrid.blend.strongest(features)
     own = _own_events(state, answer.strongest or {})
     reasons = []

@@ -73,7 +73,8 @@ class Answer:
     user's hidden ones removed (None when the row was not folded in). ``positions`` and
     ``scores``: the best eligible events, best first (None: no usable vector).
     ``strongest``: per store event index, the user's strongest interaction with it.
-    ``signals``: the user's hybrid signals (one row) when the blend answered, and
+    ``signals``: the batch's hybrid signals (the user's is ``signal_row``) when the blend
+    answered, and
     ``clock`` the instant its features were computed at; ``profile``, ``searches``: what
     the hybrid read of the user (for reasons).
     """
@@ -83,7 +84,8 @@ class Answer:
     positions: npt.NDArray[np.int64] | None = None
     scores: npt.NDArray[np.floating[Any]] | None = None
     strongest: dict[int, tuple[int, int]] | None = None
-    signals: UserSignals | None = None
+    signals: UserSignals | None = None  # the batch's; this user's is row ``signal_row``
+    signal_row: int = 0
     clock: float = 0.0
     profile: Mapping[str, Any] | None = None
     searches: Sequence[str] = field(default_factory=list)
@@ -271,11 +273,12 @@ def answer_rows(
             [limits[i] for i in chosen],
             clock,
             hybrid.shared(now),
+            hybrid.text_bounds,
         )
         for row, (i, (positions, scores)) in enumerate(zip(chosen, found, strict=True)):
             answer = answers[i]
             answer.positions, answer.scores = positions, scores
-            answer.signals = signals.take([row])
+            answer.signals, answer.signal_row = signals, row  # taken only to explain
             answer.clock = clock
             answer.profile = user_profiles[i]
             answer.searches = user_searches[i]

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from eventrec.model.aggregate import InteractionWeights
 from eventrec.model.blend import HybridBlend
 from eventrec.model.content_map import catalog_vectors
-from eventrec.model.hybrid import blend_weights, normalised
+from eventrec.model.hybrid import TextBounds, blend_weights, normalised
 from eventrec.model.hybrid_features import (
     HybridCatalogue,
     TextModel,
@@ -95,8 +95,14 @@ class HybridState:
     # The events on sale when it was built: the catalogue's scales are taken over them.
     upcoming: npt.NDArray[np.int64]
     refresh_seconds: float = SHARED_REFRESH_SECONDS
+    # Per TF-IDF term: common or not, largest weight (the text bounds of the top-k).
+    text_bounds: TextBounds | None = None
     _shared: npt.NDArray[np.float64] | None = None
     _shared_clock: float = math.nan
+
+    def __post_init__(self) -> None:
+        if self.text_bounds is None:
+            self.text_bounds = TextBounds.of(self.catalogue)
 
     def clock(self, now: float) -> float:
         """The instant the hybrid's time-dependent features are computed at for ``now``."""
@@ -122,6 +128,7 @@ class HybridState:
             self.norms,
             self.upcoming,
             self.refresh_seconds,
+            self.text_bounds,
         )
 
     @classmethod
