@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from eventrec.model.hybrid import pair_features
-from eventrec.model.hybrid_features import stated_text
+from eventrec.model.hybrid_features import dense_profile, row_dots, stated_text
 from eventrec.model.records import TYPE_NAMES
 from eventrec.model.served import profile_trending
 from eventrec.serving.catalog import top_positions
@@ -227,7 +227,8 @@ def _content_reason(state: ServingState, position: int, own: list[tuple[int, int
         itself = [k for _, p, k in own if p == position]
         return f"you {_verb(itself[0])} this event" if itself else "like events you liked"
     tfidf = hybrid.catalogue.tfidf
-    similarity = (tfidf[[p for _, p, _ in known]] @ tfidf[position].T).toarray().ravel()
+    item = dense_profile(tfidf, position, tfidf.shape[1])
+    similarity = row_dots(tfidf, item, np.array([p for _, p, _ in known], dtype=np.int64))
     e, p, kind = known[int(np.argmax(similarity))]
     title = _title(state, e, p)
     doc, other = state.catalog.documents[position], state.catalog.documents[p]
