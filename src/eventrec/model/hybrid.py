@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from eventrec.model.blend import HybridBlend, best_by_bound, collaborative_terms, sample_pairs
+from eventrec.model.blend import HybridBlend, best_by_bound, sample_pairs
 from eventrec.model.errors import ModelFitError
 from eventrec.model.hybrid_features import (
     FEATURES,
@@ -217,8 +217,10 @@ def hybrid_scores(
     weight = _collaborative_weight(blend)
     if weight != 0.0:
         scaled = scaled_users(catalogue, users.vectors)
+        # collaborative_terms of every position, its float64 copy made once for the batch.
+        vectors64 = catalogue.vectors.astype(np.float64)
         for row in np.flatnonzero(scaled.any(axis=1)).tolist():
-            scores[row] += weight * collaborative_terms(catalogue.vectors, positions, scaled[row])
+            scores[row] += weight * (vectors64 * scaled[row]).sum(axis=1)
     return scores
 
 
