@@ -26,6 +26,9 @@ from eventrec.model.blend import HybridBlend
 from eventrec.model.errors import ModelFitError
 from eventrec.model.hybrid import (
     USER_CHUNK,
+    TextBounds,
+    best_hybrid,
+    blend_weights,
     collaborative_only,
     fit_blend,
     hybrid_scores,
@@ -39,6 +42,7 @@ from eventrec.model.hybrid_features import (
     UserSignals,
     event_text,
     feature_block,
+    shared_rest,
 )
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.served import aggregate_rows, fold_in, profile_trending
@@ -197,6 +201,44 @@ class HybridEventrec:
         self.at_cut_ = AtCut.of(base, context)
         self.params_ = {**base.params_, "blend": self.blend_.to_dict()}
         return self
+
+    def rank_top(
+        self, users: np.ndarray, candidates: np.ndarray, exclude: sp.csr_matrix, k: int
+    ) -> npt.NDArray[np.int64]:
+        """The top-k candidates per user as :func:`rank` would take them from
+        :meth:`score`, by the exact pruned top-k serving uses (padded with -1)."""
+        users = np.asarray(users, dtype=np.int64)
+        at, base, blend = self.at_cut_, self.at_cut_.base, self.blend_
+        catalogue = at.catalogue
+        n_events = catalogue.tfidf.shape[0]
+        norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
+        bounds = TextBounds.of(catalogue)
+        every = np.arange(n_events, dtype=np.int64)
+        shared = shared_rest(catalogue, blend_weights(blend), every, at.now)
+        trending = np.asarray(base.served_.trending, dtype=np.float64)
+        result = np.full((len(users), k), -1, dtype=np.int64)
+        for start in range(0, len(users), USER_CHUNK):
+            chunk = users[start : start + USER_CHUNK]
+            signals = at.signals(chunk)
+            profiles = np.array([bool(p) for p in at._profiles(chunk)], dtype=bool)
+            usable = signals.vectors.any(axis=1) | profiles
+            masks = []
+            for row, user in enumerate(chunk.tolist()):
+                mask = np.asarray(candidates, dtype=bool).copy()
+                mask[exclude[user].indices] = False
+                if base.hide_viewed_:
+                    mask[base._rows(chunk[row : row + 1])[0]["event"]] = False
+                masks.append(mask)
+            found, _ = best_hybrid(
+                blend, catalogue, norms, signals, masks, [k] * len(chunk), at.now, shared, bounds
+            )
+            for row, (positions, _) in enumerate(found):
+                if not usable[row]:  # nothing known: trending, as serving answers
+                    eligible = np.flatnonzero(masks[row])
+                    order = np.lexsort((eligible, -trending[eligible]))
+                    positions = eligible[order][:k]
+                result[start + row, : len(positions)] = positions
+        return result
 
     def score(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)

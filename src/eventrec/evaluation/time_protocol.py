@@ -119,7 +119,12 @@ class TimeModel(Protocol):
 
 def rank(model: TimeModel, users: np.ndarray, cut: TimeCut, k: int) -> npt.NDArray[np.int64]:
     """Top-k candidates per user; a model whose scores are the same for everyone
-    (``shared_scores_``) is sorted once."""
+    (``shared_scores_``) is sorted once, one with its own exact top-k (``rank_top``, the
+    hybrid's pruned search) uses it."""
+    top = getattr(model, "rank_top", None)
+    if top is not None:
+        ranked: npt.NDArray[np.int64] = top(users, cut.candidates, cut.exclude, k)
+        return ranked
     shared = getattr(model, "shared_scores_", None)
     if shared is not None:
         return rank_shared(np.asarray(shared), users, cut.candidates, cut.exclude, k)

@@ -15,7 +15,7 @@ from eventrec.evaluation.catalogue import load_events, load_profiles
 from eventrec.evaluation.command import register
 from eventrec.evaluation.hybrid import HybridEventrec
 from eventrec.evaluation.loader import load_interactions
-from eventrec.evaluation.time_protocol import TimeContext, documents_at
+from eventrec.evaluation.time_protocol import TimeContext, documents_at, rank
 from eventrec.model.records import InteractionLog
 from eventrec.model.timecut import BUCKETS, cut_instants, rank_cut, time_cut
 from eventrec.serving.catalog import Catalog, Filters
@@ -159,6 +159,8 @@ def test_the_evaluation_ranks_exactly_as_serving_answers_at_the_cut(
     cut = context.cut
     users = np.concatenate((cut.users[:150], cut.new_users[:50]))
     recommended = rank_cut(model.score, users, cut.candidates, cut.exclude, 10)
+    # The protocol ranks by the pruned exact top-k: the same as scoring every event.
+    assert rank(model, users, cut, 10).tolist() == recommended.tolist()
 
     state = _serving_state(model, context, event_ids)
     train = cut.train
