@@ -410,7 +410,15 @@ def test_a_new_booking_changes_the_next_response_within_2s(
             and share(after) > share_before
         )
 
-    wait_until(reflected, 2.0, "the booking to hide its event and pull its category up")
+    try:
+        wait_until(reflected, 2.0, "the booking to hide its event and pull its category up")
+    except AssertionError as exc:
+        seen = {i["event_id"] for i in after.get("items", [])}
+        raise AssertionError(
+            f"{exc}: strategy {after.get('strategy')}, target shown {target in seen}, "
+            f"{target_category} {share(after) if after else None} of {limit} "
+            f"(before {share_before})"
+        ) from None
     assert time.monotonic() - started < 2.5
     if user_kind == "brand-new":
         assert share(after) >= 3
