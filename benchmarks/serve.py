@@ -1,10 +1,12 @@
 """Serving benchmark: `/recommendations` against `/health` and the original guide's method.
 
 Loads 50,000 upcoming events, 200,000 users with rows (10-30 records each) and a 64-factor
-model version into a Redis of its own, through the store (catalog via ``apply_entities``,
-id maps, rows via ``apply_interactions``, the version via ``write_version`` and
-``activate_version``), starts `eventrec serve` as a separate process, then measures with
-wrk (16 connections, 2 threads, 30 s each, user ids drawn at random per request):
+model version with the hybrid's blend (learned as the trainer does, on a validation cut a
+week before the data's end) and TF-IDF into a Redis of its own, through the store
+(catalog via ``apply_entities``, id maps, rows via ``apply_interactions``, the version
+via ``write_version`` and ``activate_version``), starts `eventrec serve` as a separate
+process, then measures with wrk (16 connections, 2 threads, 30 s each, user ids drawn at
+random per request):
 
 - rec: ``GET /recommendations?user_id=...&limit=10``;
 - health: ``GET /health`` on the same server (the HTTP stack's own ceiling);
@@ -47,7 +49,10 @@ import numpy as np
 
 from eventrec.config import Settings
 from eventrec.devstack import LocalServices
+from eventrec.evaluation.hybrid import AtCut
+from eventrec.evaluation.time_protocol import ServedEventrec, TimeContext, documents_at
 from eventrec.model.content_map import fit_content_map
+from eventrec.model.hybrid import blend_metadata, fit_blend
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.records import (
     RECORD_DTYPE,
@@ -57,11 +62,17 @@ from eventrec.model.records import (
     TYPE_SAVE,
     TYPE_VIEW,
 )
+from eventrec.model.timecut import time_cut
 from eventrec.schemas import Event
 from eventrec.store.store import NO_HASH, InteractionBatch, Store, connect
 from eventrec.store.versions import activate_version, write_trending, write_version
 from eventrec.topics import create_topics
-from eventrec.trainer.fit import trending_scores, version_arrays
+from eventrec.trainer.fit import (
+    event_dates,
+    fit_text,
+    trending_scores,
+    version_arrays,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 6
@@ -237,11 +248,52 @@ def load_rows(store: Store, settings: Settings, data: dict[str, np.ndarray]) -> 
             offset = batch.next_offset
 
 
+def fit_blend_as_trainer(
+    log_: Any, parsed: list[dict[str, Any] | None]
+) -> tuple[Any, dict[str, Any]]:
+    """The hybrid's blend as the trainer learns it: the 64-factor configuration fitted
+    before a validation cut a week before the data's end, pairs of the cut's users."""
+    dates = event_dates(parsed)
+    end = float(log_.records["time"].max())
+    cut = time_cut(log_, end - 7 * DAY, 7.0, dates=dates)
+    context = TimeContext(
+        cut=cut,
+        raw_rating=cut.train.records["value"].astype(np.float64),
+        documents=documents_at(parsed, dates, cut),
+        profiles=[],
+        dates=dates,
+        horizon_days=7.0,
+        relevant_min_rating=4.0,
+    )
+    estimator = EventrecModel(n_factors=64, random_state=0)
+    base = ServedEventrec(random_state=0, estimator=estimator).fit(context)
+    at = AtCut.of(base, context)
+    users = cut.users[:2000]
+    blend = fit_blend(
+        at.features,
+        users,
+        cut.relevant[: len(users)],
+        np.flatnonzero(cut.candidates),
+        cut.exclude,
+        0,
+    )
+    return blend, {"blend_users": len(users), "candidates": int(cut.candidates.sum())}
+
+
 def publish_model(store: Store, settings: Settings) -> str:
-    """Fit a 64-factor model on the stored rows (no search) and make it current."""
+    """Fit a 64-factor model on the stored rows (no search), learn the hybrid's blend as
+    the trainer does, and make the version current."""
     snapshot = store.snapshot(settings.topic_interactions)
     log_, event_ids = snapshot.log, snapshot.event_ids
     documents = store.entity_documents("events", settings.topic_events)
+    parsed = [json.loads(documents[e]) if e in documents else None for e in event_ids]
+    started = time.perf_counter()
+    blend, blend_info = fit_blend_as_trainer(log_, parsed)
+    log(
+        f"blend learned in {time.perf_counter() - started:.1f} s: "
+        + ", ".join(f"{n} {w:+.3f}" for n, w in zip(blend.features, blend.weights_, strict=True))
+    )
+    text = fit_text(parsed)
     model = EventrecModel(n_factors=64, random_state=0).fit(log_)
     featurizer, content_map, content_info = fit_content_map(
         [documents.get(event_id) for event_id in event_ids],
@@ -261,9 +313,14 @@ def publish_model(store: Store, settings: Settings) -> str:
             "alpha": float(content_map.alpha),
             **content_info,
         },
+        "hybrid": {
+            "blend": blend_metadata(blend),
+            "text": {"min_df": text.min_df, "terms": len(text.vocabulary_)},
+            "benchmark": blend_info,
+        },
     }
     version = write_version(
-        store, version_arrays(model, content_map, trending, event_ids), metadata
+        store, version_arrays(model, content_map, trending, event_ids, text), metadata
     )
     write_trending(store, event_ids, trending, {"computed_at": time.time()})
     activate_version(store, version)

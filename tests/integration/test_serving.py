@@ -319,11 +319,13 @@ def test_cold_start_uses_the_profile_and_unknown_users_are_fine(any_stack: Stack
 
     def profiled() -> bool:
         body = stack.serve.recommend("newcomer-1", limit=5)
-        return body["strategy"].startswith("trending_profile")
+        return body["strategy"] == "hybrid_profile"
 
+    # No interactions, a profile: the learned blend answers from the profile.
     wait_until(profiled, 10, "the newcomer's profile")
     items = stack.serve.recommend("newcomer-1", limit=5)["items"]
-    assert all(item["city"] == "Galle" or item["category"] == "sports" for item in items)
+    matching = [item for item in items if item["city"] == "Galle" or item["category"] == "sports"]
+    assert len(matching) >= 3, items
     stranger = stack.serve.recommend("never-seen-before", limit=5)
     assert stranger["strategy"] == "trending"
     assert len(stranger["items"]) == 5
@@ -414,7 +416,15 @@ def test_a_new_booking_changes_the_next_response_within_2s(
             and share(after) > share_before
         )
 
-    wait_until(reflected, 2.0, "the booking to hide its event and pull its category up")
+    try:
+        wait_until(reflected, 2.0, "the booking to hide its event and pull its category up")
+    except AssertionError as exc:
+        seen = {i["event_id"] for i in after.get("items", [])}
+        raise AssertionError(
+            f"{exc}: strategy {after.get('strategy')}, target shown {target in seen}, "
+            f"{target_category} {share(after) if after else None} of {limit} "
+            f"(before {share_before})"
+        ) from None
     assert time.monotonic() - started < 2.5
     if user_kind == "brand-new":
         assert share(after) >= 3
@@ -664,7 +674,8 @@ def test_fallback_hides_own_events_and_finds_profiles_in_every_partition(any_sta
             hidden = set().union(*own[user_id].values())
             exposed += bool(hidden & popular)
             body = app.get("/recommendations", params={"user_id": user_id, "limit": 50}).json()
-            assert body["strategy"].startswith("trending"), body["strategy"]
+            # Too few records for a vector: the blend from the profile, or trending.
+            assert body["strategy"] in ("hybrid_profile", "trending"), body["strategy"]
             shown = {item["event_id"] for item in body["items"]}
             assert not shown & hidden, (user_id, shown & hidden)
         assert exposed >= 10  # the unmasked trending list would have shown them
@@ -684,7 +695,7 @@ def test_fallback_hides_own_events_and_finds_profiles_in_every_partition(any_sta
         assert len(far) == 10
         for user_id in far:
             body = app.get("/recommendations", params={"user_id": user_id}).json()
-            assert body["strategy"].startswith("trending_profile"), user_id
+            assert body["strategy"] == "hybrid_profile", user_id
     store.client.close()
 
 

@@ -146,6 +146,39 @@ def test_one_round_trip_reads_what_two_reads_return(
 
 
 @ON_SERVER_AND_CLUSTER
+def test_searches_come_with_the_rows_in_the_same_round_trips(
+    settings: Settings, store: Store, redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hybrid's read: each user's recent searches, newest first, read with the row
+    (in the script call on a server), the same as the two-step read finds them."""
+    keys, topic = Keys(settings.key_prefix), settings.topic_interactions
+    queries = {"ana": ["jazz", "kandy comedy"], "chloe": ["opera"], "femi": ["cricket"]}
+    for user, listed in queries.items():
+        redis_client.rpush(keys.searches(topic, ROWS[user][0], user), *listed)
+    batches = [["ana", "dev", "gus"], ["chloe", "ana", "ben", "gus"], ["femi", "chloe"]]
+
+    async def run() -> list[tuple[list[list[str]], list[list[str]]]]:
+        redis = connect_async(settings.redis_url)
+        reader = OwnedRows(redis, keys, topic)
+        one_space, two_space = EventSpace(["ev-9"]), EventSpace(["ev-9"])
+        found = []
+        try:
+            for users in batches:
+                one_searches: list[list[str]] = [[] for _ in users]
+                two_searches: list[list[str]] = [[] for _ in users]
+                one = await reader.read(users, one_space, one_searches)
+                two = await read_rows(redis, keys, topic, users, two_space, two_searches)
+                assert readable(one, one_space) == readable(two, two_space) == expected(users)
+                found.append((one_searches, two_searches))
+        finally:
+            await redis.aclose()
+        return found
+
+    for users, (one, two) in zip(batches, asyncio.run(run()), strict=True):
+        assert one == two == [queries.get(user, []) for user in users]
+
+
+@ON_SERVER_AND_CLUSTER
 def test_one_round_trip_notices_a_partition_that_lost_data(
     settings: Settings, store: Store, redis_backend: str
 ) -> None:

@@ -192,6 +192,10 @@ def test_fit_refit_and_roll_back(ingested: Settings, store: Store) -> None:
     assert f"* {first}" in listing.stdout
     shown = eventrec(ingested, "model", "show", second)
     assert json.loads(shown.stdout)["version"] == second
+    blend = json.loads(shown.stdout)["hybrid"]["blend"]
+    assert sum(blend["shares"].values()) == pytest.approx(1.0)
+    for name in blend["features"]:  # each feature's weight and share, for people
+        assert f"  {name}" in shown.stderr
 
 
 @ON_SERVER_AND_CLUSTER

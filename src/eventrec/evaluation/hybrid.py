@@ -1,11 +1,14 @@
 """The hybrid under the time protocol: eventrec's collaborative part, content, profile and
 context features (:mod:`eventrec.model.hybrid_features`), blended by a logistic
-regression learned on the validation cut (:mod:`eventrec.model.blend`).
+regression learned on the validation cut (:mod:`eventrec.model.hybrid`).
 
 At a cut T: eventrec as served is fitted before T (its search validating one horizon
 earlier, as ever); the same configuration is fitted before the validation cut, whose
 relevant pairs (positives) and pairs sampled from the same candidates (negatives) teach
-the blend; the blend then ranks every candidate at T from the features at T.
+the blend; the blend then ranks every candidate at T from the features at T, as serving
+answers (``answer_rows``): users with a usable row, a profile or searches by the blend,
+users nothing is known about by trending. This is the time protocol's ``eventrec`` (and
+``hybrid``, its alias).
 """
 
 from __future__ import annotations
@@ -19,31 +22,38 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from eventrec.evaluation.time_protocol import ServedEventrec, TimeContext, documents_at
-from eventrec.model.blend import HybridBlend, sample_pairs
+from eventrec.model.blend import HybridBlend
 from eventrec.model.errors import ModelFitError
+from eventrec.model.hybrid import (
+    USER_CHUNK,
+    TextBounds,
+    best_hybrid,
+    blend_weights,
+    collaborative_only,
+    fit_blend,
+    hybrid_scores,
+    normalised,
+    signals_of,
+    take_catalogue,
+)
 from eventrec.model.hybrid_features import (
     HybridCatalogue,
     TextModel,
     UserSignals,
     event_text,
     feature_block,
-    stated_text,
-    user_signals,
+    shared_rest,
 )
 from eventrec.model.recommender import EventrecModel
-from eventrec.model.served import aggregate_rows, fold_in
+from eventrec.model.served import aggregate_rows, fold_in, profile_trending
+from eventrec.model.timecut import TimeCut
 from eventrec.resources import city_centroids
 
-__all__ = ["HybridEventrec"]
-
-# Sampled negatives per relevant pair, and the validation users that teach the blend.
-NEGATIVES_PER_POSITIVE = 4
-MAX_BLEND_USERS = 5_000
-USER_CHUNK = 256
+__all__ = ["AtCut", "HybridEventrec"]
 
 
 @dataclass
-class _AtCut:
+class AtCut:
     """The hybrid's inputs at one instant: the catalogue's arrays and the users' rows."""
 
     base: ServedEventrec
@@ -53,7 +63,7 @@ class _AtCut:
     now: float
 
     @classmethod
-    def of(cls, base: ServedEventrec, context: TimeContext) -> _AtCut:
+    def of(cls, base: ServedEventrec, context: TimeContext) -> AtCut:
         texts = [event_text(d) for d in context.documents]
         text = TextModel().fit(texts)
         catalogue = HybridCatalogue.build(
@@ -65,7 +75,20 @@ class _AtCut:
             city_centroids(),
             published_at=context.dates.published_at[: len(context.documents)],
         )
+        # Scaled over the events on sale at the cut, as serving scales its catalogue.
+        catalogue = normalised(catalogue, np.flatnonzero(context.cut.candidates))
         return cls(base, catalogue, text, context.profiles, context.cut.cut)
+
+    def usable(self, users: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Users serving answers by the blend: a usable row (a non-zero vector), or a
+        profile."""
+        folded = self.signals(users).vectors.any(axis=1)
+        profiles = np.array([bool(p) for p in self._profiles(users)], dtype=bool)
+        result: npt.NDArray[np.bool_] = folded | profiles
+        return result
+
+    def _profiles(self, users: npt.NDArray[np.int64]) -> list[dict[str, Any] | None]:
+        return [self.profiles[u] if u < len(self.profiles) else None for u in users.tolist()]
 
     def signals(self, users: npt.NDArray[np.int64]) -> UserSignals:
         rows = self.base._rows(users)
@@ -90,26 +113,64 @@ class _AtCut:
             placed = sp.lil_matrix((n, n_events), dtype=np.float32)
             placed[usable] = folded
             confidence = sp.csr_matrix(placed)
-        profiles = [self.profiles[u] if u < len(self.profiles) else None for u in users.tolist()]
-        stated = self.text.transform([stated_text(p) for p in profiles])
-        return user_signals(self.catalogue, vectors, confidence, stated, profiles)
+        return signals_of(
+            self.catalogue, self.text, vectors, confidence, None, self._profiles(users)
+        )
 
     def features(
         self, users: npt.NDArray[np.int64], positions: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float64]:
-        return feature_block(self.catalogue, self.signals(users), positions, self.now)
+        # The features of these positions only: the TF-IDF products stay small.
+        sub = take_catalogue(self.catalogue, positions)
+        every = np.arange(len(positions), dtype=np.int64)
+        return feature_block(sub, self.signals(users), every, self.now)
+
+
+def learn_blend(at: AtCut, validation: TimeCut, random_state: int) -> HybridBlend:
+    """The blend taught on a cut's relevant pairs (users with a history and new users);
+    the collaborative-only fallback when there is nothing to learn from."""
+    users = np.concatenate((validation.users, validation.new_users)).astype(np.int64)
+    relevant = [*validation.relevant, *validation.new_relevant]
+    try:
+        return fit_blend(
+            at.features,
+            users,
+            relevant,
+            np.flatnonzero(validation.candidates),
+            validation.exclude,
+            random_state,
+        )
+    except ModelFitError as exc:
+        return collaborative_only(str(exc))
 
 
 class HybridEventrec:
     """The learned hybrid at a cut (see the module docstring)."""
 
-    def __init__(self, random_state: int = 42, n_jobs: int = 2) -> None:
+    def __init__(
+        self,
+        random_state: int = 42,
+        n_jobs: int = 2,
+        estimator: EventrecModel | None = None,
+    ) -> None:
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.estimator = estimator
         self.params_: dict[str, Any] = {}
 
+    @classmethod
+    def of(cls, base: ServedEventrec, context: TimeContext, blend: HybridBlend) -> HybridEventrec:
+        """The hybrid of an already fitted ``base`` with a given blend (the trainer's gate)."""
+        hybrid = cls(random_state=base.random_state)
+        hybrid.blend_ = blend
+        hybrid.at_cut_ = AtCut.of(base, context)
+        hybrid.params_ = {**base.params_, "blend": blend.to_dict()}
+        return hybrid
+
     def fit(self, context: TimeContext) -> HybridEventrec:
-        base = ServedEventrec(random_state=self.random_state, n_jobs=self.n_jobs).fit(context)
+        base = ServedEventrec(
+            random_state=self.random_state, n_jobs=self.n_jobs, estimator=self.estimator
+        ).fit(context)
         fitted = base.served_.model
         estimator = EventrecModel(
             weights=fitted.weights_,
@@ -133,65 +194,69 @@ class HybridEventrec:
         )
         earlier = ServedEventrec(random_state=self.random_state, estimator=estimator)
         earlier.fit(validation_context)
-        at_validation = _AtCut.of(earlier, validation_context)
         # Users with a history and users with none: one blend answers both.
-        self.blend_ = self._fit_blend(
-            at_validation,
-            validation,
-            np.concatenate((validation.users, validation.new_users)),
-            [*validation.relevant, *validation.new_relevant],
+        self.blend_ = learn_blend(
+            AtCut.of(earlier, validation_context), validation, self.random_state
         )
-        self.at_cut_ = _AtCut.of(base, context)
-        self.params_ = {
-            **base.params_,
-            "blend": self.blend_.to_dict(),
-        }
+        self.at_cut_ = AtCut.of(base, context)
+        self.params_ = {**base.params_, "blend": self.blend_.to_dict()}
         return self
 
-    def _fit_blend(
-        self, at: _AtCut, validation: Any, users: np.ndarray, relevant: Sequence[np.ndarray]
-    ) -> HybridBlend:
-        rng = np.random.default_rng(self.random_state)
+    def rank_top(
+        self, users: np.ndarray, candidates: np.ndarray, exclude: sp.csr_matrix, k: int
+    ) -> npt.NDArray[np.int64]:
+        """The top-k candidates per user as :func:`rank` would take them from
+        :meth:`score`, by the exact pruned top-k serving uses (padded with -1)."""
         users = np.asarray(users, dtype=np.int64)
-        picked = np.arange(len(users))
-        if len(users) > MAX_BLEND_USERS:
-            picked = np.sort(rng.choice(len(users), MAX_BLEND_USERS, replace=False))
-        candidates = np.flatnonzero(validation.candidates)
-        designs, labels = [], []
-        for start in range(0, len(picked), USER_CHUNK):
-            chunk = picked[start : start + USER_CHUNK]
-            chunk_users = users[chunk]
-            pools = [
-                np.setdiff1d(candidates, validation.exclude[user].indices)
-                for user in chunk_users.tolist()
-            ]
-            rows, events, label = sample_pairs(
-                [np.asarray(relevant[i], dtype=np.int64) for i in chunk],
-                pools,
-                NEGATIVES_PER_POSITIVE,
-                rng,
+        at, base, blend = self.at_cut_, self.at_cut_.base, self.blend_
+        catalogue = at.catalogue
+        n_events = catalogue.tfidf.shape[0]
+        norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
+        bounds = TextBounds.of(catalogue)
+        every = np.arange(n_events, dtype=np.int64)
+        shared = shared_rest(catalogue, blend_weights(blend), every, at.now)
+        trending = np.asarray(base.served_.trending, dtype=np.float64)
+        result = np.full((len(users), k), -1, dtype=np.int64)
+        for start in range(0, len(users), USER_CHUNK):
+            chunk = users[start : start + USER_CHUNK]
+            signals = at.signals(chunk)
+            profiles = np.array([bool(p) for p in at._profiles(chunk)], dtype=bool)
+            usable = signals.vectors.any(axis=1) | profiles
+            masks = []
+            for row, user in enumerate(chunk.tolist()):
+                mask = np.asarray(candidates, dtype=bool).copy()
+                mask[exclude[user].indices] = False
+                if base.hide_viewed_:
+                    mask[base._rows(chunk[row : row + 1])[0]["event"]] = False
+                masks.append(mask)
+            found, _ = best_hybrid(
+                blend, catalogue, norms, signals, masks, [k] * len(chunk), at.now, shared, bounds
             )
-            if not len(rows):
-                continue
-            block = at.features(chunk_users, candidates)
-            # Pairs are drawn from the candidates: each event has its column.
-            designs.append(block[rows, np.searchsorted(candidates, events)])
-            labels.append(label)
-        if not designs:
-            raise ModelFitError("no validation pairs to teach the blend")
-        return HybridBlend().fit(np.concatenate(designs), np.concatenate(labels))
+            for row, (positions, _) in enumerate(found):
+                if not usable[row]:  # nothing known: trending, as serving answers
+                    eligible = np.flatnonzero(masks[row])
+                    order = np.lexsort((eligible, -trending[eligible]))
+                    positions = eligible[order][:k]
+                result[start + row, : len(positions)] = positions
+        return result
 
     def score(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)
-        n_events = self.at_cut_.catalogue.tfidf.shape[0]
-        positions = np.arange(n_events, dtype=np.int64)
+        at = self.at_cut_
+        base = at.base
+        n_events = at.catalogue.tfidf.shape[0]
         scores = np.zeros((len(users), n_events))
         for start in range(0, len(users), USER_CHUNK):
             chunk = users[start : start + USER_CHUNK]
-            scores[start : start + len(chunk)] = self.blend_.score(
-                self.at_cut_.features(chunk, positions)
+            scores[start : start + len(chunk)] = hybrid_scores(
+                self.blend_, at.catalogue, at.signals(chunk), at.now
             )
-        if self.at_cut_.base.hide_viewed_:
-            for row, records in enumerate(self.at_cut_.base._rows(users)):
+        # Nothing known (no usable row, no profile): trending, as serving answers.
+        for row in np.flatnonzero(~at.usable(users)).tolist():
+            scores[row] = profile_trending(
+                base.served_.trending, base.city_, base.category_, None, []
+            )
+        if base.hide_viewed_:
+            for row, records in enumerate(base._rows(users)):
                 scores[row, records["event"]] = -np.inf
         return scores

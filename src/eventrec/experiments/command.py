@@ -41,6 +41,7 @@ def _line(experiment: Any) -> str:
     variants = ", ".join(
         f"{v.name}={v.model_version or 'no model'}"
         + ("" if v.strategy == "default" else f"/{v.strategy}")
+        + ("" if v.hybrid == "on" else "/hybrid=off")
         for v in experiment.variants
     )
     split = "/".join(f"{w:g}" for w in experiment.weights)
@@ -136,8 +137,9 @@ def register(commands: Any) -> None:
         action="append",
         required=True,
         metavar="NAME:SETTINGS",
-        help="NAME:model=VERSION|current[,strategy=default|trending]; the first is the control "
-        "(at least two; model=current is resolved to a fixed version now)",
+        help="NAME:model=VERSION|current[,strategy=default|trending][,hybrid=on|off]; "
+        "hybrid=off serves the version's collaborative scores without the blend; the first "
+        "is the control (at least two; model=current is resolved to a fixed version now)",
     )
     create.add_argument("--split", help="shares per variant, e.g. 50/50 (default: equal)")
     create.add_argument(

@@ -27,6 +27,7 @@ VariantName = Annotated[
     str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$")
 ]
 Strategy = Literal["default", "trending"]
+HybridSetting = Literal["on", "off"]
 OutcomeType = Literal["view", "save", "booking"]
 MAX_VARIANTS = 16
 
@@ -75,6 +76,10 @@ class Variant(_Strict):
     strategy: Strategy = Field(
         "default", description="default: serving's own choice; trending: trending only."
     )
+    hybrid: HybridSetting = Field(
+        "on",
+        description="on: the version's learned blend; off: its collaborative scores alone.",
+    )
 
 
 class ExperimentSpec(_Strict):
@@ -120,7 +125,8 @@ _VARIANT_ARG = re.compile(r"^(?P<name>[^:]+):(?P<settings>.*)$")
 
 
 def parse_variant(text: str) -> Variant:
-    """``NAME:key=value[,key=value]`` with keys ``model`` and ``strategy`` (CLI form)."""
+    """``NAME:key=value[,key=value]`` with keys ``model``, ``strategy`` and ``hybrid``
+    (CLI form)."""
     match = _VARIANT_ARG.match(text)
     if not match:
         raise ValueError(f"variant {text!r}: expected NAME:key=value[,key=value]")
@@ -131,10 +137,10 @@ def parse_variant(text: str) -> Variant:
             raise ValueError(f"variant {text!r}: {part!r} is not key=value")
         if key == "model":
             fields["model_version"] = value
-        elif key == "strategy":
-            fields["strategy"] = value
+        elif key in ("strategy", "hybrid"):
+            fields[key] = value
         else:
-            raise ValueError(f"variant {text!r}: unknown setting {key!r} (model, strategy)")
+            raise ValueError(f"variant {text!r}: unknown setting {key!r} (model, strategy, hybrid)")
     return Variant.model_validate(fields)
 
 

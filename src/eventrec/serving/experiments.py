@@ -30,6 +30,11 @@ class Assignment:
     def strategy(self) -> str:
         return self.experiment.variants[self.variant_index].strategy
 
+    @property
+    def hybrid(self) -> str:
+        """``on``: the version's learned blend; ``off``: its collaborative scores alone."""
+        return self.experiment.variants[self.variant_index].hybrid
+
 
 def assign(experiments: list[Experiment], user_id: str) -> Assignment | None:
     """The oldest running experiment whose traffic includes the user, and its variant."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from eventrec.model.hybrid import pair_features
+from eventrec.model.hybrid_features import dense_profile, row_dots, stated_text
 from eventrec.model.records import TYPE_NAMES
 from eventrec.model.served import profile_trending
 from eventrec.serving.catalog import top_positions
+from eventrec.serving.scoring import Answer
 from eventrec.serving.state import VERBS, ServingState, UserProfileHint
 
 
@@ -104,3 +108,150 @@ def explain(
         )
         reasons.append(f"because you {VERBS.get(kind, TYPE_NAMES.get(kind, 'liked'))} {title}")
     return reasons
+
+
+def _verb(kind: int) -> str:
+    return VERBS.get(kind, TYPE_NAMES.get(kind, "liked"))
+
+
+def _days_phrase(seconds: float) -> str:
+    days = int(max(seconds, 0.0) // 86_400)
+    if days == 0:
+        return "starts today"
+    if days == 1:
+        return "starts tomorrow"
+    return f"starts in {days} days"
+
+
+def explain_hybrid(state: ServingState, answer: Answer) -> list[str]:
+    """For each item the blend chose, a reason naming the signal that added most to its
+    score (:meth:`HybridBlend.strongest`), with the right interaction and object."""
+    hybrid = state.hybrid
+    positions = [] if answer.positions is None else answer.positions.tolist()
+    if hybrid is None or answer.signals is None or not positions:
+        return ["recommended for you"] * len(positions)
+    user = answer.signals.take([answer.signal_row])
+    features = pair_features(hybrid.catalogue, user, positions, answer.clock)
+    strongest = hybrid.blend.strongest(features)
+    own = _own_events(state, answer.strongest or {})
+    reasons = []
+    for position, signal in zip(positions, strongest, strict=True):
+        reasons.append(_reason(state, answer, position, signal, own))
+    return reasons
+
+
+def _own_events(
+    state: ServingState, strongest: dict[int, tuple[int, int]]
+) -> list[tuple[int, int, int]]:
+    """The user's events as (store index, catalogue position or -1, interaction type)."""
+    events = np.array(list(strongest), dtype=np.int64)
+    found = state.catalog_positions(events) if len(events) else np.zeros(0, dtype=np.int64)
+    return [
+        (int(e), int(p), strongest[int(e)][0])
+        for e, p in zip(events.tolist(), found.tolist(), strict=True)
+    ]
+
+
+def _title(state: ServingState, index: int, position: int) -> str:
+    if position >= 0:
+        return str(state.catalog.documents[position]["title"])
+    return state.store_event_ids[index] if index < len(state.store_event_ids) else "an event"
+
+
+def _reason(
+    state: ServingState,
+    answer: Answer,
+    position: int,
+    signal: str | None,
+    own: list[tuple[int, int, int]],
+) -> str:
+    catalog = state.catalog
+    doc = catalog.documents[position]
+    profile = answer.profile or {}
+    if signal == "collaborative":
+        return _collaborative_reason(state, position, own)
+    if signal == "content":
+        return _content_reason(state, position, own)
+    if signal == "profile":
+        return _profile_reason(state, position, answer.searches, profile)
+    if signal == "category":
+        return f"{doc['category']}, a category you like"
+    if signal == "trending":
+        return f"trending in {doc['city']}"
+    if signal == "soon":
+        return _days_phrase(float(catalog.starts_at[position]) - answer.clock)
+    if signal == "fresh":
+        return f"just announced in {doc['city']}"
+    if signal == "budget":
+        return "within your budget"
+    if signal == "nearby":
+        city = str(profile.get("city") or "")
+        if city.casefold() == str(doc["city"]).casefold():
+            return "in your city"
+        return f"near you, in {doc['city']}"
+    return "recommended for you"
+
+
+def _collaborative_reason(
+    state: ServingState, position: int, own: list[tuple[int, int, int]]
+) -> str:
+    """The user's event whose vector adds most to this one's score, of the item's category
+    when one of those adds anything (a comedy night does not explain a concert)."""
+    model, factors = state.model, state.catalog_factors
+    item_index = int(state.catalog_model_index[position])
+    if model is None or factors is None:
+        return "recommended for you"
+    n_model = model.item_factors.shape[0]
+    named = [(e, p, k) for e, p, k in own if e < n_model and e != item_index]
+    if not named:
+        return "liked by people with tastes like yours"
+    contributions = model.item_factors[[e for e, _, _ in named]] @ factors[position]
+    category = state.catalog.documents[position]["category"]
+    same = np.array(
+        [p >= 0 and state.catalog.documents[p]["category"] == category for _, p, _ in named]
+    )
+    for pool in (same & (contributions > 0), contributions > 0):
+        if pool.any():
+            best = int(np.flatnonzero(pool)[np.argmax(contributions[pool])])
+            e, p, kind = named[best]
+            return f"because you {_verb(kind)} {_title(state, e, p)}"
+    return "liked by people with tastes like yours"
+
+
+def _content_reason(state: ServingState, position: int, own: list[tuple[int, int, int]]) -> str:
+    """The user's event most like this one in text, named with the interaction it had."""
+    hybrid = state.hybrid
+    assert hybrid is not None
+    known = [(e, p, k) for e, p, k in own if p >= 0 and p != position]
+    if not known:
+        itself = [k for _, p, k in own if p == position]
+        return f"you {_verb(itself[0])} this event" if itself else "like events you liked"
+    tfidf = hybrid.catalogue.tfidf
+    item = dense_profile(tfidf, position, tfidf.shape[1])
+    similarity = row_dots(tfidf, item, np.array([p for _, p, _ in known], dtype=np.int64))
+    e, p, kind = known[int(np.argmax(similarity))]
+    title = _title(state, e, p)
+    doc, other = state.catalog.documents[position], state.catalog.documents[p]
+    if doc.get("venue") and doc.get("venue") == other.get("venue"):
+        return f"same venue as {title} you {_verb(kind)}"
+    return f"like {title} you {_verb(kind)}"
+
+
+def _profile_reason(
+    state: ServingState, position: int, searches: Sequence[str], profile: Mapping[str, Any]
+) -> str:
+    """The search (newest first), interest or category the event matches."""
+    hybrid = state.hybrid
+    assert hybrid is not None
+    row = hybrid.catalogue.tfidf[position]
+    for query in searches:
+        if (hybrid.text.transform([query]) @ row.T).sum() > 0:
+            return f"matches your search '{query}'"
+    for interest in profile.get("interests") or []:
+        if (hybrid.text.transform([stated_text({"interests": [interest]})]) @ row.T).sum() > 0:
+            return f"matches your interest '{interest}'"
+    category = state.catalog.documents[position]["category"]
+    liked = {str(c).casefold() for c in profile.get("preferred_categories") or []}
+    if str(category).casefold() in liked:
+        return f"{category}, a category you like"
+    return "matches what you told us you like"

@@ -27,19 +27,26 @@ MAX_EXTENDS = 3
 
 
 async def read_rows(
-    redis: Any, keys: Keys, topic: str, user_ids: list[str], space: EventSpace
+    redis: Any,
+    keys: Keys,
+    topic: str,
+    user_ids: list[str],
+    space: EventSpace,
+    searches: list[list[str]] | None = None,
 ) -> list[np.ndarray | None]:
     """Each user's records with event indices in ``space`` (None: no records).
 
     Three pipelined round trips at most: owners; rows with their partitions' offsets and
-    event-list lengths; the event ids a row names that serving has not mapped yet.
+    event-list lengths; the event ids a row names that serving has not mapped yet. Given
+    ``searches`` (one list per user), each user's recent queries, newest first, are read
+    with the rows and put there.
     """
     pipe = redis.pipeline(transaction=False)
     for user_id in user_ids:
         pipe.hget(keys.owner(user_id), user_id)
     owners = [None if raw is None else int(raw) for raw in await pipe.execute()]
     owner_of = {i: owner for i, owner in enumerate(owners) if owner is not None}
-    raw_rows = await _read_owned(redis, keys, topic, user_ids, owner_of, space)
+    raw_rows = await _read_owned(redis, keys, topic, user_ids, owner_of, space, searches)
     return await _translate(redis, keys, topic, user_ids, owner_of, raw_rows, space)
 
 
@@ -62,35 +69,44 @@ class OwnedRows:
         self._given: frozenset[int] = frozenset()
         self._given_args: tuple[Any, ...] = ()
 
-    async def read(self, user_ids: list[str], space: EventSpace) -> list[np.ndarray | None]:
-        """What :func:`read_rows` returns for the same users, in one round trip if it can."""
+    async def read(
+        self, user_ids: list[str], space: EventSpace, searches: list[list[str]] | None = None
+    ) -> list[np.ndarray | None]:
+        """What :func:`read_rows` returns for the same users (and ``searches`` filled the
+        same way), in one round trip if it can."""
         if self._script is None:
-            return await read_rows(self.redis, self.keys, self.topic, user_ids, space)
+            return await read_rows(self.redis, self.keys, self.topic, user_ids, space, searches)
         keys, topic = self.keys, self.topic
         given = self._given
+        with_searches = searches is not None
         found = await self._script(
             keys=[keys.owner(user_id) for user_id in user_ids],
-            args=[len(given), *self._given_args, *user_ids],
+            args=[len(given), int(with_searches), *self._given_args, *user_ids],
         )
         n = len(user_ids)
+        width = 3 if with_searches else 2
         owner_of: dict[int, int] = {}
         raw_rows: dict[int, bytes | None] = {}
         unread: dict[int, int] = {}
         for i in range(n):
-            owner = found[2 * i]
+            owner = found[width * i]
             if owner is None:
                 continue
             owner_of[i] = owner
             if owner in given:
-                raw_rows[i] = found[2 * i + 1]
+                raw_rows[i] = found[width * i + 1]
+                if searches is not None:
+                    searches[i] = _queries(found[width * i + 2])
             else:
                 unread[i] = owner
-        marks = found[2 * n :]
+        marks = found[width * n :]
         for m in range(0, len(marks), 3):
             partition, offset, length = marks[m : m + 3]
             space.observe(partition, None if offset is None else int(offset), int(length))
         if unread:
-            raw_rows.update(await _read_owned(self.redis, keys, topic, user_ids, unread, space))
+            raw_rows.update(
+                await _read_owned(self.redis, keys, topic, user_ids, unread, space, searches)
+            )
             self._give(set(unread.values()))
         return await _translate(self.redis, keys, topic, user_ids, owner_of, raw_rows, space)
 
@@ -130,6 +146,7 @@ class OwnedRows:
                 self.keys.row_prefix(self.topic, partition),
                 self.keys.offset(self.topic, partition),
                 self.keys.event_ids(self.topic, partition),
+                self.keys.searches(self.topic, partition, ""),
             ]
         self._given_args = tuple(args)
         self._given = self._given | frozenset(added)
@@ -142,9 +159,11 @@ async def _read_owned(
     user_ids: list[str],
     owner_of: dict[int, int],
     space: EventSpace,
+    searches: list[list[str]] | None = None,
 ) -> dict[int, bytes | None]:
     """The rows of users whose owners are known, by position, in one pipelined round trip,
-    with their partitions' stored offsets and event-list lengths (observed in ``space``)."""
+    with their partitions' stored offsets and event-list lengths (observed in ``space``)
+    and, given ``searches``, the users' recent queries (put there)."""
     if not owner_of:
         return {}
     present = list(owner_of)
@@ -152,15 +171,28 @@ async def _read_owned(
     pipe = redis.pipeline(transaction=False)
     for i in present:
         pipe.get(keys.row(topic, owner_of[i], user_ids[i]))
+    if searches is not None:
+        for i in present:
+            pipe.lrange(keys.searches(topic, owner_of[i], user_ids[i]), 0, -1)
     for partition in partitions:
         pipe.get(keys.offset(topic, partition))
         pipe.llen(keys.event_ids(topic, partition))
     found = await pipe.execute()
-    raw_rows, marks = found[: len(present)], found[len(present) :]
+    raw_rows = found[: len(present)]
+    if searches is not None:
+        queries = found[len(present) : 2 * len(present)]
+        found = found[: len(present)] + found[2 * len(present) :]
+        for i, listed in zip(present, queries, strict=True):
+            searches[i] = _queries(listed)
+    marks = found[len(present) :]
     for n, partition in enumerate(partitions):
         offset, length = marks[2 * n], marks[2 * n + 1]
         space.observe(partition, None if offset is None else int(offset), int(length))
     return dict(zip(present, raw_rows, strict=True))
+
+
+def _queries(listed: list[Any] | None) -> list[str]:
+    return [q.decode() if isinstance(q, bytes) else str(q) for q in listed or []]
 
 
 async def _translate(

@@ -19,9 +19,9 @@ from eventrec.config import Settings
 from eventrec.schemas.impressions import Experiment
 from eventrec.serving import metrics
 from eventrec.serving.impressions import ImpressionSender
-from eventrec.serving.reads import read_rows
 from eventrec.serving.rows import OwnedRows
 from eventrec.serving.scoring import BatchScorer
+from eventrec.serving.signals import read_users
 from eventrec.serving.state import ServingState, build_state
 from eventrec.store.client import UNAVAILABLE_ERRORS, connect_async
 from eventrec.store.experiments import ExperimentStore
@@ -150,11 +150,14 @@ class Caches:
         self.variant_states = states
         self.variant_errors = errors
 
-    def state_for(self, version: str | None, state: ServingState) -> ServingState:
-        """The state serving ``version`` (the current one when it is current or unloaded)."""
-        if version is None or version == state.model_version:
-            return state
-        return self.variant_states.get(version, state)
+    def state_for(
+        self, version: str | None, state: ServingState, hybrid: str = "on"
+    ) -> ServingState:
+        """The state serving ``version`` (the current one when it is current or unloaded);
+        with ``hybrid="off"``, the same state scoring collaboratively (no blend)."""
+        if version is not None and version != state.model_version:
+            state = self.variant_states.get(version, state)
+        return state.collaborative_only() if hybrid == "off" else state
 
 
 class ReloadWatcher:
@@ -242,7 +245,7 @@ class Runtime:
         self.caches = Caches(self.clients)
         self.watcher = ReloadWatcher(self.clients, self.caches)
         self.scorer = BatchScorer(
-            lambda user_ids, state: read_rows(self.clients, self.caches, user_ids, state),
+            lambda user_ids, state: read_users(self.clients, self.caches, user_ids, state),
             min_records=settings.min_interactions_personal,
             hide_viewed=settings.hide_viewed,
         )

@@ -15,6 +15,12 @@ every catalog vector (50,000 x 64 float32 is 12.8 MB) costs a pass over all of t
   are very uneven (popular events have long vectors), so for most users the first block
   decides. A user whose filters leave few events scores just those.
 
+With a version that carries a learned blend (:mod:`eventrec.model.hybrid`), a user is
+scored by the blend of every feature: the non-collaborative part for every eligible event
+at once (the shared terms precomputed per minute, the personal ones sparse), the
+collaborative part only where ``|w_c| |u| |v_i| + rest_i`` can still reach the top
+(:func:`eventrec.model.hybrid.best_hybrid`): exact, like the collaborative pruning.
+
 Under load batches grow with the number of concurrent requests; a lone request waits for
 nothing.
 """
@@ -23,18 +29,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from eventrec.model.hybrid import best_hybrid, signals_of
+from eventrec.model.hybrid_features import UserSignals
 from eventrec.serving import metrics
 from eventrec.serving.catalog import Filters, keep_best, top_positions
 from eventrec.serving.state import ServingState
 
-# Reads the current rows of users (None: no row) as of the given state.
-RowReader = Callable[[list[str], ServingState], Awaitable[list[np.ndarray | None]]]
+
+@dataclass
+class UsersRead:
+    """What a batch read of users returns: rows (None: no row), and for the hybrid each
+    user's profile (None: none) and recent search queries, newest first."""
+
+    rows: list[np.ndarray | None]
+    profiles: list[dict[str, Any] | None] | None = None
+    searches: list[list[str]] | None = None
+
+
+# Reads the current rows of users (None: no row) as of the given state; or a UsersRead.
+RowReader = Callable[[list[str], ServingState], Awaitable["list[np.ndarray | None] | UsersRead"]]
 
 FIRST_BLOCK = 1024
 # Scored directly (no pruning) when a user's filters leave at most this many events.
@@ -53,13 +73,24 @@ class Answer:
     user's hidden ones removed (None when the row was not folded in). ``positions`` and
     ``scores``: the best eligible events, best first (None: no usable vector).
     ``strongest``: per store event index, the user's strongest interaction with it.
+    ``signals``: the batch's hybrid signals (the user's is ``signal_row``) when the blend
+    answered, and
+    ``clock`` the instant its features were computed at; ``profile``, ``searches``: what
+    the hybrid read of the user (for reasons).
     """
 
     records: np.ndarray | None
     mask: npt.NDArray[np.bool_] | None = None
     positions: npt.NDArray[np.int64] | None = None
-    scores: npt.NDArray[np.float32] | None = None
+    scores: npt.NDArray[np.floating[Any]] | None = None
     strongest: dict[int, tuple[int, int]] | None = None
+    signals: UserSignals | None = None  # the batch's; this user's is row ``signal_row``
+    signal_row: int = 0
+    clock: float = 0.0
+    profile: Mapping[str, Any] | None = None
+    searches: Sequence[str] = field(default_factory=list)
+    # Scored from the user's own row (False: from the profile and searches alone).
+    personal: bool = True
 
 
 @dataclass
@@ -70,6 +101,8 @@ class _Pending:
     limit: int
     future: asyncio.Future[Answer]
     records: np.ndarray | None = None
+    profile: dict[str, Any] | None = None
+    searches: list[str] = field(default_factory=list)
 
 
 class BatchScorer:
@@ -124,8 +157,13 @@ class BatchScorer:
                 _fail(group, exc)
                 continue
             else:
-                for item, records in zip(group, rows, strict=True):
+                read = rows if isinstance(rows, UsersRead) else UsersRead(rows)
+                for n, (item, records) in enumerate(zip(group, read.rows, strict=True)):
                     item.records = records
+                    if read.profiles is not None:
+                        item.profile = read.profiles[n]
+                    if read.searches is not None:
+                        item.searches = read.searches[n]
                     self._to_score.append(item)
             finally:
                 self._reading -= 1
@@ -171,6 +209,8 @@ class BatchScorer:
             now,
             min_records=self.min_records,
             hide_viewed=self.hide_viewed,
+            profiles=[item.profile for item in group],
+            searches=[item.searches for item in group],
         )
         self.scanned += scanned
         scored = sum(1 for answer in answers if answer.positions is not None)
@@ -188,43 +228,133 @@ def answer_rows(
     *,
     min_records: int = 1,
     hide_viewed: bool = False,
+    profiles: Sequence[Mapping[str, Any] | None] | None = None,
+    searches: Sequence[Sequence[str]] | None = None,
 ) -> tuple[list[Answer], int]:
     """What serving answers users with these rows at the clock ``now``: pure, no I/O.
 
-    Returns one :class:`Answer` per row and how many catalog vectors were scored. A row
-    that gets no ``positions`` is answered from trending (``mask`` says what is eligible).
+    Every answer's ``mask`` is what may be shown to that user: eligible under the filters,
+    minus what the row hides (booked, dismissed, rated; viewed with ``hide_viewed``), also
+    for rows too short to personalise. With the version's blend, a user with a usable row
+    (at least ``min_records`` records), a profile or searches gets the blend's best
+    (``positions``); without a blend, a user with a usable row gets the collaborative best.
+    Everyone else gets no ``positions``: serving answers them from trending under ``mask``.
+
+    Returns one :class:`Answer` per row and how many catalog vectors were scored.
     """
+    n = len(rows)
     answers = [Answer(records) for records in rows]
-    usable = [
-        (i, records)
-        for i, records in enumerate(rows)
-        if records is not None and len(records) >= min_records
-    ]
-    if not usable:
-        return answers, 0
-    folded = state.user_vectors([records for _, records in usable], now)
-    with_vector: list[int] = []
-    vectors = []
-    masks = []
-    for (i, records), (vector, hidden, strongest) in zip(usable, folded, strict=True):
-        mask = state.catalog.eligible(filters[i], now)
-        mask[hidden] = False
-        if hide_viewed:
-            mask[state.touched_positions(records)] = False
-        answers[i].mask = mask
+    user_profiles = list(profiles) if profiles is not None else [None] * n
+    user_searches = [list(q) for q in searches] if searches is not None else [[]] * n
+    read = [(i, records) for i, records in enumerate(rows) if records is not None and len(records)]
+    folded, confidence = state.fold([records for _, records in read], now) if read else ([], None)
+    vectors: dict[int, npt.NDArray[np.float32]] = {}
+    for _, ((i, records), (vector, hidden, strongest)) in enumerate(zip(read, folded, strict=True)):
         answers[i].strongest = strongest
-        if vector is not None and state.catalog_factors is not None:
-            with_vector.append(i)
-            vectors.append(vector)
-            masks.append(mask)
+        if vector is not None and len(records) >= min_records:
+            vectors[i] = vector
+        answers[i].mask = _mask(state, filters[i], now, hidden, records, hide_viewed)
+    hybrid = state.hybrid
+    if hybrid is not None and state.catalog_factors is not None:
+        chosen = [i for i in range(n) if i in vectors or user_profiles[i] or user_searches[i]]
+        if not chosen:
+            return answers, 0
+        for i in chosen:
+            if answers[i].mask is None:
+                answers[i].mask = state.catalog.eligible(filters[i], now)
+        signals = _signals(state, read, confidence, vectors, chosen, user_profiles, user_searches)
+        clock = hybrid.clock(now)
+        found, scanned = best_hybrid(
+            hybrid.blend,
+            hybrid.catalogue,
+            hybrid.norms,
+            signals,
+            [answers[i].mask for i in chosen],  # type: ignore[misc]
+            [limits[i] for i in chosen],
+            clock,
+            hybrid.shared(now),
+            hybrid.text_bounds,
+        )
+        for row, (i, (positions, scores)) in enumerate(zip(chosen, found, strict=True)):
+            answer = answers[i]
+            answer.positions, answer.scores = positions, scores
+            answer.signals, answer.signal_row = signals, row  # taken only to explain
+            answer.clock = clock
+            answer.profile = user_profiles[i]
+            answer.searches = user_searches[i]
+            answer.personal = i in vectors
+        return answers, scanned
+    with_vector = [i for i in range(n) if i in vectors and state.catalog_factors is not None]
     scanned = 0
     if with_vector:
-        found, scanned = best_eligible(
-            state, np.stack(vectors), masks, [limits[i] for i in with_vector]
+        found_plain, scanned = best_eligible(
+            state,
+            np.stack([vectors[i] for i in with_vector]),
+            [answers[i].mask for i in with_vector],  # type: ignore[misc]
+            [limits[i] for i in with_vector],
         )
-        for i, (positions, scores) in zip(with_vector, found, strict=True):
-            answers[i].positions, answers[i].scores = positions, scores
+        for i, (plain_positions, plain_scores) in zip(with_vector, found_plain, strict=True):
+            answers[i].positions, answers[i].scores = plain_positions, plain_scores
     return answers, scanned
+
+
+def _mask(
+    state: ServingState,
+    filters: Filters,
+    now: float,
+    hidden: npt.NDArray[np.int64],
+    records: np.ndarray,
+    hide_viewed: bool,
+) -> npt.NDArray[np.bool_]:
+    mask = state.catalog.eligible(filters, now)
+    mask[hidden] = False
+    if hide_viewed:
+        mask[state.touched_positions(records)] = False
+    return mask
+
+
+def _signals(
+    state: ServingState,
+    read: list[tuple[int, np.ndarray]],
+    confidence: Any,
+    vectors: dict[int, npt.NDArray[np.float32]],
+    chosen: list[int],
+    profiles: Sequence[Mapping[str, Any] | None],
+    searches: Sequence[Sequence[str]],
+) -> UserSignals:
+    """The chosen users' hybrid signals: fold-in vectors, confidences over catalogue
+    positions (only for usable rows, like the vector), profiles and searches."""
+    hybrid = state.hybrid
+    assert hybrid is not None
+    import scipy.sparse as sp
+
+    n_factors = hybrid.catalogue.vectors.shape[1]
+    user_vectors = np.zeros((len(chosen), n_factors), dtype=np.float32)
+    row_of = {i: number for number, (i, _) in enumerate(read)}
+    picked = []
+    for row, i in enumerate(chosen):
+        if i in vectors:
+            user_vectors[row] = vectors[i]
+            picked.append(row_of[i])
+        else:
+            picked.append(-1)
+    n_columns = confidence.shape[1] if confidence is not None else 1
+    weights = sp.csr_matrix((len(chosen), n_columns), dtype=np.float32)
+    if confidence is not None and any(p >= 0 for p in picked):
+        take = np.array([max(p, 0) for p in picked], dtype=np.int64)
+        keep = sp.diags(np.array([p >= 0 for p in picked], dtype=np.float32))
+        weights = sp.csr_matrix(keep @ confidence[take])
+    state.catalog_positions(np.zeros(0, dtype=np.int64))  # the table covers every id
+    table = state.store_positions
+    return signals_of(
+        hybrid.catalogue,
+        hybrid.text,
+        user_vectors,
+        weights,
+        table if table is not None else np.zeros(0, dtype=np.int64),
+        [profiles[i] for i in chosen],
+        [searches[i] for i in chosen],
+    )
 
 
 def _by_state(batch: list[_Pending]) -> list[list[_Pending]]:

@@ -6,18 +6,30 @@ sees either the old state or the new one, never a mix.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from eventrec.model.aggregate import InteractionWeights
+from eventrec.model.blend import HybridBlend
 from eventrec.model.content_map import catalog_vectors
+from eventrec.model.hybrid import TextBounds, blend_weights, normalised
+from eventrec.model.hybrid_features import (
+    HybridCatalogue,
+    TextModel,
+    event_text,
+    shared_rest,
+)
 from eventrec.model.records import (
     TYPE_BOOKING,
     TYPE_RATING,
@@ -31,6 +43,11 @@ from eventrec.store.store import Store
 from eventrec.store.versions import LoadedModel, current_version, load_version
 
 log = logging.getLogger("eventrec.serving")
+
+# The hybrid's shared terms (trending, days to start, days on sale) are computed at the
+# start of each such period and reused by every request in it: "soon" and "fresh" move
+# by less than 1e-4 of their range in a minute; trending changes with the trainer's list.
+SHARED_REFRESH_SECONDS = 60.0
 
 VERBS = {TYPE_BOOKING: "booked", TYPE_RATING: "rated", TYPE_SAVE: "saved", TYPE_VIEW: "viewed"}
 # Which of a user's interactions with an event to name in a reason: the strongest.
@@ -63,6 +80,106 @@ class NormOrder:
 
 
 @dataclass
+class HybridState:
+    """The learned hybrid as serving scores with it, built per version and catalogue change.
+
+    ``catalogue``: TF-IDF rows of every catalogue event (the version's vocabulary),
+    vectors, norms, prices, cities and their proximity, trending. ``shared(now)``: the
+    blend of the shared features, recomputed once per ``refresh_seconds`` (0: per call).
+    """
+
+    blend: HybridBlend
+    text: TextModel
+    catalogue: HybridCatalogue
+    norms: npt.NDArray[np.float64]
+    # The events on sale when it was built: the catalogue's scales are taken over them.
+    upcoming: npt.NDArray[np.int64]
+    refresh_seconds: float = SHARED_REFRESH_SECONDS
+    # Per TF-IDF term: common or not, largest weight (the text bounds of the top-k).
+    text_bounds: TextBounds | None = None
+    _shared: npt.NDArray[np.float64] | None = None
+    _shared_clock: float = math.nan
+
+    def __post_init__(self) -> None:
+        if self.text_bounds is None:
+            self.text_bounds = TextBounds.of(self.catalogue)
+
+    def clock(self, now: float) -> float:
+        """The instant the hybrid's time-dependent features are computed at for ``now``."""
+        if self.refresh_seconds <= 0:
+            return now
+        return math.floor(now / self.refresh_seconds) * self.refresh_seconds
+
+    def shared(self, now: float) -> npt.NDArray[np.float64]:
+        clock = self.clock(now)
+        if self._shared is None or clock != self._shared_clock:
+            positions = np.arange(self.catalogue.tfidf.shape[0], dtype=np.int64)
+            self._shared = shared_rest(self.catalogue, blend_weights(self.blend), positions, clock)
+            self._shared_clock = clock
+        return self._shared
+
+    def with_trending(self, trending: npt.NDArray[np.float32]) -> HybridState:
+        """The same hybrid with a new trending list (nothing else rebuilt)."""
+        catalogue = dataclasses.replace(self.catalogue, trending=scaled_trending(trending))
+        return HybridState(
+            self.blend,
+            self.text,
+            normalised(catalogue, self.upcoming),
+            self.norms,
+            self.upcoming,
+            self.refresh_seconds,
+            self.text_bounds,
+        )
+
+    @classmethod
+    def build(
+        cls,
+        blend: HybridBlend,
+        text: TextModel,
+        catalog: Catalog,
+        factors: npt.NDArray[np.float32],
+        trending: npt.NDArray[np.float32],
+        now: float,
+        refresh_seconds: float = SHARED_REFRESH_SECONDS,
+    ) -> HybridState:
+        """Built off the request path; scaled over the events on sale at ``now``."""
+        from eventrec.resources import city_centroids
+
+        documents = catalog.documents
+        tfidf = text.transform([event_text(d) for d in documents])
+        published = np.array([_epoch(d.get("published_at")) for d in documents], dtype=np.float64)
+        catalogue = HybridCatalogue.build(
+            documents,
+            factors,
+            trending,
+            catalog.starts_at,
+            sp.csr_matrix(tfidf),
+            city_centroids(),
+            published_at=published,
+        )
+        upcoming = np.flatnonzero(catalog.showable & (catalog.starts_at > now)).astype(np.int64)
+        norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
+        return cls(blend, text, normalised(catalogue, upcoming), norms, upcoming, refresh_seconds)
+
+
+def scaled_trending(trending: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Trending as the hybrid's feature: ``log1p(t) / log1p(max t)``, as the catalogue's."""
+    raw = np.maximum(np.asarray(trending, dtype=np.float64), 0.0)
+    top = float(np.log1p(raw.max())) if len(raw) else 0.0
+    scaled: npt.NDArray[np.float64] = np.log1p(raw) / top if top > 0 else np.zeros(len(raw))
+    return scaled
+
+
+def _epoch(value: Any) -> float:
+    if not value:
+        return math.nan
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return math.nan
+
+
+@dataclass
 class ServingState:
     """The model version and catalog one request is answered from."""
 
@@ -83,6 +200,10 @@ class ServingState:
     store_positions: npt.NDArray[np.int64] | None = None
     # ``store_event_ids`` with the partitions' local -> space tables (serving/events.py).
     event_space: EventSpace | None = None
+    # The learned hybrid (None: a version without a blend scores collaboratively).
+    hybrid: HybridState | None = None
+    # This state without its blend (an experiment's ``hybrid=off``), made once.
+    plain: ServingState | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.event_space is None:
@@ -90,6 +211,14 @@ class ServingState:
         self.catalog_positions(np.zeros(0, dtype=np.int64))  # builds the table off requests
         if self.by_norm is None and self.catalog_factors is not None:
             self.by_norm = NormOrder.of(self.catalog_factors)
+
+    def collaborative_only(self) -> ServingState:
+        """The same version and catalogue scored by the collaborative part alone."""
+        if self.hybrid is None:
+            return self
+        if self.plain is None:
+            self.plain = dataclasses.replace(self, hybrid=None, plain=None)
+        return self.plain
 
     @property
     def weights(self) -> InteractionWeights:
@@ -138,9 +267,20 @@ class ServingState:
 
         ``now`` is the clock of the decay (default: the current time).
         """
+        return self.fold(rows, now)[0]
+
+    def fold(
+        self, rows: Sequence[np.ndarray], now: float | None = None
+    ) -> tuple[
+        list[
+            tuple[npt.NDArray[np.float32] | None, npt.NDArray[np.int64], dict[int, tuple[int, int]]]
+        ],
+        sp.csr_matrix,
+    ]:
+        """:meth:`user_vectors`, and the rows' confidences (users x store event indices)."""
         n_users = len(rows)
         if not n_users:
-            return []
+            return [], sp.csr_matrix((0, 1), dtype=np.float32)
         result, users, records = aggregate_rows(
             rows, self.weights, time.time() if now is None else now
         )
@@ -164,7 +304,7 @@ class ServingState:
             span = hidden_positions[hidden.indptr[user] : hidden.indptr[user + 1]]
             vector = vectors[user] if vectors is not None and vectors[user].any() else None
             out.append((vector, span[span >= 0], strongest[user]))
-        return out
+        return out, confidence
 
 
 def _strongest(
@@ -256,6 +396,26 @@ def build_state(
         trending = previous.trending
     else:
         trending = _trending(trending_source, catalog)
+    hybrid: HybridState | None = None
+    if (
+        model is not None
+        and model.blend is not None
+        and model.text is not None
+        and (factors is not None)
+    ):
+        if (
+            previous is not None
+            and previous.hybrid is not None
+            and previous.model is model
+            and previous.catalog is catalog
+        ):
+            hybrid = previous.hybrid
+            if trending is not previous.trending:
+                hybrid = hybrid.with_trending(trending)
+        else:
+            hybrid = HybridState.build(
+                model.blend, model.text, catalog, factors, trending, time.time()
+            )
     state = ServingState(
         catalog=catalog,
         model=model,
@@ -272,6 +432,7 @@ def build_state(
         if previous is not None and previous.catalog is catalog and previous.event_space is space
         else None,
         event_space=space,
+        hybrid=hybrid,
     )
     return state
 

@@ -233,29 +233,36 @@ return 0
 # and event-list keys are built here from the owners found, so they are not declared and
 # fall in other slots than the owner hashes (a cluster reads in two steps instead).
 # KEYS: each user's owner hash, in order.
-# ARGV: n partitions given, then per partition: number, row key prefix, offset key,
-#       event-ids key; then the user ids (one per KEYS entry).
+# ARGV: n partitions given, "1" to read searches too, then per partition: number, row key
+#       prefix, offset key, event-ids key, searches key prefix; then the user ids (one per
+#       KEYS entry).
 # Returns per user: owner (nil: none), row (nil: none, or not read because the owner is
-# not among the partitions given); then per given partition that owns one of the users:
+# not among the partitions given) and, when asked, the recent searches (nil: not read);
+# then per given partition that owns one of the users:
 # partition, stored offset (nil: none), event-ids length.
 READ_OWNED_ROWS = """
 local n_partitions = tonumber(ARGV[1])
+local with_searches = ARGV[2] == '1'
 local given = {}
 for p = 0, n_partitions - 1 do
-  local base = 2 + 4 * p
-  given[tonumber(ARGV[base])] = {ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]}
+  local base = 3 + 5 * p
+  given[tonumber(ARGV[base])] = {ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]}
 end
-local first_user = 2 + 4 * n_partitions
+local first_user = 3 + 5 * n_partitions
 local out, met, order = {}, {}, {}
 for i = 1, #KEYS do
   local user = ARGV[first_user + i - 1]
   local owner = redis.call('HGET', KEYS[i], user)
   local row = false
+  local searches = false
   if owner then
     owner = tonumber(owner)
     local keys = given[owner]
     if keys then
       row = redis.call('GET', keys[1] .. user)
+      if with_searches then
+        searches = redis.call('LRANGE', keys[4] .. user, 0, -1)
+      end
       if not met[owner] then
         met[owner] = true
         order[#order + 1] = owner
@@ -264,6 +271,9 @@ for i = 1, #KEYS do
   end
   out[#out + 1] = owner
   out[#out + 1] = row
+  if with_searches then
+    out[#out + 1] = searches
+  end
 end
 for _, owner in ipairs(order) do
   local keys = given[owner]

@@ -28,8 +28,10 @@ from eventrec.store.keys import Keys
 from eventrec.store.store import Store
 
 if TYPE_CHECKING:  # scikit-learn costs a second at start-up; only loading a model needs it
+    from eventrec.model.blend import HybridBlend
     from eventrec.model.content import EventFeaturizer
     from eventrec.model.content_map import ContentMap
+    from eventrec.model.hybrid_features import TextModel
     from eventrec.model.recommender import EventrecModel
 
 __all__ = [
@@ -65,7 +67,12 @@ ARRAY_DTYPES: Mapping[str, str] = {
     "trending": "<f4",
     "content_coef": "<f4",
     "event_ids": "str",
+    # The hybrid's TF-IDF: terms in column order and their idf (versions before it lack them).
+    "text_terms": "str",
+    "text_idf": "<f8",
 }
+OPTIONAL_ARRAYS = frozenset({"text_terms", "text_idf"})
+REQUIRED_ARRAYS = tuple(name for name in ARRAY_DTYPES if name not in OPTIONAL_ARRAYS)
 METADATA_FILE = "metadata.json"
 ARRAYS_FILE = "arrays.npz"
 
@@ -191,6 +198,11 @@ class LoadedModel:
     featurizer : EventFeaturizer
     model : EventrecModel
         Scores users' current rows: ``model.score_rows`` / ``model.fold_in_rows``.
+    blend : HybridBlend or None
+        The learned hybrid blend (None: a version from before the hybrid, collaborative
+        scores only).
+    text : TextModel or None
+        The hybrid's TF-IDF vocabulary and idf.
     """
 
     version: str
@@ -204,6 +216,8 @@ class LoadedModel:
     content_map: ContentMap
     featurizer: EventFeaturizer
     model: EventrecModel
+    blend: HybridBlend | None = None
+    text: TextModel | None = None
 
     @property
     def n_factors(self) -> int:
@@ -233,6 +247,16 @@ class LoadedModel:
             "trending": self.trending,
             "content_coef": self.content_map.coef_,
             "event_ids": self.event_ids,
+            **(
+                {}
+                if self.text is None
+                else {
+                    "text_terms": sorted(
+                        self.text.vocabulary_, key=self.text.vocabulary_.__getitem__
+                    ),
+                    "text_idf": self.text.idf_,
+                }
+            ),
         }
 
 
@@ -252,12 +276,12 @@ def write_version(
     object (params, metrics, ...) to which the id, layout and checksum are added.
     """
     client, keys = _client(store_or_client), _keys(store_or_client, prefix)
-    missing = sorted(set(ARRAY_DTYPES) - set(arrays))
+    missing = sorted(set(REQUIRED_ARRAYS) - set(arrays))
     if missing:
         raise ModelVersionError(f"a model version needs arrays {missing}")
     raw: dict[str, bytes] = {}
     layout: dict[str, dict[str, Any]] = {}
-    for name in ARRAY_DTYPES:
+    for name in (n for n in ARRAY_DTYPES if n in arrays):
         array = np.asarray(arrays[name])
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise ModelVersionError(f"refusing to write array {name}: non-finite values")
@@ -431,14 +455,18 @@ def load_version(
             )
     metadata = read_metadata(client, version, keys.prefix)
     layout = metadata.get("arrays")
-    if not isinstance(layout, dict) or set(layout) != set(ARRAY_DTYPES):
+    if (
+        not isinstance(layout, dict)
+        or not set(REQUIRED_ARRAYS) <= set(layout)
+        or not set(layout) <= set(ARRAY_DTYPES)
+    ):
         raise ModelVersionError(f"model version {version}: metadata does not list its arrays")
     stored = client.hgetall(keys.model_arrays(version))
     raw = {name.decode(): data for name, data in stored.items()}
-    missing = sorted(set(ARRAY_DTYPES) - set(raw))
+    missing = sorted(set(layout) - set(raw))
     if missing:
         raise ModelVersionError(f"model version {version}: arrays {missing} are missing")
-    return _assemble(version, metadata, {name: raw[name] for name in ARRAY_DTYPES})
+    return _assemble(version, metadata, {name: raw[name] for name in layout})
 
 
 def _assemble(version: str, metadata: dict[str, Any], raw: Mapping[str, bytes]) -> LoadedModel:
@@ -447,7 +475,7 @@ def _assemble(version: str, metadata: dict[str, Any], raw: Mapping[str, bytes]) 
     from eventrec.model.recommender import EventrecModel
 
     layout = metadata["arrays"]
-    decoded = {name: _decode_array(version, name, raw[name], layout[name]) for name in ARRAY_DTYPES}
+    decoded = {name: _decode_array(version, name, raw[name], layout[name]) for name in layout}
     found = checksum(raw, layout)
     if found != metadata.get("checksum"):
         raise ModelVersionError(
@@ -494,6 +522,7 @@ def _assemble(version: str, metadata: dict[str, Any], raw: Mapping[str, bytes]) 
     content_map = ContentMap.from_arrays(
         {"coef": decoded["content_coef"], "alpha": np.array(float(content.get("alpha", 1.0)))}
     )
+    blend, text = _hybrid_parts(version, metadata, decoded)
     return LoadedModel(
         version=version,
         metadata=metadata,
@@ -506,7 +535,33 @@ def _assemble(version: str, metadata: dict[str, Any], raw: Mapping[str, bytes]) 
         content_map=content_map,
         featurizer=featurizer,
         model=model,
+        blend=blend,
+        text=text,
     )
+
+
+def _hybrid_parts(
+    version: str, metadata: Mapping[str, Any], decoded: Mapping[str, Any]
+) -> tuple[HybridBlend | None, TextModel | None]:
+    """The version's blend (from its metadata) and TF-IDF (from its arrays), if it has them."""
+    from eventrec.model.hybrid import blend_from_metadata
+    from eventrec.model.hybrid_features import TextModel
+
+    document = (metadata.get("hybrid") or {}).get("blend")
+    if document is None:
+        return None, None
+    terms, idf = decoded.get("text_terms"), decoded.get("text_idf")
+    if terms is None or idf is None or len(terms) != len(idf):
+        raise ModelVersionError(f"model version {version}: a blend without its TF-IDF arrays")
+    try:
+        blend = blend_from_metadata(document)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelVersionError(f"model version {version}: unreadable blend: {exc!r}") from None
+    min_df = int(((metadata.get("hybrid") or {}).get("text") or {}).get("min_df", 1))
+    text = TextModel.from_dict(
+        {"min_df": min_df, "vocabulary": {t: i for i, t in enumerate(terms)}, "idf": idf}
+    )
+    return blend, text
 
 
 def export_version(
@@ -536,11 +591,11 @@ def import_version(store_or_client: Any, directory: str | Path, prefix: str | No
             arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError) as exc:
         raise ModelVersionError(f"cannot read an exported version from {source}: {exc}") from None
-    missing = sorted(set(ARRAY_DTYPES) - set(arrays))
+    missing = sorted(set(REQUIRED_ARRAYS) - set(arrays))
     if missing:
         raise ModelVersionError(f"{source}: arrays {missing} are missing")
     raw, layout = {}, {}
-    for name in ARRAY_DTYPES:
+    for name in (n for n in ARRAY_DTYPES if n in arrays):
         raw[name], layout[name] = array_bytes(name, arrays[name])
     original = metadata.get("version", "?")
     if checksum(raw, layout) != metadata.get("checksum"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,24 @@ def _summary(metadata: dict[str, Any]) -> str:
     )
 
 
+def blend_table(metadata: dict[str, Any]) -> str:
+    """The version's hybrid blend as a table: each feature's learned weight and share."""
+    blend = (metadata.get("hybrid") or {}).get("blend")
+    if not blend:
+        return "no hybrid blend: a version from before the hybrid (collaborative scores only)"
+    how = (
+        f"fixed, collaborative only ({blend.get('fallback', '')})"
+        if blend.get("model") != "logistic_regression"
+        else f"learned ({blend.get('model')}) on {blend.get('pairs', 0)} validation pairs"
+    )
+    lines = [f"hybrid blend: {how}", f"  {'feature':<16}{'weight':>10}{'share':>9}"]
+    shares = blend.get("shares") or {}
+    for name in blend.get("features") or []:
+        weight = float(blend["weights"][name])
+        lines.append(f"  {name:<16}{weight:>+10.4f}{float(shares.get(name, 0.0)):>9.1%}")
+    return "\n".join(lines)
+
+
 def _model(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
     if args.action == "list":
@@ -72,6 +91,8 @@ def _model(args: argparse.Namespace, settings: Settings) -> int:
         # Load too, so `show` says whether serving would accept the version.
         load_version(store, version=args.version)
         print(json.dumps(metadata, indent=2, sort_keys=True))
+        # For people: the blend's weights and shares (stdout stays one JSON document).
+        print(blend_table(metadata), file=sys.stderr)
         return 0
     if args.action in ("activate", "pin"):
         load_version(store, version=args.version)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from eventrec.evaluation.hybrid import AtCut, HybridEventrec
 from eventrec.evaluation.time_protocol import (
     ServedEventrec,
     ServedOptions,
@@ -38,8 +39,11 @@ from eventrec.evaluation.time_protocol import (
     rank,
 )
 from eventrec.model.aggregate import InteractionWeights, aggregate
+from eventrec.model.blend import HybridBlend
 from eventrec.model.content_map import ContentMap
 from eventrec.model.errors import ModelFitError
+from eventrec.model.hybrid import blend_metadata, collaborative_only, fit_blend
+from eventrec.model.hybrid_features import TextModel, event_text
 from eventrec.model.metrics import rmse
 from eventrec.model.rating import BiasedRatingPredictor
 from eventrec.model.recommender import EventrecModel
@@ -74,7 +78,11 @@ log = logging.getLogger("eventrec.trainer")
 
 MIN_GATE_USERS = 50
 # Versions whose metadata carry this kind were validated and gated on a time cut.
-MODEL_KIND = "pure_svd+content_map, time-gated"
+MODEL_KIND = "hybrid: pure_svd+content_map+tfidf+context, learned blend, time-gated"
+# Earlier kinds whose configuration (factors, weights) the gate still compares with.
+EARLIER_KINDS = ("pure_svd+content_map, time-gated",)
+# The validation users whose relevant pairs teach the blend; the others judge it.
+BLEND_SHARE = 0.5
 GATE_CONFIDENCE = 0.95
 GATE_RESAMPLES = 1000
 SECONDS_PER_DAY = 86_400.0
@@ -258,9 +266,11 @@ def version_arrays(
     content_map: ContentMap,
     trending: np.ndarray,
     event_ids: Sequence[str],
+    text: TextModel | None = None,
 ) -> dict[str, Any]:
-    """The arrays a model version stores (see ``store.versions.ARRAY_DTYPES``)."""
-    return {
+    """The arrays a model version stores (see ``store.versions.ARRAY_DTYPES``); with
+    ``text``, the hybrid's TF-IDF vocabulary (terms in column order) and idf."""
+    arrays = {
         "item_factors": model.item_factors_,
         "singular_values": model.svd_.singular_values_,
         "column_scale": model.column_scale_,
@@ -269,6 +279,16 @@ def version_arrays(
         "content_coef": content_map.coef_,
         "event_ids": np.array(event_ids, dtype=np.str_),
     }
+    if text is not None:
+        terms = sorted(text.vocabulary_, key=text.vocabulary_.__getitem__)
+        arrays["text_terms"] = np.array(terms, dtype=np.str_)
+        arrays["text_idf"] = np.asarray(text.idf_, dtype=np.float64)
+    return arrays
+
+
+def fit_text(documents: Sequence[Mapping[str, Any] | None]) -> TextModel:
+    """The hybrid's TF-IDF of the catalogue's texts (:func:`event_text`)."""
+    return TextModel().fit([event_text(d) for d in documents])
 
 
 def _per_user_ndcg(
@@ -285,7 +305,7 @@ def _configuration(model: EventrecModel) -> tuple[str, int, float]:
 
 def _current_params(current: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The current version's configuration, when it is of this kind (else None)."""
-    if not current or current.get("kind") != MODEL_KIND:
+    if not current or current.get("kind") not in (MODEL_KIND, *EARLIER_KINDS):
         return None
     params = current.get("params") or {}
     if not {"n_factors", "beta", "weights"} <= set(params):
@@ -300,8 +320,10 @@ def _validate(
     search: EventrecSearch,
     current: Mapping[str, Any] | None,
     options: FitOptions,
-) -> tuple[dict[str, Any], Comparison, Comparison | None]:
-    """The chosen configuration as served at the cut, against trending and the current one."""
+    profiles: list[dict[str, Any] | None] | None = None,
+) -> tuple[dict[str, Any], Comparison, Comparison | None, HybridBlend]:
+    """The chosen configuration as served at the cut (the hybrid, its blend taught on a
+    share of the validation users), against trending and the current one on the others."""
     served_options = ServedOptions(
         trending_half_life_days=options.trending_half_life_days,
         min_records=options.min_records,
@@ -311,7 +333,7 @@ def _validate(
         cut=cut,
         raw_rating=cut.train.records["value"].astype(np.float64),
         documents=documents_at(documents, dates, cut),
-        profiles=[],
+        profiles=list(profiles or []),
         dates=dates,
         horizon_days=options.validation_days,
         relevant_min_rating=4.0,
@@ -320,14 +342,38 @@ def _validate(
         served=served_options,
     )
     split = search.cut_split(cut)
-    users, relevant = split.users, split.relevant
     seed = options.random_state
+    # Disjoint users teach the blend and judge it: the gate never scores what taught it.
+    teaching = np.random.default_rng(seed).random(len(split.users)) < BLEND_SHARE
+    users = split.users[~teaching]
+    relevant = [r for r, t in zip(split.relevant, teaching.tolist(), strict=True) if not t]
+    # Users new at the cut with a profile teach it too: the blend answers them as well.
+    profiled = [
+        i
+        for i, u in enumerate(cut.new_users.tolist())
+        if u < len(context.profiles) and context.profiles[u]
+    ][: max(len(split.users), 1)]
+    teachers = np.concatenate((split.users[teaching], cut.new_users[profiled])).astype(np.int64)
+    taught = [r for r, t in zip(split.relevant, teaching.tolist(), strict=True) if t]
+    taught += [cut.new_relevant[i] for i in profiled]
+    blends: dict[str, HybridBlend] = {}
 
     def as_served(params: Mapping[str, Any] | None) -> dict[str, Any]:
-        ranker = ServedEventrec(random_state=seed, estimator=search.estimator(params))
-        return _per_user_ndcg(ranker.fit(context), cut, users, relevant)
+        base = ServedEventrec(random_state=seed, estimator=search.estimator(params))
+        base.fit(context)
+        at = AtCut.of(base, context)
+        try:
+            blend = fit_blend(
+                at.features, teachers, taught, np.flatnonzero(cut.candidates), cut.exclude, seed
+            )
+        except ModelFitError as exc:
+            blend = collaborative_only(f"{len(teachers)} validation users taught nothing: {exc}")
+        blends[json.dumps(params, sort_keys=True, default=str)] = blend
+        hybrid = HybridEventrec.of(base, context, blend)
+        return _per_user_ndcg(hybrid, cut, users, relevant)
 
     chosen = as_served(None)
+    blend = blends[json.dumps(None)]
     trending = Trending().fit(context)
     versus_trending = Comparison.of(
         "trending",
@@ -358,6 +404,7 @@ def _validate(
         "cut": datetime.fromtimestamp(cut.cut, UTC).isoformat().replace("+00:00", "Z"),
         "horizon_days": options.validation_days,
         "users": len(users),
+        "blend_users": len(teachers),
         "candidates": int(cut.candidates.sum()),
         "as_served": {
             "ndcg@10": _finite(chosen["ndcg@10"]),
@@ -378,7 +425,7 @@ def _validate(
         "versus_trending": versus_trending.to_dict(),
         "versus_current": versus_current.to_dict() if versus_current is not None else None,
     }
-    return figures, versus_trending, versus_current
+    return figures, versus_trending, versus_current, blend
 
 
 def fit_version(
@@ -388,6 +435,8 @@ def fit_version(
     options: FitOptions,
     current: Mapping[str, Any] | None = None,
     now: float | None = None,
+    user_ids: Sequence[str] | None = None,
+    profiles: Mapping[str, bytes] | None = None,
 ) -> FittedVersion:
     """Fit a model version from a snapshot.
 
@@ -403,6 +452,9 @@ def fit_version(
     options : FitOptions
     current : mapping, optional
         The current version's metadata (its ``kind`` and ``params``), for the gate.
+    user_ids, profiles : optional
+        ``user_ids[u]`` is user index ``u``; ``profiles`` maps a user id to its stored
+        profile JSON (the hybrid's stated tastes, budget and city).
 
     Raises
     ------
@@ -444,10 +496,17 @@ def fit_version(
     }
     versus_trending: Comparison | None = None
     versus_current: Comparison | None = None
+    blend = collaborative_only(
+        f"{len(cut.users)} users with something relevant in the last "
+        f"{options.validation_days:g} days (< {MIN_GATE_USERS}): too few to learn a blend"
+    )
     if timed:
         step = time.perf_counter()
-        validation, versus_trending, versus_current = _validate(
-            cut, parsed, dates, search, current, options
+        user_profiles: list[dict[str, Any] | None] = []
+        if user_ids is not None and profiles:
+            user_profiles = [_parse(profiles.get(u)) for u in user_ids[: log.n_users]]
+        validation, versus_trending, versus_current, blend = _validate(
+            cut, parsed, dates, search, current, options, user_profiles
         )
         timings["validation_as_served"] = time.perf_counter() - step
     n_validation = int(validation["users"])
@@ -473,6 +532,9 @@ def fit_version(
     )
     model, content_map, trending = served.model, served.content_map, served.trending
     timings["refit_and_content_map"] = time.perf_counter() - step
+    step = time.perf_counter()
+    text = fit_text(parsed)
+    timings["text"] = time.perf_counter() - step
 
     step = time.perf_counter()
     rating = _rating_errors(log, options.random_state)
@@ -517,7 +579,11 @@ def fit_version(
             **served.content_info,
         },
         "trending": {"half_life_days": options.trending_half_life_days},
+        "hybrid": {
+            "blend": blend_metadata(blend),
+            "text": {"min_df": text.min_df, "terms": len(text.vocabulary_)},
+        },
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
-    arrays = version_arrays(model, content_map, trending, event_ids)
+    arrays = version_arrays(model, content_map, trending, event_ids, text)
     return FittedVersion(arrays, metadata, publish, reason, timings)

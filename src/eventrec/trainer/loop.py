@@ -236,6 +236,7 @@ class Trainer:
             self._status(outcome)
             return outcome
         documents = store.entity_documents("events", settings.topic_events)
+        profiles = store.entity_documents("users", settings.topic_users)
         log.info(
             "fit started",
             extra={"event": "fit_started", "interactions": len(interaction_log)},
@@ -249,6 +250,8 @@ class Trainer:
                     self.options,
                     self._current_metadata(),
                     now=snapshot.taken_at,
+                    user_ids=snapshot.user_ids,
+                    profiles=profiles,
                 )
         except ModelFitError as exc:
             outcome = CycleOutcome(

@@ -13,13 +13,14 @@ import pytest
 from eventrec.config import Settings
 from eventrec.evaluation.catalogue import load_events, load_profiles
 from eventrec.evaluation.command import register
+from eventrec.evaluation.hybrid import HybridEventrec
 from eventrec.evaluation.loader import load_interactions
-from eventrec.evaluation.time_protocol import ServedEventrec, TimeContext
+from eventrec.evaluation.time_protocol import TimeContext, documents_at, rank
 from eventrec.model.records import InteractionLog
 from eventrec.model.timecut import BUCKETS, cut_instants, rank_cut, time_cut
 from eventrec.serving.catalog import Catalog, Filters
 from eventrec.serving.scoring import answer_rows
-from eventrec.serving.state import ServingState, catalog_factors
+from eventrec.serving.state import HybridState, ServingState, catalog_factors
 from eventrec.store.versions import LoadedModel
 from eventrec.synth.config import SynthConfig
 from eventrec.synth.platform import generate
@@ -106,12 +107,14 @@ def _context(platform_files: Path) -> tuple[TimeContext, list[str]]:
 
 
 def _serving_state(
-    model: ServedEventrec, context: TimeContext, event_ids: list[str]
+    model: HybridEventrec, context: TimeContext, event_ids: list[str]
 ) -> ServingState:
-    """What serving would hold at the cut: the version and the catalogue on sale then."""
-    served = model.served_
-    on_sale = np.flatnonzero(context.cut.candidates)
-    documents = {event_ids[i]: json.dumps(context.documents[i]).encode() for i in on_sale.tolist()}
+    """What serving would hold at the cut: the version (with its blend and TF-IDF) and the
+    catalogue as it stood then (every event published by the cut, past ones too)."""
+    served = model.at_cut_.base.served_
+    published = documents_at(context.documents, context.dates, context.cut)
+    known = [i for i, d in enumerate(published) if d is not None]
+    documents = {event_ids[i]: json.dumps(published[i]).encode() for i in known}
     catalog = Catalog.from_documents(documents)
     loaded = LoadedModel(
         version="v000001",
@@ -125,18 +128,25 @@ def _serving_state(
         content_map=served.content_map,
         featurizer=served.featurizer,
         model=served.model,
+        blend=model.blend_,
+        text=model.at_cut_.text,
     )
     model_index, factors = catalog_factors(loaded, catalog)
+    trending = served.trending[model_index]
     return ServingState(
         catalog=catalog,
         model=loaded,
         catalog_factors=factors,
         catalog_model_index=model_index,
-        trending=served.trending[model_index],
+        trending=trending,
         store_event_ids=event_ids,
         catalog_version=1,
         model_version="v000001",
         built_at=0.0,
+        # Shared terms at the request's own instant (serving rounds it to the minute).
+        hybrid=HybridState.build(
+            model.blend_, model.at_cut_.text, catalog, factors, trending, context.cut.cut, 0.0
+        ),
     )
 
 
@@ -144,23 +154,34 @@ def test_the_evaluation_ranks_exactly_as_serving_answers_at_the_cut(
     platform_files: Path,
 ) -> None:
     context, event_ids = _context(platform_files)
-    model = ServedEventrec(random_state=0, n_jobs=1).fit(context)
+    model = HybridEventrec(random_state=0, n_jobs=1).fit(context)
+    assert model.blend_.n_pairs_ > 0  # a learned blend, not the fallback
     cut = context.cut
-    users = cut.users[:200]
+    users = np.concatenate((cut.users[:150], cut.new_users[:50]))
     recommended = rank_cut(model.score, users, cut.candidates, cut.exclude, 10)
+    # The protocol ranks by the pruned exact top-k: the same as scoring every event.
+    assert rank(model, users, cut, 10).tolist() == recommended.tolist()
 
     state = _serving_state(model, context, event_ids)
     train = cut.train
     rows = [train.records[train.user == user] for user in users.tolist()]
+    profiles = [context.profiles[u] for u in users.tolist()]
     answers, _ = answer_rows(
-        state, list(rows), [Filters()] * len(rows), [10] * len(rows), now=cut.cut
+        state,
+        list(rows),
+        [Filters()] * len(rows),
+        [10] * len(rows),
+        now=cut.cut,
+        profiles=profiles,
     )
-    personalised = 0
+    blended = 0
     for row, answer in enumerate(answers):
-        if answer.positions is None:
-            continue
-        personalised += 1
-        served = [state.catalog.event_ids[p] for p in answer.positions.tolist()]
         evaluated = [event_ids[e] for e in recommended[row].tolist() if e >= 0]
+        if answer.positions is None:
+            assert not profiles[row]
+            assert not len(rows[row])
+            continue
+        blended += 1
+        served = [state.catalog.event_ids[p] for p in answer.positions.tolist()]
         assert served == evaluated, f"user {users[row]}"
-    assert personalised >= 0.9 * len(users)
+    assert blended >= 0.9 * len(users)

@@ -25,6 +25,11 @@ def test_parse_variant() -> None:
         parse_variant("b")
     with pytest.raises(ValidationError):
         parse_variant("c:strategy=random")
+    # Hybrid settings: the version's collaborative scores without the learned blend.
+    assert parse_variant("b:hybrid=off") == Variant(name="b", hybrid="off")
+    assert parse_variant("a:model=v000003,hybrid=on").hybrid == "on"
+    with pytest.raises(ValidationError):
+        parse_variant("b:hybrid=maybe")
 
 
 def test_spec_checks_split_and_names() -> None:

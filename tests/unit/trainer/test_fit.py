@@ -10,6 +10,8 @@ import pytest
 
 from eventrec.model.content import event_content
 from eventrec.model.errors import ModelFitError
+from eventrec.model.hybrid import COLLABORATIVE_ONLY
+from eventrec.model.hybrid_features import FEATURES
 from eventrec.model.records import (
     TYPE_BOOKING,
     TYPE_BOOKING_CANCELLED,
@@ -19,6 +21,7 @@ from eventrec.model.records import (
     InteractionLog,
 )
 from eventrec.store.versions import ARRAY_DTYPES, array_bytes, checksum
+from eventrec.trainer.command import blend_table
 from eventrec.trainer.fit import (
     MODEL_KIND,
     Comparison,
@@ -184,6 +187,20 @@ def test_a_fit_gives_every_array_with_its_dtype_and_the_time_cut_figures() -> No
     assert {"factors", "betas", "grid", "winner"} <= set(fitted.metadata["search"])
     assert 8 in fitted.metadata["search"]["factors"]
     assert "category=c3" in fitted.metadata["content"]["featurizer"]["vocabulary"]
+    # The hybrid's blend was learned on half of the validation users, judged on the rest.
+    blend = fitted.metadata["hybrid"]["blend"]
+    assert blend["model"] == "logistic_regression"
+    assert blend["pairs"] > 0
+    assert validation["blend_users"] > 0
+    assert list(blend["weights"]) == list(FEATURES)
+    assert sum(blend["shares"].values()) == pytest.approx(1.0)
+    terms = fitted.arrays["text_terms"].tolist()
+    assert "category_c3" in terms
+    assert len(terms) == len(fitted.arrays["text_idf"])
+    table = blend_table(fitted.metadata)
+    assert table.startswith("hybrid blend: learned")
+    for name in FEATURES:
+        assert f"  {name} " in table
 
     # Refitted against itself as the current version: the same configuration, no loss.
     again = fit_version(log, event_ids, documents, options, fitted.metadata)
@@ -221,3 +238,9 @@ def test_without_users_after_the_cut_the_version_is_published_ungated() -> None:
     assert fitted.metadata["validation"]["protocol"] == "latest pairs"
     assert fitted.metadata["metrics"]["validation_ndcg@10"] is not None
     assert "too few to compare with trending" in fitted.reason
+    # Nothing to teach a blend: the fixed collaborative-only one, marked as such.
+    blend = fitted.metadata["hybrid"]["blend"]
+    assert blend["model"] == COLLABORATIVE_ONLY
+    assert "too few to learn a blend" in blend["fallback"]
+    assert blend["weights"]["collaborative"] == 1.0
+    assert "fixed, collaborative only" in blend_table(fitted.metadata)

@@ -16,7 +16,7 @@ from eventrec.serving.catalog import Filters
 from eventrec.serving.deps import FastJSONResponse, current_state
 from eventrec.serving.experiments import Assignment, assign
 from eventrec.serving.impressions import PendingImpression
-from eventrec.serving.items import explain, hide_own_events, trending_items
+from eventrec.serving.items import explain, explain_hybrid, trending_items
 from eventrec.serving.reads import read_profile
 from eventrec.serving.runtime import Runtime
 
@@ -112,24 +112,26 @@ async def recommendations(request: Request) -> JSONResponse:
     state = current_state(runtime)
     assignment = assign(runtime.caches.experiments, user_id)
     if assignment is not None:
-        state = runtime.caches.state_for(assignment.model_version, state)
+        state = runtime.caches.state_for(assignment.model_version, state, assignment.hybrid)
     answer = await runtime.scorer.recommend(state, user_id, filters, limit)
     forced_trending = assignment is not None and assignment.strategy == "trending"
     if answer.positions is not None and answer.scores is not None and not forced_trending:
         positions = answer.positions.tolist()
-        strategy = "personalised"
-        reasons = explain(state, positions, answer.strongest or {})
+        # The blend answers a user with a profile or searches but no usable row too.
+        strategy = "personalised" if answer.personal else "hybrid_profile"
+        if answer.signals is not None:
+            reasons = explain_hybrid(state, answer)
+        else:
+            reasons = explain(state, positions, answer.strongest or {})
         items = [
             state.catalog.item(p, score, reason)
             for p, score, reason in zip(positions, answer.scores.tolist(), reasons, strict=True)
         ]
     else:
+        # What the row hides is already masked (answer_rows), also for short rows.
         mask = answer.mask
         if mask is None:
             mask = state.catalog.eligible(filters, time.time())
-            if answer.records is not None and len(answer.records):
-                # Too few interactions to personalise, enough to hide what was booked.
-                hide_own_events(state, answer.records, mask, runtime.settings.hide_viewed)
         # A variant of plain trending ignores the profile too (what must not be shown stays hidden).
         profile = (
             None

@@ -1,0 +1,226 @@
+"""The hybrid as served: the fast non-collaborative part equals the features' blend, the
+pruned top-k equals scoring every event, and the fallback blend is marked as such."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventrec.model.blend import HybridBlend
+from eventrec.model.geo import CityCentroids
+from eventrec.model.hybrid import (
+    COLLABORATIVE_ONLY,
+    best_hybrid,
+    blend_from_metadata,
+    blend_metadata,
+    collaborative_only,
+    hybrid_scores,
+    pair_features,
+    signals_of,
+)
+from eventrec.model.hybrid_features import (
+    FEATURES,
+    HybridCatalogue,
+    TextModel,
+    UserSignals,
+    event_text,
+    feature_block,
+    rest_scores,
+)
+
+DAY = 86_400.0
+NOW = 1_800_000_000.0
+CITIES = ["Colombo", "Kandy", "Galle", "Jaffna"]
+CATEGORIES = ["music", "comedy", "sports", "theatre"]
+CENTROIDS = CityCentroids({"Colombo": (6.93, 79.85), "Kandy": (7.29, 80.63), "Galle": (6.03, 80.2)})
+
+
+def _platform(
+    seed: int, n_events: int, n_users: int
+) -> tuple[HybridCatalogue, TextModel, UserSignals]:
+    """A random catalogue (some prices, cities, dates unknown) and users with random
+    histories, profiles (budgets, cities, categories, interests) and searches."""
+    rng = np.random.default_rng(seed)
+    documents: list[dict[str, Any] | None] = []
+    for i in range(n_events):
+        if rng.random() < 0.05:
+            documents.append(None)
+            continue
+        document: dict[str, Any] = {
+            "title": f"event {rng.choice(['jazz', 'rock', 'laughs', 'final', 'play'])} {i}",
+            "category": str(rng.choice(CATEGORIES)),
+            "tags": [str(rng.choice(["jazz", "standup", "cricket", "drama", "indie"]))],
+            "venue": f"venue {rng.integers(0, 5)}",
+        }
+        if rng.random() < 0.9:
+            document["city"] = str(rng.choice(CITIES))
+        if rng.random() < 0.9:
+            document["price"] = {"amount": float(rng.integers(0, 10) * 1000), "currency": "LKR"}
+        documents.append(document)
+    texts = [event_text(d) for d in documents]
+    text = TextModel().fit(texts)
+    vectors = (rng.normal(size=(n_events, 4)) * rng.pareto(1.5, size=(n_events, 1))).astype(
+        np.float32
+    )
+    vectors[rng.random(n_events) < 0.1] = 0.0
+    starts = NOW + rng.uniform(-5, 90, n_events) * DAY
+    starts[rng.random(n_events) < 0.1] = np.nan
+    published = NOW - rng.uniform(0, 30, n_events) * DAY
+    published[rng.random(n_events) < 0.2] = np.nan
+    catalogue = HybridCatalogue.build(
+        documents,
+        vectors,
+        rng.pareto(1.0, n_events),
+        starts,
+        text.transform(texts),
+        CENTROIDS,
+        published_at=published,
+    )
+    profiles: list[dict[str, Any] | None] = []
+    searches: list[list[str]] = []
+    for _ in range(n_users):
+        if rng.random() < 0.3:
+            profiles.append(None)
+        else:
+            profile: dict[str, Any] = {
+                "preferred_categories": list(rng.choice(CATEGORIES, rng.integers(0, 3))),
+                "interests": list(rng.choice(["jazz", "drama", "cricket"], rng.integers(0, 2))),
+            }
+            if rng.random() < 0.7:
+                profile["city"] = str(rng.choice([*CITIES, "Nowhere"]))
+            if rng.random() < 0.7:
+                profile["budget"] = {"min": 0, "max": float(rng.integers(0, 8) * 1000)}
+            profiles.append(profile)
+        searches.append(list(rng.choice(["jazz", "comedy night", "final"], rng.integers(0, 3))))
+    history = sp.random(n_users, n_events, density=0.05, random_state=seed, format="csr")
+    user_vectors = (rng.normal(size=(n_users, 4)) * (rng.random((n_users, 1)) < 0.8)).astype(
+        np.float32
+    )
+    users = signals_of(catalogue, text, user_vectors, history, None, profiles, searches)
+    return catalogue, text, users
+
+
+def _blend(weights: list[float]) -> HybridBlend:
+    blend = HybridBlend()
+    blend.weights_ = np.asarray(weights, dtype=np.float64)
+    blend.intercept_ = 0.0
+    blend.shares_ = dict.fromkeys(FEATURES, 1.0 / len(FEATURES))
+    blend.n_pairs_ = 0
+    return blend
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    weights=st.lists(st.floats(-5.0, 5.0), min_size=len(FEATURES), max_size=len(FEATURES)),
+    subset=st.booleans(),
+)
+def test_the_fast_rest_is_the_blend_of_every_non_collaborative_feature(
+    seed: int, weights: list[float], subset: bool
+) -> None:
+    catalogue, _, users = _platform(seed, 60, 7)
+    rng = np.random.default_rng(seed)
+    positions = (
+        np.sort(rng.choice(60, 25, replace=False)).astype(np.int64)
+        if subset
+        else np.arange(60, dtype=np.int64)
+    )
+    named = dict(zip(FEATURES, weights, strict=True))
+    block = feature_block(catalogue, users, positions, NOW)
+    expected = sum(
+        named[name] * block[:, :, column]
+        for column, name in enumerate(FEATURES)
+        if name != "collaborative"
+    )
+    found = rest_scores(catalogue, users, named, positions, NOW)
+    np.testing.assert_allclose(found, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_the_full_hybrid_score_is_the_blend_of_the_feature_block() -> None:
+    catalogue, _, users = _platform(5, 80, 6)
+    weights = np.linspace(-1.0, 2.0, len(FEATURES))
+    blend = _blend(list(weights))
+    block = feature_block(catalogue, users, np.arange(80), NOW)
+    np.testing.assert_allclose(
+        hybrid_scores(blend, catalogue, users, NOW), block @ weights, rtol=1e-5, atol=1e-6
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_events=st.integers(1, 300),
+    limit=st.integers(1, 25),
+    weights=st.lists(st.floats(-4.0, 4.0), min_size=len(FEATURES), max_size=len(FEATURES)),
+    eligible_share=st.floats(0.0, 1.0),
+    ties=st.booleans(),
+)
+def test_the_pruned_hybrid_top_k_is_exactly_every_event_scored(
+    seed: int,
+    n_events: int,
+    limit: int,
+    weights: list[float],
+    eligible_share: float,
+    ties: bool,
+) -> None:
+    catalogue, _, users = _platform(seed, n_events, 4)
+    if ties:  # equal vectors and equal rests: ties go to the lower position
+        vectors = catalogue.vectors.copy()
+        vectors[: n_events // 2] = vectors[0]
+        shared = ("collaborative", "trending")
+        weights = [w if n in shared else 0.0 for n, w in zip(FEATURES, weights, strict=True)]
+        catalogue = dataclasses.replace(
+            catalogue, vectors=vectors, trending=np.round(catalogue.trending, 1)
+        )
+    blend = _blend(weights)
+    rng = np.random.default_rng(seed)
+    masks = [rng.random(n_events) < eligible_share for _ in range(len(users))]
+    norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
+    found, scanned = best_hybrid(blend, catalogue, norms, users, masks, [limit] * len(users), NOW)
+    full = hybrid_scores(blend, catalogue, users, NOW)
+    for row, (positions, scores) in enumerate(found):
+        eligible = np.flatnonzero(masks[row])
+        expected = eligible[np.lexsort((eligible, -full[row, eligible]))][:limit]
+        assert positions.tolist() == expected.tolist()
+        np.testing.assert_array_equal(scores, full[row, expected])
+    assert scanned <= sum(int(m.sum()) for m in masks)
+
+
+def test_the_pruned_hybrid_scores_few_collaborative_terms_of_a_large_catalogue() -> None:
+    catalogue, _, users = _platform(11, 20_000, 3)
+    blend = _blend([3.0 if name == "collaborative" else 0.5 for name in FEATURES])
+    norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
+    masks = [np.ones(20_000, dtype=bool)] * len(users)
+    _, scanned = best_hybrid(blend, catalogue, norms, users, masks, [10] * len(users), NOW)
+    assert scanned < 0.25 * 20_000 * len(users)
+
+
+def test_features_of_chosen_pairs_are_those_of_the_whole_catalogue() -> None:
+    catalogue, _, users = _platform(3, 50, 3)
+    whole = feature_block(catalogue, users, np.arange(50), NOW)
+    positions = [7, 3, 41]
+    for row in range(len(users)):
+        np.testing.assert_allclose(
+            pair_features(catalogue, users.take([row]), positions, NOW),
+            whole[row, positions],
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
+def test_the_fallback_blend_is_collaborative_only_and_says_so() -> None:
+    blend = collaborative_only("3 validation users taught nothing")
+    document = json.loads(json.dumps(blend_metadata(blend)))
+    assert document["model"] == COLLABORATIVE_ONLY
+    assert document["fallback"] == "3 validation users taught nothing"
+    assert document["weights"]["collaborative"] == 1.0
+    assert sum(abs(w) for n, w in document["weights"].items() if n != "collaborative") == 0
+    restored = blend_from_metadata(document)
+    pairs = np.random.default_rng(0).random((5, len(FEATURES)))
+    np.testing.assert_array_equal(restored.score(pairs), pairs[:, 0])
