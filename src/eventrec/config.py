@@ -257,6 +257,12 @@ class Settings(BaseSettings):
         ge=256,
         description="A user's row is compacted each time it grows past this size doubled.",
     )
+    serving_hybrid: bool = Field(
+        True,
+        description="Answer by the version's learned hybrid blend; false: by its "
+        "collaborative scores alone (faster, as before the hybrid; experiment variants' "
+        "hybrid settings are then ignored).",
+    )
     http_host: str = Field("127.0.0.1", description="Address `eventrec serve` listens on.")
     http_port: int = Field(8000, ge=1, le=65535, description="Port of `eventrec serve`.")
     http_workers: int = Field(

@@ -737,3 +737,29 @@ def test_admin_coalesces_train_requests_and_answers_503_without_redis(stack: Sta
             assert response.status_code == 503, (path, response.text)
             assert "redis unavailable" in response.json()["detail"]
             assert response.headers["Retry-After"]
+
+
+def test_serving_hybrid_off_answers_by_the_collaborative_scores(stack: Stack) -> None:
+    """EVENTREC_SERVING_HYBRID=false: the same version answers by its collaborative part
+    (the reasons of the collaborative answer, not the blend's), personal all the same."""
+    users = active_users(stack.platform, 20)
+    with (
+        in_process(stack.settings) as hybrid,
+        in_process(stack.settings, serving_hybrid=False) as plain,
+    ):
+        answers = [
+            (hybrid.get("/recommendations", params={"user_id": u, "limit": 10}).json(),
+             plain.get("/recommendations", params={"user_id": u, "limit": 10}).json())
+            for u in users
+        ]  # fmt: skip
+    differ = 0
+    for blended, collaborative in answers:
+        assert blended["strategy"] == collaborative["strategy"] == "personalised"
+        assert blended["model_version"] == collaborative["model_version"]
+        ranked = [i["event_id"] for i in collaborative["items"]]
+        assert len(ranked) == 10
+        differ += ranked != [i["event_id"] for i in blended["items"]]
+        # The blend names signals ("trending in ...", "in your city"); these never appear
+        # in the collaborative answer's reasons, which name an event of the history.
+        assert not any(i["reason"].startswith("trending in") for i in collaborative["items"])
+    assert differ >= len(users) // 2

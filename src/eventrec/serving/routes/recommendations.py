@@ -113,6 +113,8 @@ async def recommendations(request: Request) -> JSONResponse:
     assignment = assign(runtime.caches.experiments, user_id)
     if assignment is not None:
         state = runtime.caches.state_for(assignment.model_version, state, assignment.hybrid)
+    if not runtime.settings.serving_hybrid:
+        state = state.collaborative_only()
     answer = await runtime.scorer.recommend(state, user_id, filters, limit)
     forced_trending = assignment is not None and assignment.strategy == "trending"
     if answer.positions is not None and answer.scores is not None and not forced_trending:
