@@ -612,6 +612,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument(
+        "--hybrid",
+        choices=("on", "off"),
+        default="on",
+        help="serve by the learned blend (on) or by the collaborative scores alone "
+        "(EVENTREC_SERVING_HYBRID=false)",
+    )
+    parser.add_argument(
         "--skip-guide", action="store_true", help="leave out the guide's method (no speedup)"
     )
     parser.add_argument("--guide-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -658,6 +665,7 @@ def main() -> int:
         log(f"model version {version} current after {time.perf_counter() - started:.1f} s")
 
         env = service_env(settings)
+        env["EVENTREC_SERVING_HYBRID"] = "true" if args.hybrid == "on" else "false"
         logs = REPO / ".local" / "bench-serve"
         with tempfile.TemporaryDirectory() as scratch:
             script = Path(scratch) / "users.lua"
@@ -702,6 +710,7 @@ def main() -> int:
                 )
         result = {
             "catalog_events": args.events,
+            "hybrid": args.hybrid == "on",
             "users": args.users,
             "factors": 64,
             "connections": args.connections,
