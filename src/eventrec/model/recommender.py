@@ -153,7 +153,7 @@ class EventrecModel:
             When the log is too small or the SVD fails.
         """
         if now is None:
-            now = float(log.records["time"].max()) if len(log) else 0.0
+            now = log.latest_time()
         largest = max_factors(log.n_users, log.n_events)
         if largest < 1:
             raise ModelFitError(f"a {log.n_users} x {log.n_events} log is too small for one factor")

@@ -138,6 +138,10 @@ class InteractionLog:
             int(records["event"].max()) + 1 if n_events is None and len(event) else (n_events or 0),
         )
 
+    def latest_time(self) -> float:
+        """The latest record's time (0 for an empty log): every fit's default clock."""
+        return float(self.records["time"].max()) if len(self.records) else 0.0
+
     def subset(self, mask: np.ndarray) -> InteractionLog:
         """The records where ``mask`` is true, keeping order and index spaces."""
         return InteractionLog(self.user[mask], self.records[mask], self.n_users, self.n_events)

@@ -206,7 +206,7 @@ class EventrecSearch:
             When the log is too small or the SVD fails.
         """
         if now is None:
-            now = float(log.records["time"].max()) if len(log) else 0.0
+            now = log.latest_time()
         factors, betas, variants = self._grid(log.n_users, log.n_events, len(log))
         clock = time.perf_counter()
         timings: dict[str, float] = {}

@@ -38,7 +38,7 @@ def trending_scores(
     if not len(log):
         return np.zeros(log.n_events, dtype=np.float32)
     times = log.records["time"].astype(np.float64)
-    reference = float(times.max()) if now is None else float(now)
+    reference = log.latest_time() if now is None else float(now)
     kinds = log.records["type"]
     weight = np.zeros(len(log), dtype=np.float64)
     for kind, value in TRENDING_WEIGHTS.items():

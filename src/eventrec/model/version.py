@@ -86,7 +86,7 @@ def fit_served(
         The fit's clock (decay and trending); default the log's latest time.
     """
     if now is None:
-        now = float(log.records["time"].max()) if len(log) else 0.0
+        now = log.latest_time()
     model = estimator.fit(log, now)
     featurizer, content_map, content_info = fit_content_map(
         documents, model.item_factors_, model.popularity_

@@ -302,3 +302,12 @@ def test_compaction_preserves_aggregate(
         np.testing.assert_array_equal(
             compacted_row, compacted.records[compacted.user == user_index]
         )
+
+
+def test_latest_time_is_the_latest_record_whatever_the_order() -> None:
+    log = one_user_log(
+        (0, TYPE_VIEW, 1, 500, 0), (1, TYPE_SAVE, 1, 900, 0), (2, TYPE_VIEW, 1, 40, 0)
+    )
+    assert log.latest_time() == 900.0
+    empty = InteractionLog(np.zeros(0, np.int32), np.zeros(0, RECORD_DTYPE), 1, 1)
+    assert empty.latest_time() == 0.0
