@@ -5,7 +5,10 @@ regression learned on the validation cut (:mod:`eventrec.model.blend`).
 At a cut T: eventrec as served is fitted before T (its search validating one horizon
 earlier, as ever); the same configuration is fitted before the validation cut, whose
 relevant pairs (positives) and pairs sampled from the same candidates (negatives) teach
-the blend; the blend then ranks every candidate at T from the features at T.
+the blend; at T, the weight of ``new`` is raised until never-touched events get the
+exposure content alone would give them (:meth:`HybridBlend.expose_new`, on a sample of the
+users with a record before T, without labels); the blend then ranks every candidate at T
+from the features at T.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ __all__ = ["HybridEventrec"]
 NEGATIVES_PER_POSITIVE = 4
 MAX_BLEND_USERS = 5_000
 USER_CHUNK = 256
+# Users with a record before T whose top 10 set the exposure of never-touched events.
+EXPOSURE_USERS = 1_000
 
 
 @dataclass
@@ -64,6 +69,7 @@ class _AtCut:
             text.transform(texts),
             city_centroids(),
             published_at=context.dates.published_at[: len(context.documents)],
+            interactions=context.cut.interactions_before,
         )
         return cls(base, catalogue, text, context.profiles, context.cut.cut)
 
@@ -142,6 +148,7 @@ class HybridEventrec:
             [*validation.relevant, *validation.new_relevant],
         )
         self.at_cut_ = _AtCut.of(base, context)
+        self._expose(context)
         self.params_ = {
             **base.params_,
             "blend": self.blend_.to_dict(),
@@ -180,6 +187,17 @@ class HybridEventrec:
         if not designs:
             raise ModelFitError("no validation pairs to teach the blend")
         return HybridBlend().fit(np.concatenate(designs), np.concatenate(labels))
+
+    def _expose(self, context: TimeContext) -> None:
+        rng = np.random.default_rng(self.random_state)
+        known = np.unique(context.cut.train.user).astype(np.int64)
+        if len(known) > EXPOSURE_USERS:
+            known = np.sort(rng.choice(known, EXPOSURE_USERS, replace=False))
+        candidates = np.flatnonzero(context.cut.candidates)
+        if not len(known) or not len(candidates):
+            return
+        eligible = ~context.cut.exclude[known][:, candidates].toarray().astype(bool)
+        self.blend_.expose_new(self.at_cut_.features(known, candidates), eligible)
 
     def score(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)
