@@ -17,6 +17,8 @@ holds the same ratios computed for the hybrid. Targets (issue #12): ratio_to_bes
 >= 1.25, cold_ratio_to_content >= 1.0, random_split_ratio_to_puresvd >= 0.95.
 
 Usage: python benchmarks/quality.py [--users 30000 --events 3000 --interactions 1000000]
+       python benchmarks/quality.py --from-logs LOG [LOG ...]  (the summary of the runs
+       logged by earlier invocations, e.g. seeds run apart)
 """
 
 from __future__ import annotations
@@ -277,6 +279,18 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def logged_runs(paths: list[str]) -> list[dict[str, Any]]:
+    """The runs earlier invocations logged (``... run {json}`` lines on stderr), in order,
+    the one with the random split first."""
+    runs = [
+        json.loads(line.split(" run ", 1)[1])
+        for path in paths
+        for line in Path(path).read_text().splitlines()
+        if " run {" in line
+    ]
+    return sorted(runs, key=lambda run: "random_split" not in run)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=30_000)
@@ -285,7 +299,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--shares", type=float, nargs="+", default=list(SHARES))
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--from-logs", nargs="+", default=None, metavar="LOG")
     args = parser.parse_args()
+    if args.from_logs:
+        print(json.dumps(summary(logged_runs(args.from_logs))))
+        return
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     runs = [
         one_run(args, seed, share, random_split=first)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from benchmarks.quality import MODELS, summary
+from benchmarks.quality import MODELS, logged_runs, summary
 
 
 def _run(ndcg: dict[str, float], cold: dict[str, float]) -> dict[str, Any]:
@@ -49,3 +51,17 @@ def test_the_summary_has_exactly_the_issue_keys_and_worst_case_ratios() -> None:
     assert result["models"]["hybrid"]["ratios"]["ratio_to_best_single"] == pytest.approx(0.8)
     assert result["models"]["eventrec"]["ndcg@10"] == pytest.approx(0.55)
     assert set(result["models"]["cf"]["buckets"]) == {"0", "1-4", "5-19", "20+"}
+
+
+def test_runs_logged_by_invocations_apart_come_back_random_split_first(tmp_path: Path) -> None:
+    first = _run(dict.fromkeys(MODELS, 0.2), dict.fromkeys(MODELS, 0.1))
+    second = _run(dict.fromkeys(MODELS, 0.3), dict.fromkeys(MODELS, 0.1))
+    second["random_split"] = {"eventrec": {"ndcg@10": 0.3}, "puresvd": {"ndcg@10": 0.2}}
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    a.write_text(
+        f"2026-11-30 17:00:00,000 cut 1 of 3\n2026-11-30 17:05:00,000 run {json.dumps(first)}\n"
+    )
+    b.write_text(f"2026-11-30 17:06:00,000 run {json.dumps(second)}\n")
+    runs = logged_runs([str(a), str(b)])
+    assert runs == [second, first]
+    assert summary(runs)["random_split_ratio_to_puresvd"] == pytest.approx(1.5)
