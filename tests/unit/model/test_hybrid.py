@@ -44,8 +44,9 @@ CENTROIDS = CityCentroids({"Colombo": (6.93, 79.85), "Kandy": (7.29, 80.63), "Ga
 def _platform(
     seed: int, n_events: int, n_users: int
 ) -> tuple[HybridCatalogue, TextModel, UserSignals]:
-    """A random catalogue (some prices, cities, dates unknown) and users with random
-    histories, profiles (budgets, cities, categories, interests) and searches."""
+    """A random catalogue (some prices, cities, dates unknown, some events never touched)
+    and users with random histories, profiles (budgets, cities, categories, interests) and
+    searches."""
     rng = np.random.default_rng(seed)
     documents: list[dict[str, Any] | None] = []
     for i in range(n_events):
@@ -81,6 +82,8 @@ def _platform(
         text.transform(texts),
         CENTROIDS,
         published_at=published,
+        # A third of the events never touched (`new`), drawn apart: the rest stays as it was.
+        interactions=np.random.default_rng(seed + 1).integers(0, 3, n_events),
     )
     profiles: list[dict[str, Any] | None] = []
     searches: list[list[str]] = []
