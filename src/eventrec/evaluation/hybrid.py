@@ -5,10 +5,17 @@ regression learned on the validation cut (:mod:`eventrec.model.hybrid`).
 At a cut T: eventrec as served is fitted before T (its search validating one horizon
 earlier, as ever); the same configuration is fitted before the validation cut, whose
 relevant pairs (positives) and pairs sampled from the same candidates (negatives) teach
-the blend; the blend then ranks every candidate at T from the features at T, as serving
+the blend; at T, the weight of ``new`` is raised until never-touched events get the
+exposure content alone would give them (:func:`~eventrec.model.hybrid.expose_blend`, on a
+sample of the users with a record before T, without labels), as the trainer does at
+publish; the blend then ranks every candidate at T from the features at T, as serving
 answers (``answer_rows``): users with a usable row, a profile or searches by the blend,
 users nothing is known about by trending. This is the time protocol's ``eventrec`` (and
 ``hybrid``, its alias).
+
+An event is ``new`` when the model fitted before T has nobody's record of it (its
+``popularity_``, distinct users with a record other than a dismissal): what a version
+knows, as serving counts it.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from eventrec.model.hybrid import (
     TextBounds,
     best_hybrid,
     blend_weights,
+    catalogue_interactions,
     collaborative_only,
+    expose_blend,
     fit_blend,
     hybrid_scores,
     normalised,
@@ -63,9 +72,10 @@ class AtCut:
     now: float
 
     @classmethod
-    def of(cls, base: ServedEventrec, context: TimeContext) -> AtCut:
+    def of(cls, base: ServedEventrec, context: TimeContext, text: TextModel | None = None) -> AtCut:
+        """``text``: the TF-IDF to use (default: fitted on the catalogue at the cut)."""
         texts = [event_text(d) for d in context.documents]
-        text = TextModel().fit(texts)
+        text = TextModel().fit(texts) if text is None else text
         catalogue = HybridCatalogue.build(
             context.documents,
             base.catalogue_vectors_,
@@ -74,10 +84,25 @@ class AtCut:
             text.transform(texts),
             city_centroids(),
             published_at=context.dates.published_at[: len(context.documents)],
+            interactions=catalogue_interactions(
+                base.served_.model.popularity_, np.arange(len(context.documents))
+            ),
         )
         # Scaled over the events on sale at the cut, as serving scales its catalogue.
         catalogue = normalised(catalogue, np.flatnonzero(context.cut.candidates))
         return cls(base, catalogue, text, context.profiles, context.cut.cut)
+
+    def expose(self, blend: HybridBlend, cut: TimeCut, random_state: int) -> HybridBlend:
+        """Raise ``new``'s weight for this instant (:func:`expose_blend`): users with a
+        record before it, ranking the candidates on sale."""
+        return expose_blend(
+            blend,
+            self.features,
+            np.unique(cut.train.user).astype(np.int64),
+            np.flatnonzero(cut.candidates),
+            cut.exclude,
+            random_state,
+        )
 
     def usable(self, users: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Users serving answers by the blend: a usable row (a non-zero vector), or a
@@ -199,6 +224,7 @@ class HybridEventrec:
             AtCut.of(earlier, validation_context), validation, self.random_state
         )
         self.at_cut_ = AtCut.of(base, context)
+        self.at_cut_.expose(self.blend_, context.cut, self.random_state)
         self.params_ = {**base.params_, "blend": self.blend_.to_dict()}
         return self
 

@@ -372,13 +372,27 @@ class ServedEventrec:
             validation = context.validation_cut()
             search.fit(train, context.cut.cut, validation if len(validation.users) else None)
             estimator = search.estimator()
-        self.served_ = fit_served(
+        served = fit_served(
             train,
             context.documents,
             estimator,
             now=context.cut.cut,
             trending_half_life_days=options.trending_half_life_days,
         )
+        return self._attach(served, context)
+
+    @classmethod
+    def of(
+        cls, served: ServedModel, context: TimeContext, random_state: int = 42
+    ) -> ServedEventrec:
+        """An already fitted ``served`` (fitted on ``context.cut.train``) answering at the
+        cut, without a second fit (the trainer's published version)."""
+        return cls(random_state=random_state, options=context.served)._attach(served, context)
+
+    def _attach(self, served: ServedModel, context: TimeContext) -> ServedEventrec:
+        options = self.options or context.served
+        train = context.cut.train
+        self.served_ = served
         self.now_ = context.cut.cut
         self.min_records_ = options.min_records
         self.hide_viewed_ = options.hide_viewed

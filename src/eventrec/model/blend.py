@@ -5,6 +5,12 @@ The blend is learned, never hand-set: pointwise, each user's relevant events aft
 A score is ``sum_f w_f x_f`` (the intercept ranks nothing), linear in bounded features, so
 the best ``k`` are found exactly while scoring the collaborative term of only a part of
 the catalogue (:func:`best_blended`).
+
+Pointwise, the blend learns that a never-touched event is rarely booked, and ranks such
+events where a user would hardly see them. The catalogue needs them seen: the weight of
+``new`` is then raised (:meth:`HybridBlend.expose_new`) until the blend's top ``k`` hold
+as many never-touched events as a ranking by content alone would show the same users;
+which ones, and to whom, the blend still decides.
 """
 
 from __future__ import annotations
@@ -77,6 +83,10 @@ class HybridBlend:
         Each feature's share of the blend on the training pairs: mean ``|w_f x_f|`` over
         the sum of them (sums to 1).
     n_pairs_ : int
+    mean_abs_ : ndarray of shape (n_features,), float64
+        Mean ``|x_f|`` over the training pairs (the shares' scale).
+    exposure_ : dict
+        What :meth:`expose_new` found (empty before it runs).
     """
 
     def __init__(self, c: float = 1.0, features: Sequence[str] = FEATURES) -> None:
@@ -106,13 +116,82 @@ class HybridBlend:
             raise ModelFitError("the blend has non-finite weights")
         self.weights_ = weights
         self.intercept_ = float(regression.intercept_[0])
-        contribution = np.abs(design * weights[None, :]).mean(axis=0)
+        self.mean_abs_ = np.abs(design).mean(axis=0)
+        self._share()
+        self.n_pairs_ = len(labels)
+        self.exposure_: dict[str, Any] = {}
+        return self
+
+    def _share(self) -> None:
+        contribution = np.abs(self.weights_) * self.mean_abs_
         total = float(contribution.sum())
         self.shares_ = {
             name: float(c / total) if total > 0 else 0.0
             for name, c in zip(self.features, contribution, strict=True)
         }
-        self.n_pairs_ = len(labels)
+
+    def expose_new(
+        self,
+        pairs: npt.ArrayLike,
+        eligible: npt.ArrayLike,
+        k: int = 10,
+        reference: str = "content",
+        new: str = "new",
+    ) -> HybridBlend:
+        """Raise the weight of ``new`` to the least value at which the blend's top ``k``
+        hold, on average over the users given, as many new events as the top ``k`` of
+        ``reference`` alone (never lower it). Uses no label: a sample of users at the
+        instant the blend will rank for.
+
+        Parameters
+        ----------
+        pairs : ndarray of shape (n_users, n_events, n_features)
+            Every feature of the users' pairs with the catalogue (ineligible ones ignored).
+        eligible : ndarray of shape (n_users, n_events), bool
+            What each user may be recommended. Users whose ``reference`` is zero on every
+            eligible event (nothing to rank by) are left out.
+        """
+        block = np.asarray(pairs, dtype=np.float64)
+        allowed = np.asarray(eligible, dtype=bool)
+        column, flag = self.features.index(reference), self.features.index(new)
+        # An ineligible event is never shown, so it never counts as a new one shown.
+        is_new = (block[:, :, flag] > 0) & allowed
+        informed = (np.where(allowed, block[:, :, column], 0.0) > 0).any(axis=1)
+        block, allowed, is_new = block[informed], allowed[informed], is_new[informed]
+        limit = min(k, block.shape[1])
+        self.exposure_ = {"k": k, "reference": reference, "users": len(block)}
+        if limit <= 0 or not len(block):
+            return self
+
+        def shown(scores: npt.NDArray[np.float64]) -> float:
+            ranked = np.where(allowed, scores, -np.inf)
+            # Ties go to the lower position, as in every ranking of the project.
+            order = np.argsort(-ranked, axis=1, kind="stable")[:, :limit]
+            return float(np.take_along_axis(is_new, order, axis=1).sum(axis=1).mean())
+
+        target = shown(block[:, :, column])
+        scores = block @ self.weights_
+        low, high = 0.0, 0.0
+        if shown(scores) < target:
+            # Past the widest gap between two eligible scores every new event comes first.
+            high = float(np.ptp(np.where(allowed, scores, scores[allowed].min()))) + 1.0
+            for _ in range(40):
+                middle = (low + high) / 2
+                if shown(scores + middle * is_new) >= target:
+                    high = middle
+                else:
+                    low = middle
+        learned = float(self.weights_[flag])
+        self.weights_ = self.weights_.copy()
+        self.weights_[flag] = learned + high
+        self._share()
+        self.exposure_.update(
+            {
+                "new_in_top_k": target,
+                "learned_weight": learned,
+                "raised_by": high,
+            }
+        )
         return self
 
     def score(self, pairs: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -143,6 +222,8 @@ class HybridBlend:
             "intercept": self.intercept_,
             "shares": dict(self.shares_),
             "pairs": self.n_pairs_,
+            "mean_abs": {n: float(m) for n, m in zip(self.features, self.mean_abs_, strict=True)},
+            "exposure": dict(self.exposure_),
         }
 
     @classmethod
@@ -153,6 +234,9 @@ class HybridBlend:
         blend.intercept_ = float(values["intercept"])
         blend.shares_ = {str(k): float(v) for k, v in values["shares"].items()}
         blend.n_pairs_ = int(values["pairs"])
+        scale = values.get("mean_abs") or {}
+        blend.mean_abs_ = np.array([float(scale.get(n, 0.0)) for n in features])
+        blend.exposure_ = dict(values.get("exposure") or {})
         return blend
 
 

@@ -6,6 +6,9 @@ Pure numerics shared by ``trainer``, ``serving`` and ``evaluation``:
   searches into :class:`~eventrec.model.hybrid_features.UserSignals` over a catalogue;
 - :func:`fit_blend` teaches a :class:`~eventrec.model.blend.HybridBlend` on the relevant
   pairs of a (validation) cut and pairs sampled from the same candidates;
+- :func:`expose_blend` raises the weight of ``new`` at the instant the blend will rank
+  for, until never-touched events get the exposure content alone would give them
+  (:meth:`~eventrec.model.blend.HybridBlend.expose_new`), without labels;
 - :func:`collaborative_only` is the documented fallback when there is not enough to
   learn from: a fixed blend of the collaborative feature alone, marked as such;
 - :func:`hybrid_scores` scores every position (the reference) and :func:`best_hybrid`
@@ -47,7 +50,9 @@ __all__ = [
     "blend_from_metadata",
     "blend_metadata",
     "blend_weights",
+    "catalogue_interactions",
     "collaborative_only",
+    "expose_blend",
     "fit_blend",
     "hybrid_scores",
     "normalised",
@@ -62,6 +67,11 @@ __all__ = [
 NEGATIVES_PER_POSITIVE = 4
 MAX_BLEND_USERS = 5_000
 USER_CHUNK = 256
+# Users with a record before the instant whose top 10 set the exposure of new events.
+EXPOSURE_USERS = 1_000
+# Pairs (users x candidates) of the exposure's feature block: fewer users on a large
+# catalogue (1,000 users up to 3,000 candidates), its memory bounded.
+EXPOSURE_PAIRS = 3_000_000
 # The fallback blend's ``model`` in the version's metadata.
 COLLABORATIVE_ONLY = "fixed: collaborative only"
 
@@ -80,6 +90,8 @@ def collaborative_only(reason: str, features: Sequence[str] = FEATURES) -> Hybri
     blend.intercept_ = 0.0
     blend.shares_ = {f: (1.0 if f == FEATURES[0] else 0.0) for f in blend.features}
     blend.n_pairs_ = 0
+    blend.mean_abs_ = np.zeros(len(blend.features))
+    blend.exposure_ = {}
     blend.fallback_ = reason  # type: ignore[attr-defined]
     return blend
 
@@ -99,6 +111,18 @@ def blend_from_metadata(document: Mapping[str, Any]) -> HybridBlend:
     if document.get("model") == COLLABORATIVE_ONLY:
         blend.fallback_ = str(document.get("fallback", ""))  # type: ignore[attr-defined]
     return blend
+
+
+def catalogue_interactions(
+    popularity: npt.ArrayLike, model_index: npt.ArrayLike
+) -> npt.NDArray[np.int64]:
+    """Each catalogue event's interaction count as a version knows it: the model's
+    ``popularity`` (distinct users with a record other than a dismissal, at fit time) at
+    ``model_index`` (-1 or beyond the model: an event newer than the version, 0)."""
+    counts = np.asarray(popularity, dtype=np.int64)
+    index = np.asarray(model_index, dtype=np.int64)
+    known = (index >= 0) & (index < len(counts))
+    return np.where(known, counts[np.where(known, index, 0)] if len(counts) else 0, 0)
 
 
 def blend_weights(blend: HybridBlend) -> dict[str, float]:
@@ -150,6 +174,37 @@ def fit_blend(
     if not designs:
         raise ModelFitError("no validation pairs to teach the blend")
     return HybridBlend().fit(np.concatenate(designs), np.concatenate(labels))
+
+
+def expose_blend(
+    blend: HybridBlend,
+    features: FeatureSource,
+    users: npt.NDArray[np.int64],
+    candidates: npt.NDArray[np.int64],
+    exclude: sp.csr_matrix,
+    random_state: int = 0,
+    max_users: int = EXPOSURE_USERS,
+) -> HybridBlend:
+    """Raise ``new``'s weight (:meth:`HybridBlend.expose_new`) on at most ``max_users``
+    of ``users`` (fewer when users x candidates would pass :data:`EXPOSURE_PAIRS`), users
+    with a record before the instant ``features`` is at, each ranking the ``candidates``
+    it may be shown (``exclude[user]`` left out). The fallback blend
+    (:func:`collaborative_only`) is left as it is: it ranks by the collaborative part alone.
+    """
+    if getattr(blend, "fallback_", None) is not None or "new" not in blend.features:
+        return blend
+    users = np.unique(np.asarray(users, dtype=np.int64))
+    candidates = np.asarray(candidates, dtype=np.int64)
+    max_users = max(min(max_users, EXPOSURE_PAIRS // max(len(candidates), 1)), 1)
+    if len(users) > max_users:
+        rng = np.random.default_rng(random_state)
+        users = np.sort(rng.choice(users, max_users, replace=False))
+    if not len(users) or not len(candidates):
+        # Recorded all the same: the metadata says the rule ran and had nobody to rank for.
+        blend.exposure_ = {"k": 10, "reference": "content", "users": 0}
+        return blend
+    eligible = ~sp.csr_matrix(exclude)[users][:, candidates].toarray().astype(bool)
+    return blend.expose_new(features(users, candidates), eligible)
 
 
 def signals_of(

@@ -19,6 +19,11 @@ feature             range       meaning
                                 it, 0 without a known budget
 ``nearby``          [0, 1]      1 in the user's city, ``exp(-km / NEARBY_KM)`` between
                                 known cities, 0 otherwise
+``new``             {0, 1}      1 when nobody interacted with the event before the
+                                request (0: unknown) and the user has a history: a
+                                per-user constant times the event's flag, so the blend
+                                stays linear; a stranger still gets what is trending
+                                (its weight: :meth:`HybridBlend.expose_new`)
 ==================  ==========  ===================================================
 
 Everything that depends only on the catalogue (TF-IDF rows, vector norms, trending
@@ -64,6 +69,7 @@ FEATURES = (
     "fresh",
     "budget",
     "nearby",
+    "new",
 )
 COLLABORATIVE = 0
 # Days over which "soon" decays by e: a month ahead still counts a third.
@@ -188,6 +194,8 @@ class HybridCatalogue:
     category_codes : dict
         Case-folded category name -> code.
     published_at : ndarray of shape (n_events,), float64 (NaN: unknown)
+    new : ndarray of shape (n_events,), float64, in {0, 1}
+        1: no interaction with the event before the catalogue's instant (0 when unknown).
     """
 
     tfidf: sp.csr_matrix
@@ -204,8 +212,11 @@ class HybridCatalogue:
     published_at: npt.NDArray[np.float64]
     # ``tfidf`` transposed (terms x events, CSR): a profile's products without a conversion.
     tfidf_t: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0)))
+    new: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
+        if self.new.shape != (self.tfidf.shape[0],):
+            object.__setattr__(self, "new", np.zeros(self.tfidf.shape[0]))
         if self.tfidf_t.shape != (self.tfidf.shape[1], self.tfidf.shape[0]):
             object.__setattr__(self, "tfidf_t", sp.csr_matrix(self.tfidf.T, dtype=np.float32))
 
@@ -219,8 +230,10 @@ class HybridCatalogue:
         tfidf: sp.csr_matrix,
         centroids: CityCentroids | None = None,
         published_at: npt.ArrayLike | None = None,
+        interactions: npt.ArrayLike | None = None,
     ) -> HybridCatalogue:
-        """The catalogue's arrays; ``tfidf`` is :class:`TextModel`'s transform of it."""
+        """The catalogue's arrays; ``tfidf`` is :class:`TextModel`'s transform of it;
+        ``interactions`` counts each event's records before the instant (None: unknown)."""
         names = sorted(
             {str(d["city"]).casefold() for d in documents if d is not None and d.get("city")}
         )
@@ -270,6 +283,9 @@ class HybridCatalogue:
             published_at=np.full(len(documents), np.nan)
             if published_at is None
             else np.asarray(published_at, dtype=np.float64),
+            new=np.zeros(len(documents))
+            if interactions is None
+            else (np.asarray(interactions)[: len(documents)] == 0).astype(np.float64),
         )
 
 
@@ -399,6 +415,8 @@ def feature_block(
     known = (users.city[:, None] >= 0) & (event_city[None, :] >= 0)
     near = catalogue.proximity[np.maximum(users.city, 0)[:, None], np.maximum(event_city, 0)]
     block[:, :, 8] = np.where(known, near, 0.0)
+    has_history = np.diff(users.history.indptr) > 0
+    block[:, :, 9] = has_history[:, None] * catalogue.new[positions][None, :]
     return block
 
 
@@ -547,6 +565,10 @@ def rest_scores(
                 event_city = catalogue.city[positions]
                 near = catalogue.proximity[users.city[rows]][:, np.maximum(event_city, 0)]
                 result[rows] += weight * np.where(event_city[None, :] >= 0, near, 0.0)
+        elif name == "new":
+            rows = np.flatnonzero(np.diff(users.history.indptr) > 0)
+            if len(rows):
+                result[rows] += weight * catalogue.new[positions][None, :]
         elif name in FEATURES:
             unknown.append((FEATURES.index(name), weight))
     if unknown:

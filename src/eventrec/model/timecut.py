@@ -221,7 +221,7 @@ def time_cut(
     user = relevant_keys // n_events
     event = relevant_keys % n_events
     keep = candidates[event]
-    if exclude.nnz:
+    if exclude.nnz and len(user):  # indexing by no pair gives no array
         keep &= ~np.asarray(exclude[user, event]).ravel().astype(bool)
     user, event = user[keep], event[keep]
     has_training = np.bincount(train.user, minlength=log.n_users) > 0

@@ -189,6 +189,8 @@ def _reason(
         if city.casefold() == str(doc["city"]).casefold():
             return "in your city"
         return f"near you, in {doc['city']}"
+    if signal == "new":
+        return "new: nobody has booked it yet"
     return "recommended for you"
 
 

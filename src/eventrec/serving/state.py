@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from eventrec.model.aggregate import InteractionWeights
 from eventrec.model.blend import HybridBlend
 from eventrec.model.content_map import catalog_vectors
-from eventrec.model.hybrid import TextBounds, blend_weights, normalised
+from eventrec.model.hybrid import TextBounds, blend_weights, catalogue_interactions, normalised
 from eventrec.model.hybrid_features import (
     HybridCatalogue,
     TextModel,
@@ -141,8 +141,14 @@ class HybridState:
         trending: npt.NDArray[np.float32],
         now: float,
         refresh_seconds: float = SHARED_REFRESH_SECONDS,
+        interactions: npt.ArrayLike | None = None,
     ) -> HybridState:
-        """Built off the request path; scaled over the events on sale at ``now``."""
+        """Built off the request path; scaled over the events on sale at ``now``.
+
+        ``interactions``: each catalogue event's interaction count as the version knows it
+        (:func:`~eventrec.model.hybrid.catalogue_interactions`: the model's events with
+        their counts at fit time, newer events 0), which makes an event ``new``; None:
+        unknown, no event is new."""
         from eventrec.resources import city_centroids
 
         documents = catalog.documents
@@ -156,6 +162,7 @@ class HybridState:
             sp.csr_matrix(tfidf),
             city_centroids(),
             published_at=published,
+            interactions=interactions,
         )
         upcoming = np.flatnonzero(catalog.showable & (catalog.starts_at > now)).astype(np.int64)
         norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
@@ -414,7 +421,13 @@ def build_state(
                 hybrid = hybrid.with_trending(trending)
         else:
             hybrid = HybridState.build(
-                model.blend, model.text, catalog, factors, trending, time.time()
+                model.blend,
+                model.text,
+                catalog,
+                factors,
+                trending,
+                time.time(),
+                interactions=catalogue_interactions(model.popularity, model_index),
             )
     state = ServingState(
         catalog=catalog,

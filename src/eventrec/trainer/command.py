@@ -71,6 +71,14 @@ def blend_table(metadata: dict[str, Any]) -> str:
     for name in blend.get("features") or []:
         weight = float(blend["weights"][name])
         lines.append(f"  {name:<16}{weight:>+10.4f}{float(shares.get(name, 0.0)):>9.1%}")
+    exposure = blend.get("exposure") or {}
+    if "raised_by" in exposure:
+        lines.append(
+            f"  new: learned {float(exposure['learned_weight']):+.4f}, raised by "
+            f"{float(exposure['raised_by']):.4f} at publish so that {exposure['users']} users' "
+            f"top {exposure['k']} hold {float(exposure['new_in_top_k']):.2f} never-touched "
+            f"events, as {exposure['reference']} alone would"
+        )
     return "\n".join(lines)
 
 

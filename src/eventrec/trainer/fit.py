@@ -12,11 +12,15 @@ that beats trending and is not worse than the current configuration, each by a p
 bootstrap over the validation users at 95 %; with no current version, or one of an older
 kind, only trending gates; with too few validation users it publishes ``gated: false``.
 What is published is the validated configuration refitted on all data, with a content map
-and trending at the snapshot's end.
+and trending at the snapshot's end, and the blend with the weight of ``new`` raised at the
+snapshot's clock (:func:`~eventrec.model.hybrid.expose_blend`: never-touched events on
+sale get, in the top 10 of users with a record, the exposure content alone would give
+them; the gate judges the blend raised the same way at the cut).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -60,7 +64,7 @@ from eventrec.model.timecut import (
     time_cut_metrics,
 )
 from eventrec.model.trending import trending_scores
-from eventrec.model.version import fit_served
+from eventrec.model.version import ServedModel, fit_served
 
 __all__ = [
     "MIN_GATE_USERS",
@@ -369,7 +373,10 @@ def _validate(
         except ModelFitError as exc:
             blend = collaborative_only(f"{len(teachers)} validation users taught nothing: {exc}")
         blends[json.dumps(params, sort_keys=True, default=str)] = blend
-        hybrid = HybridEventrec.of(base, context, blend)
+        # Judged as it will be served: new's weight raised at the cut (publish raises the
+        # learned one again at the version's clock).
+        judged = at.expose(copy.deepcopy(blend), cut, seed)
+        hybrid = HybridEventrec.of(base, context, judged)
         return _per_user_ndcg(hybrid, cut, users, relevant)
 
     chosen = as_served(None)
@@ -426,6 +433,44 @@ def _validate(
         "versus_current": versus_current.to_dict() if versus_current is not None else None,
     }
     return figures, versus_trending, versus_current, blend
+
+
+def _expose_at(
+    blend: HybridBlend,
+    log: InteractionLog,
+    documents: list[dict[str, Any] | None],
+    dates: EventDates,
+    served: ServedModel,
+    text: TextModel,
+    clock: float,
+    options: FitOptions,
+    profiles: list[dict[str, Any] | None],
+) -> HybridBlend:
+    """The blend as published: ``new``'s weight raised at the version's clock
+    (:func:`expose_blend`), on users with a record before it ranking the events on sale
+    then, with the published fit's vectors and TF-IDF (no second fit)."""
+    if getattr(blend, "fallback_", None) is not None:
+        return blend
+    # Every record up to the clock is before the cut.
+    cut = time_cut(log, float(np.nextafter(clock, np.inf)), options.validation_days, dates=dates)
+    context = TimeContext(
+        cut=cut,
+        raw_rating=cut.train.records["value"].astype(np.float64),
+        documents=documents_at(documents, dates, cut),
+        profiles=profiles,
+        dates=dates,
+        horizon_days=options.validation_days,
+        relevant_min_rating=4.0,
+        seed=options.random_state,
+        n_jobs=options.n_jobs,
+        served=ServedOptions(
+            trending_half_life_days=options.trending_half_life_days,
+            min_records=options.min_records,
+            hide_viewed=options.hide_viewed,
+        ),
+    )
+    base = ServedEventrec.of(served, context, options.random_state)
+    return AtCut.of(base, context, text).expose(blend, cut, options.random_state)
 
 
 def fit_version(
@@ -500,11 +545,11 @@ def fit_version(
         f"{len(cut.users)} users with something relevant in the last "
         f"{options.validation_days:g} days (< {MIN_GATE_USERS}): too few to learn a blend"
     )
+    user_profiles: list[dict[str, Any] | None] = []
+    if user_ids is not None and profiles:
+        user_profiles = [_parse(profiles.get(u)) for u in user_ids[: log.n_users]]
     if timed:
         step = time.perf_counter()
-        user_profiles: list[dict[str, Any] | None] = []
-        if user_ids is not None and profiles:
-            user_profiles = [_parse(profiles.get(u)) for u in user_ids[: log.n_users]]
         validation, versus_trending, versus_current, blend = _validate(
             cut, parsed, dates, search, current, options, user_profiles
         )
@@ -535,6 +580,12 @@ def fit_version(
     step = time.perf_counter()
     text = fit_text(parsed)
     timings["text"] = time.perf_counter() - step
+
+    step = time.perf_counter()
+    blend = _expose_at(
+        blend, log, parsed, dates, served, text, end if now is None else now, options, user_profiles
+    )
+    timings["exposure"] = time.perf_counter() - step
 
     step = time.perf_counter()
     rating = _rating_errors(log, options.random_state)

@@ -16,6 +16,7 @@ from eventrec.evaluation.command import register
 from eventrec.evaluation.hybrid import HybridEventrec
 from eventrec.evaluation.loader import load_interactions
 from eventrec.evaluation.time_protocol import TimeContext, documents_at, rank
+from eventrec.model.hybrid import catalogue_interactions
 from eventrec.model.records import InteractionLog
 from eventrec.model.timecut import BUCKETS, cut_instants, rank_cut, time_cut
 from eventrec.serving.catalog import Catalog, Filters
@@ -145,7 +146,14 @@ def _serving_state(
         built_at=0.0,
         # Shared terms at the request's own instant (serving rounds it to the minute).
         hybrid=HybridState.build(
-            model.blend_, model.at_cut_.text, catalog, factors, trending, context.cut.cut, 0.0
+            model.blend_,
+            model.at_cut_.text,
+            catalog,
+            factors,
+            trending,
+            context.cut.cut,
+            0.0,
+            interactions=catalogue_interactions(loaded.popularity, model_index),
         ),
     )
 
@@ -156,6 +164,9 @@ def test_the_evaluation_ranks_exactly_as_serving_answers_at_the_cut(
     context, event_ids = _context(platform_files)
     model = HybridEventrec(random_state=0, n_jobs=1).fit(context)
     assert model.blend_.n_pairs_ > 0  # a learned blend, not the fallback
+    # Its `new` weight set at the cut by the exposure rule, over users with a record.
+    assert model.blend_.exposure_["users"] > 0
+    assert model.at_cut_.catalogue.new[np.flatnonzero(context.cut.candidates)].any()
     cut = context.cut
     users = np.concatenate((cut.users[:150], cut.new_users[:50]))
     recommended = rank_cut(model.score, users, cut.candidates, cut.exclude, 10)

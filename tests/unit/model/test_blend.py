@@ -129,3 +129,61 @@ def test_the_strongest_signal_is_the_largest_positive_contribution() -> None:
     rows[1, trending] = 1.0
     rows[1, content] = 0.01
     assert blend.strongest(rows) == ["content", "trending", None]
+
+
+def _new_in_top(scores: np.ndarray, is_new: np.ndarray, eligible: np.ndarray, k: int) -> float:
+    ranked = np.where(eligible, scores, -np.inf)
+    top = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
+    return float(np.take_along_axis(is_new & eligible, top, axis=1).sum(axis=1).mean())
+
+
+def _users_and_catalogue(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """60 users x 40 events, 8 of them never touched (no trending), content at random."""
+    rng = np.random.default_rng(seed)
+    block = rng.random((60, 40, len(FEATURES))) * 0.2
+    new = np.zeros(40, dtype=bool)
+    new[rng.choice(40, 8, replace=False)] = True
+    block[:, :, FEATURES.index("new")] = new
+    block[:, :, FEATURES.index("trending")] = np.where(new, 0.0, rng.random(40))[None, :]
+    block[:, :, FEATURES.index("content")] = rng.random((60, 40))
+    eligible = rng.random((60, 40)) > 0.2
+    return block, np.broadcast_to(new, (60, 40)).copy(), eligible
+
+
+def test_new_events_get_the_exposure_content_alone_would_give_them_and_no_more() -> None:
+    pairs, labels = _planted(3)
+    # Relevant pairs are never new ones: the learned blend buries never-touched events.
+    pairs[:, FEATURES.index("new")] = (np.random.default_rng(3).random(len(labels)) < 0.3) & (
+        labels == 0
+    )
+    blend = HybridBlend().fit(pairs, labels)
+    flag, content = FEATURES.index("new"), FEATURES.index("content")
+    learned = float(blend.weights_[flag])
+    assert learned < 0
+    block, is_new, eligible = _users_and_catalogue(4)
+    target = _new_in_top(block[:, :, content], is_new, eligible, 10)
+    assert _new_in_top(block @ blend.weights_, is_new, eligible, 10) < target
+    blend.expose_new(block, eligible, k=10)
+    raised = float(blend.weights_[flag])
+    assert raised > learned
+    assert _new_in_top(block @ blend.weights_, is_new, eligible, 10) >= target
+    # The least such weight: a little less shows fewer new events.
+    lower = blend.weights_.copy()
+    lower[flag] = raised - 1e-3
+    assert _new_in_top(block @ lower, is_new, eligible, 10) < target
+    assert blend.exposure_["new_in_top_k"] == pytest.approx(target)
+    assert sum(blend.shares_.values()) == pytest.approx(1.0)
+    restored = HybridBlend.from_dict(json.loads(json.dumps(blend.to_dict())))
+    np.testing.assert_array_equal(restored.score(block), blend.score(block))
+    assert restored.exposure_ == blend.exposure_
+
+
+def test_a_blend_that_already_shows_new_events_keeps_its_weights() -> None:
+    pairs, labels = _planted(5)
+    pairs[:, FEATURES.index("new")] = labels  # every relevant pair is a new event
+    blend = HybridBlend().fit(pairs, labels)
+    before = blend.weights_.copy()
+    block, _, eligible = _users_and_catalogue(6)
+    blend.expose_new(block, eligible, k=10)
+    np.testing.assert_array_equal(blend.weights_, before)
+    assert blend.exposure_["raised_by"] == 0.0

@@ -19,7 +19,9 @@ from eventrec.model.hybrid import (
     best_hybrid,
     blend_from_metadata,
     blend_metadata,
+    catalogue_interactions,
     collaborative_only,
+    expose_blend,
     hybrid_scores,
     pair_features,
     signals_of,
@@ -44,8 +46,9 @@ CENTROIDS = CityCentroids({"Colombo": (6.93, 79.85), "Kandy": (7.29, 80.63), "Ga
 def _platform(
     seed: int, n_events: int, n_users: int
 ) -> tuple[HybridCatalogue, TextModel, UserSignals]:
-    """A random catalogue (some prices, cities, dates unknown) and users with random
-    histories, profiles (budgets, cities, categories, interests) and searches."""
+    """A random catalogue (some prices, cities, dates unknown, some events never touched)
+    and users with random histories, profiles (budgets, cities, categories, interests) and
+    searches."""
     rng = np.random.default_rng(seed)
     documents: list[dict[str, Any] | None] = []
     for i in range(n_events):
@@ -81,6 +84,8 @@ def _platform(
         text.transform(texts),
         CENTROIDS,
         published_at=published,
+        # A third of the events never touched (`new`), drawn apart: the rest stays as it was.
+        interactions=np.random.default_rng(seed + 1).integers(0, 3, n_events),
     )
     profiles: list[dict[str, Any] | None] = []
     searches: list[list[str]] = []
@@ -224,3 +229,36 @@ def test_the_fallback_blend_is_collaborative_only_and_says_so() -> None:
     restored = blend_from_metadata(document)
     pairs = np.random.default_rng(0).random((5, len(FEATURES)))
     np.testing.assert_array_equal(restored.score(pairs), pairs[:, 0])
+
+
+def test_a_catalogue_event_counts_what_the_version_knew_of_it_and_newer_ones_zero() -> None:
+    popularity = np.array([3, 0, 5])
+    # Model index per catalogue event: -1 (newer than the version) or past the model: 0.
+    counts = catalogue_interactions(popularity, [2, -1, 0, 1, 7])
+    assert counts.tolist() == [5, 0, 3, 0, 0]
+
+
+def test_the_exposure_rule_leaves_the_fallback_blend_as_it_is_and_samples_its_users() -> None:
+    calls: list[tuple[int, int]] = []
+
+    def features(users: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        calls.append((len(users), len(positions)))
+        block = np.zeros((len(users), len(positions), len(FEATURES)))
+        block[:, :, FEATURES.index("content")] = 1.0 / (1.0 + positions)[None, :]
+        block[:, :, FEATURES.index("trending")] = (positions / 30.0)[None, :]
+        block[:, :, FEATURES.index("new")] = (positions % 3 == 0)[None, :]
+        return block
+
+    exclude = sp.csr_matrix((50, 30))
+    fallback = collaborative_only("nothing to learn from")
+    expose_blend(fallback, features, np.arange(50), np.arange(30), exclude)
+    assert not calls
+    assert blend_metadata(fallback)["weights"]["new"] == 0.0
+    learned = _blend([1.0 if name == "trending" else 0.0 for name in FEATURES])
+    learned.mean_abs_ = np.ones(len(FEATURES))
+    expose_blend(learned, features, np.arange(50), np.arange(30), exclude, max_users=20)
+    assert calls == [(20, 30)]
+    assert learned.exposure_["users"] == 20
+    # Content's top 10 hold events 0, 3, 6, 9; trending's (20-29) only three new ones.
+    assert learned.exposure_["new_in_top_k"] == 4.0
+    assert learned.weights_[FEATURES.index("new")] > 0

@@ -58,6 +58,7 @@ def _catalogue(vectors: np.ndarray | None = None) -> tuple[HybridCatalogue, Text
         tfidf=text.transform(texts),
         centroids=CENTROIDS,
         published_at=[NOW - 7 * DAY, NOW, np.nan],
+        interactions=[0, 4, 12],
     )
     return catalogue, text
 
@@ -88,6 +89,20 @@ def test_each_feature_has_its_known_value() -> None:
     colombo_kandy = CENTROIDS.distance_km("Colombo", "Kandy")
     assert colombo_kandy is not None
     np.testing.assert_allclose(column["nearby"], [1.0, np.exp(-colombo_kandy / 60.0), 0.0])
+    np.testing.assert_array_equal(column["new"], [1.0, 0.0, 0.0])
+
+
+def test_an_event_is_new_only_when_its_interactions_are_known_to_be_none() -> None:
+    texts = [event_text(d) for d in DOCUMENTS]
+    tfidf = TextModel().fit(texts).transform(texts)
+    vectors = np.zeros((3, 2), np.float32)
+    unknown = HybridCatalogue.build(DOCUMENTS, vectors, [0.0] * 3, [NOW] * 3, tfidf)
+    np.testing.assert_array_equal(unknown.new, [0.0, 0.0, 0.0])
+    # Counts of a log with more events than the catalogue: the catalogue's positions only.
+    known = HybridCatalogue.build(
+        DOCUMENTS, vectors, [0.0] * 3, [NOW] * 3, tfidf, interactions=[3, 0, 0, 9]
+    )
+    np.testing.assert_array_equal(known.new, [0.0, 1.0, 1.0])
 
 
 def test_a_user_with_no_history_and_no_profile_has_only_the_events_own_features() -> None:
@@ -106,6 +121,9 @@ def test_a_user_with_no_history_and_no_profile_has_only_the_events_own_features(
     ]
     assert not block[:, personal].any()
     np.testing.assert_allclose(block[:, FEATURES.index("trending")], catalogue.trending)
+    # Nothing known of the user: a never-touched event is not pushed to them.
+    assert catalogue.new.any()
+    assert not block[:, FEATURES.index("new")].any()
 
 
 def test_the_text_model_round_trips_through_plain_json() -> None:

@@ -60,7 +60,7 @@ def _blend(**weights: float) -> HybridBlend:
     return blend
 
 
-def _state(blend: HybridBlend) -> ServingState:
+def _state(blend: HybridBlend, interactions: list[int] | None = None) -> ServingState:
     catalog = Catalog.from_documents({n: _document(n) for n in NAMES})
     text = TextModel().fit([event_text(d) for d in catalog.documents])
     model: Any = SimpleNamespace(
@@ -81,7 +81,9 @@ def _state(blend: HybridBlend) -> ServingState:
         catalog_version=1,
         model_version="v1",
         built_at=0.0,
-        hybrid=HybridState.build(blend, text, catalog, FACTORS, trending, NOW.timestamp(), 0.0),
+        hybrid=HybridState.build(
+            blend, text, catalog, FACTORS, trending, NOW.timestamp(), 0.0, interactions
+        ),
     )
 
 
@@ -153,6 +155,18 @@ def test_context_signals_name_the_place_the_budget_and_the_date() -> None:
     assert budget == {"a": "within your budget", "c": "within your budget"}
     soon = _reasons(_state(_blend(soon=1.0)), None, {"city": "Galle"}, limit=1)
     assert soon == {"c": "starts in 3 days"}
+
+
+def test_a_never_touched_event_is_named_as_new_to_a_user_with_a_history() -> None:
+    # Rock fest: nobody's record in the version; the others each have some.
+    state = _state(_blend(new=1.0), interactions=[3, 5, 2, 1, 0])
+    assert _reasons(state, _row([1], [TYPE_BOOKING]), limit=1) == {
+        "e": "new: nobody has booked it yet"
+    }
+    # A user with no history is not pushed new events: here their city decides.
+    assert "e" not in _reasons(
+        _state(_blend(new=1.0, nearby=0.5), [3, 5, 2, 1, 0]), None, {"city": "Kandy"}, limit=2
+    )
 
 
 def test_a_hybrid_off_variant_scores_the_same_version_collaboratively() -> None:

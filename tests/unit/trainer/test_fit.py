@@ -194,6 +194,9 @@ def test_a_fit_gives_every_array_with_its_dtype_and_the_time_cut_figures() -> No
     assert validation["blend_users"] > 0
     assert list(blend["weights"]) == list(FEATURES)
     assert sum(blend["shares"].values()) == pytest.approx(1.0)
+    # At publish, new's weight was set by the exposure rule on users before the clock.
+    # Undated events: none known to be on sale at the clock, nobody to expose them to.
+    assert blend["exposure"]["users"] == 0
     terms = fitted.arrays["text_terms"].tolist()
     assert "category_c3" in terms
     assert len(terms) == len(fitted.arrays["text_idf"])
@@ -220,6 +223,41 @@ def test_a_fit_gives_every_array_with_its_dtype_and_the_time_cut_figures() -> No
         ]
         is None
     )
+
+
+def test_at_publish_never_touched_events_get_the_exposure_content_alone_gives_them() -> None:
+    planted = _timed_planted_log()
+    # 30 more events on sale that nobody touched, in the planted categories, placed first:
+    # content alone ranks them with the touched ones of their category (ties: lower first).
+    records = planted.records.copy()
+    records["event"] += 30
+    log = InteractionLog(planted.user, records, planted.n_users, planted.n_events + 30)
+    event_ids = [f"ev-{i}" for i in range(log.n_events)]
+    documents = {
+        event_id: json.dumps(
+            {
+                "category": f"c{i % 10}",
+                "city": "Kandy",
+                "published_at": datetime.fromtimestamp(NOW - 90 * DAY, UTC).isoformat(),
+                "starts_at": datetime.fromtimestamp(NOW + 30 * DAY, UTC).isoformat(),
+            }
+        ).encode()
+        for i, event_id in enumerate(event_ids)
+    }
+    options = FitOptions(n_jobs=1, max_factor_cells=32 * len(log))
+    fitted = fit_version(log, event_ids, documents, options)
+    blend = fitted.metadata["hybrid"]["blend"]
+    assert blend["model"] == "logistic_regression"
+    exposure = blend["exposure"]
+    assert exposure["users"] > 0
+    # Content alone shows never-touched events in these users' top 10: the blend must too.
+    assert exposure["new_in_top_k"] > 0
+    # The blend learned that they are never booked: without the rule it would bury them.
+    assert exposure["learned_weight"] < 0 < exposure["raised_by"]
+    assert blend["weights"]["new"] == pytest.approx(
+        exposure["learned_weight"] + exposure["raised_by"]
+    )
+    assert "raised by" in blend_table(fitted.metadata)
 
 
 def test_a_log_too_small_for_a_model_raises_model_fit_error() -> None:
