@@ -4,7 +4,7 @@ The blend is learned, never hand-set: pointwise, each user's relevant events aft
 (validation) cut are positives and events sampled from the same candidates are negatives.
 A score is ``sum_f w_f x_f`` (the intercept ranks nothing), linear in bounded features, so
 the best ``k`` are found exactly while scoring the collaborative term of only a part of
-the catalogue (:func:`best_blended`).
+the catalogue (:func:`best_by_bound`).
 
 Pointwise, the blend learns that a never-touched event is rarely booked, and ranks such
 events where a user would hardly see them. The catalogue needs them seen: the weight of
@@ -24,7 +24,7 @@ import numpy.typing as npt
 from eventrec.model.errors import ModelFitError
 from eventrec.model.hybrid_features import FEATURES
 
-__all__ = ["HybridBlend", "best_blended", "sample_pairs"]
+__all__ = ["HybridBlend", "best_by_bound", "sample_pairs"]
 
 # Float rounding may put a computed score a hair above its bound: widen the bound.
 BOUND_SLACK = 1e-9
@@ -248,74 +248,6 @@ def collaborative_terms(
     rows = vectors[positions].astype(np.float64)
     result: npt.NDArray[np.float64] = (rows * np.asarray(user, dtype=np.float64)).sum(axis=1)
     return result
-
-
-def best_blended(
-    collaborative_weight: float,
-    user: npt.NDArray[np.float64],
-    vectors: npt.NDArray[np.float32],
-    order: npt.NDArray[np.int64],
-    norms: npt.NDArray[np.float64],
-    rest: npt.NDArray[np.float64],
-    mask: npt.NDArray[np.bool_],
-    limit: int,
-    first_block: int = 256,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], int]:
-    """The best ``limit`` eligible positions of ``w * (vectors @ user) + rest``, exactly.
-
-    ``user`` is the folded-in vector already scaled by ``1 / (|u| * max |v|)``; ``rest``
-    the blend of every other feature. Positions are visited in ``order`` (decreasing
-    ``norms``) a block at a time; once the ``limit``-th best score beats
-    ``|w| * |user| * norm of the next position + max(rest)``, an upper bound of every
-    score still unseen (Cauchy-Schwarz), the search stops. Ties go to the lower position.
-
-    Returns the positions, their scores (best first) and how many were scored.
-    """
-    n = len(order)
-    eligible_rest = rest[mask]
-    if not len(eligible_rest) or limit <= 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0), 0
-    rest_max = float(eligible_rest.max())
-    reach = abs(collaborative_weight) * float(np.linalg.norm(user))
-    kept_positions = np.zeros(0, dtype=np.int64)
-    kept_scores = np.zeros(0)
-    start, size, scanned = 0, first_block, 0
-    while start < n:
-        stop = min(n, start + size)
-        block = order[start:stop]
-        block = block[mask[block]]
-        if len(block):
-            scores = collaborative_weight * collaborative_terms(vectors, block, user) + rest[block]
-            scanned += len(block)
-            kept_positions = np.concatenate((kept_positions, block))
-            kept_scores = np.concatenate((kept_scores, scores))
-            if len(kept_scores) > limit:
-                kth = np.partition(kept_scores, len(kept_scores) - limit)[len(kept_scores) - limit]
-                keep = kept_scores >= kth
-                kept_positions, kept_scores = kept_positions[keep], kept_scores[keep]
-        if stop >= n:
-            break
-        bound = reach * float(norms[stop]) + rest_max
-        bound += BOUND_SLACK * (abs(bound) + 1.0)
-        if len(kept_scores) >= limit and float(np.sort(kept_scores)[-limit]) > bound:
-            break
-        start, size = stop, size * 2
-    best = np.lexsort((kept_positions, -kept_scores))[:limit]
-    return kept_positions[best], kept_scores[best], scanned
-
-
-def blended_scores(
-    collaborative_weight: float,
-    user: npt.NDArray[np.float64],
-    vectors: npt.NDArray[np.float32],
-    rest: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]:
-    """Every position's blended score, the reference :func:`best_blended` is exact against."""
-    positions = np.arange(len(vectors), dtype=np.int64)
-    scores: npt.NDArray[np.float64] = (
-        collaborative_weight * collaborative_terms(vectors, positions, user) + rest
-    )
-    return scores
 
 
 def best_by_bound(

@@ -6,10 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from eventrec.model.blend import HybridBlend, best_blended, blended_scores, sample_pairs
+from eventrec.model.blend import HybridBlend, sample_pairs
 from eventrec.model.errors import ModelFitError
 from eventrec.model.hybrid_features import FEATURES
 
@@ -60,64 +58,6 @@ def test_sampled_negatives_come_from_the_candidates_and_never_are_positives() ->
     assert set(negatives.tolist()) <= set(range(10))
     # No user without a positive, none without a negative left to sample.
     assert set(rows.tolist()) == {0}
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    n=st.integers(1, 700),
-    limit=st.integers(1, 30),
-    weight=st.floats(-3.0, 3.0),
-    rest_scale=st.floats(0.0, 2.0),
-    eligible_share=st.floats(0.0, 1.0),
-    ties=st.booleans(),
-)
-def test_the_pruned_top_k_is_exactly_the_full_blend(
-    seed: int,
-    n: int,
-    limit: int,
-    weight: float,
-    rest_scale: float,
-    eligible_share: float,
-    ties: bool,
-) -> None:
-    rng = np.random.default_rng(seed)
-    # Uneven norms, like a factor model's: a few long vectors, many short ones.
-    vectors = (rng.normal(size=(n, 8)) * rng.pareto(1.5, size=(n, 1))).astype(np.float32)
-    if ties:
-        vectors[: n // 2] = vectors[0]
-    user = rng.normal(size=8) / 10.0
-    rest = rng.random(n) * rest_scale
-    if ties:
-        rest = np.round(rest, 1)
-    mask = rng.random(n) < eligible_share
-    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
-    order = np.argsort(-norms, kind="stable").astype(np.int64)
-
-    positions, scores, scanned = best_blended(
-        weight, user, vectors, order, norms[order], rest, mask, limit, first_block=16
-    )
-
-    full = blended_scores(weight, user, vectors, rest)
-    eligible = np.flatnonzero(mask)
-    expected = eligible[np.lexsort((eligible, -full[eligible]))][:limit]
-    assert positions.tolist() == expected.tolist()
-    np.testing.assert_array_equal(scores, full[expected])
-    assert scanned <= len(eligible)
-
-
-def test_the_pruned_top_k_scores_a_small_part_of_an_uneven_catalogue() -> None:
-    rng = np.random.default_rng(3)
-    n = 20_000
-    vectors = (rng.normal(size=(n, 16)) * rng.pareto(1.2, size=(n, 1))).astype(np.float32)
-    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
-    order = np.argsort(-norms, kind="stable").astype(np.int64)
-    user = vectors[order[0]].astype(np.float64) / (norms.max() ** 2)
-    rest = rng.random(n) * 0.01
-    _, _, scanned = best_blended(
-        2.0, user, vectors, order, norms[order], rest, np.ones(n, bool), 10
-    )
-    assert scanned < n / 4
 
 
 def test_the_strongest_signal_is_the_largest_positive_contribution() -> None:
