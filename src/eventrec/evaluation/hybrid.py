@@ -33,7 +33,7 @@ from eventrec.model.blend import HybridBlend
 from eventrec.model.errors import ModelFitError
 from eventrec.model.hybrid import (
     USER_CHUNK,
-    TextBounds,
+    BlockBounds,
     best_hybrid,
     blend_weights,
     catalogue_interactions,
@@ -238,7 +238,7 @@ class HybridEventrec:
         catalogue = at.catalogue
         n_events = catalogue.tfidf.shape[0]
         norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
-        bounds = TextBounds.of(catalogue)
+        blocks = BlockBounds.of(catalogue, norms)
         every = np.arange(n_events, dtype=np.int64)
         shared = shared_rest(catalogue, blend_weights(blend), every, at.now)
         trending = np.asarray(base.served_.trending, dtype=np.float64)
@@ -256,7 +256,7 @@ class HybridEventrec:
                     mask[base._rows(chunk[row : row + 1])[0]["event"]] = False
                 masks.append(mask)
             found, _ = best_hybrid(
-                blend, catalogue, norms, signals, masks, [k] * len(chunk), at.now, shared, bounds
+                blend, catalogue, norms, signals, masks, [k] * len(chunk), at.now, shared, blocks
             )
             for row, (positions, _) in enumerate(found):
                 if not usable[row]:  # nothing known: trending, as serving answers

@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from eventrec.model.blend import HybridBlend, best_by_bound, sample_pairs
+from eventrec.model.blend import HybridBlend, sample_pairs
 from eventrec.model.errors import ModelFitError
 from eventrec.model.hybrid_features import (
     FEATURES,
+    SHARED_FEATURES,
     TEXT_FEATURES,
     HybridCatalogue,
     TextModel,
@@ -37,15 +38,17 @@ from eventrec.model.hybrid_features import (
     dense_profile,
     feature_block,
     rest_scores,
-    row_dots,
+    shared_rest,
     stated_text,
+    user_row,
     user_signals,
 )
 
 __all__ = [
     "COLLABORATIVE_ONLY",
     "NEGATIVES_PER_POSITIVE",
-    "TextBounds",
+    "BlockBounds",
+    "best_by_blocks",
     "best_hybrid",
     "blend_from_metadata",
     "blend_metadata",
@@ -57,7 +60,6 @@ __all__ = [
     "hybrid_scores",
     "normalised",
     "pair_features",
-    "rest_bounds",
     "scaled_users",
     "signals_of",
     "take_catalogue",
@@ -279,80 +281,224 @@ def hybrid_scores(
     return scores
 
 
-@dataclass(frozen=True)
-class TextBounds:
-    """The catalogue's most common TF-IDF terms (at most :data:`COMMON_TERMS`, each in
-    more than :data:`COMMON_MIN` events) as dense columns: a profile's cosines with every
-    event are its rare terms' sparse product plus one small dense product, close enough
-    to the exact cosine (float32 rounding, :data:`TEXT_SLACK`) to bound it tightly."""
+# Events per block of :class:`BlockBounds`: a block's bound is one number per user.
+BLOCK_SIZE = 128
+# Blocks scored in the first round of a user's top-k (then twice as many each round): a
+# top 10 is usually within the first few blocks of best bound.
+FIRST_BLOCKS = 4
+# Float rounding of a computed bound (sums of float32 values in float64): added to each.
+BLOCK_SLACK = 1e-6
 
-    common: npt.NDArray[np.int64]
-    is_common: npt.NDArray[np.bool_]
-    columns: npt.NDArray[np.float32]  # (len(common), n_events): term j's weight per event
+
+@dataclass(frozen=True)
+class BlockBounds:
+    """The catalogue cut into blocks of alike events, and per block the largest value each
+    feature can take in it: what bounds every score of a block for a user at once.
+
+    Events are ordered by venue, category, city, then decreasing vector norm (events at
+    one venue share terms and audiences, so a block's maxima stay close to its events'
+    values) and cut every :data:`BLOCK_SIZE`. Per block: the longest vector, the
+    categories and cities present, the lowest known price, whether any event is new, and
+    each TF-IDF term's largest weight (``terms``, terms x blocks, sparse). The shared
+    features' maxima depend on the clock: :meth:`shared_max`.
+    """
+
+    order: npt.NDArray[np.int64]  # catalogue positions, block by block
+    starts: npt.NDArray[np.int64]  # block b is order[starts[b]:starts[b + 1]]
+    norm: npt.NDArray[np.float64]  # the longest vector
+    centre: npt.NDArray[np.float64]  # (n_blocks, n_factors): the vectors' mean
+    radius: npt.NDArray[np.float64]  # the largest distance of a vector from the centre
+    categories: npt.NDArray[np.bool_]  # (n_blocks, n_categories + 1): last column unknown
+    cities: npt.NDArray[np.bool_]  # (n_blocks, n_cities)
+    min_price: npt.NDArray[np.float64]  # inf: no known price in the block
+    new: npt.NDArray[np.bool_]
+    terms: sp.csr_matrix  # (n_terms, n_blocks), float64
+    # The vectors (float64) and TF-IDF rows (CSR arrays, float64 data) in block order: a
+    # block's exact scores read contiguous ranges, with the values of the reference.
+    vectors: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    text_indptr: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(1, np.int64))
+    text_indices: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    text_data: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    text_owner: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.starts) - 1
 
     @classmethod
-    def of(cls, catalogue: HybridCatalogue) -> TextBounds:
-        tfidf = catalogue.tfidf
-        n_terms = tfidf.shape[1]
-        frequency = np.bincount(tfidf.indices, minlength=n_terms)
-        ranked = np.argsort(-frequency, kind="stable")[:COMMON_TERMS]
-        common = np.sort(ranked[frequency[ranked] > COMMON_MIN]).astype(np.int64)
-        is_common = np.zeros(n_terms, dtype=bool)
-        is_common[common] = True
-        columns = np.ascontiguousarray(
-            sp.csc_matrix(tfidf)[:, common].toarray().T, dtype=np.float32
+    def of(
+        cls,
+        catalogue: HybridCatalogue,
+        norms: npt.NDArray[np.float64] | None = None,
+        size: int = BLOCK_SIZE,
+    ) -> BlockBounds:
+        n_events = catalogue.tfidf.shape[0]
+        if norms is None:
+            norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
+        order = np.lexsort((-norms, catalogue.city, catalogue.category, catalogue.venue)).astype(
+            np.int64
         )
-        return cls(common, is_common, columns)
+        starts = np.arange(0, n_events + size, size, dtype=np.int64)
+        starts[-1] = n_events
+        starts = np.unique(starts)
+        if n_events == 0:
+            starts = np.zeros(1, dtype=np.int64)
+        n_blocks = len(starts) - 1
+        block_of = np.zeros(n_events, dtype=np.int64)
+        block_of[order] = np.repeat(np.arange(n_blocks), np.diff(starts))
+        first = starts[:-1]
+        ordered_norms = norms[order]
+        norm = np.maximum.reduceat(ordered_norms, first) if n_blocks else np.zeros(0)
+        vectors = catalogue.vectors[order].astype(np.float64)
+        sizes = np.diff(starts).astype(np.float64)
+        centre = (
+            np.add.reduceat(vectors, first, axis=0) / sizes[:, None]
+            if n_blocks
+            else np.zeros((0, vectors.shape[1]))
+        )
+        spread = np.linalg.norm(vectors - np.repeat(centre, np.diff(starts), axis=0), axis=1)
+        radius = np.maximum.reduceat(spread, first) if n_blocks else np.zeros(0)
+        n_categories = len(catalogue.category_codes) + 1
+        categories = np.zeros((n_blocks, n_categories), dtype=bool)
+        categories[block_of, np.where(catalogue.category >= 0, catalogue.category, -1)] = True
+        cities = np.zeros((n_blocks, len(catalogue.proximity)), dtype=bool)
+        known = catalogue.city >= 0
+        cities[block_of[known], catalogue.city[known]] = True
+        price = np.where(np.isnan(catalogue.price), np.inf, catalogue.price)[order]
+        min_price = np.minimum.reduceat(price, first) if n_blocks else np.zeros(0)
+        new = (
+            np.maximum.reduceat(catalogue.new[order], first) > 0
+            if n_blocks
+            else np.zeros(0, dtype=bool)
+        )
+        coo = sp.coo_matrix(catalogue.tfidf)
+        # Each term's largest weight per block: the max of duplicates, by sorting.
+        key = coo.col.astype(np.int64) * max(n_blocks, 1) + block_of[coo.row]
+        by = np.lexsort((coo.data, key))
+        key, data = key[by], coo.data[by].astype(np.float64)
+        last = np.ones(len(key), dtype=bool)
+        last[:-1] = key[1:] != key[:-1]
+        terms = sp.csr_matrix(
+            (data[last], (key[last] // max(n_blocks, 1), key[last] % max(n_blocks, 1))),
+            shape=(catalogue.tfidf.shape[1], n_blocks),
+        )
+        ordered = sp.csr_matrix(catalogue.tfidf[order])
+        return cls(
+            order,
+            starts,
+            norm,
+            centre,
+            radius,
+            categories,
+            cities,
+            min_price,
+            new,
+            terms,
+            vectors=vectors,
+            text_indptr=ordered.indptr.astype(np.int64),
+            text_indices=ordered.indices,
+            text_data=ordered.data.astype(np.float64),
+            text_owner=np.repeat(np.arange(n_events, dtype=np.int64), np.diff(ordered.indptr)),
+        )
+
+    def places(self, chosen: Sequence[int]) -> npt.NDArray[np.int64]:
+        """Places (indices into ``order``) of the chosen blocks' events, block by block."""
+        return np.concatenate(
+            [np.arange(self.starts[b], self.starts[b + 1]) for b in chosen]
+        ).astype(np.int64)
+
+    def collaborative(
+        self, chosen: Sequence[int], user: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """:func:`~eventrec.model.blend.collaborative_terms` of the chosen blocks' events."""
+        rows = np.concatenate([self.vectors[self.starts[b] : self.starts[b + 1]] for b in chosen])
+        result: npt.NDArray[np.float64] = (rows * user).sum(axis=1)
+        return result
+
+    def cosines(
+        self, chosen: Sequence[int], profile: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """:func:`~eventrec.model.hybrid_features.row_dots` of the chosen blocks' events
+        (each row's terms summed in stored order: the same values)."""
+        parts = []
+        for b in chosen:
+            first, stop = int(self.starts[b]), int(self.starts[b + 1])
+            low, high = self.text_indptr[first], self.text_indptr[stop]
+            products = self.text_data[low:high] * profile[self.text_indices[low:high]]
+            parts.append(
+                np.bincount(
+                    self.text_owner[low:high] - first, weights=products, minlength=stop - first
+                )
+            )
+        return np.concatenate(parts).astype(np.float64)
+
+    def shared_max(self, shared: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The largest value of the shared features' blend in each block."""
+        if not self.n_blocks:
+            return np.zeros(0)
+        result: npt.NDArray[np.float64] = np.maximum.reduceat(shared[self.order], self.starts[:-1])
+        return result
+
+    def bounds(
+        self,
+        catalogue: HybridCatalogue,
+        users: UserSignals,
+        weights: Mapping[str, float],
+        shared_max: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.float64]:
+        """Per user and block, an upper bound of the blend's score of every event in the
+        block, shape (len(users), n_blocks): the sum over features of each feature's
+        largest weighted value in the block (0 for a non-positive weight on a feature
+        that is never negative; a feature unknown here makes every bound infinite)."""
+        n = len(users)
+        result = np.empty((n, self.n_blocks))
+        result[:] = shared_max[None, :]
+        for name, weight in weights.items():
+            if weight == 0.0 or name in SHARED_FEATURES:
+                continue
+            if name == FEATURES[0]:
+                # w (v . s), s = u / (|u| max|v|): at most |w| |s| |v| for the longest v,
+                # and at most |w| (sign(w) s . c + |s| r) for the block's ball (c, r).
+                scaled = scaled_users(catalogue, users.vectors) * np.sign(weight)
+                length = np.linalg.norm(scaled, axis=1)[:, None]
+                ball = scaled @ self.centre.T + length * self.radius[None, :]
+                result += abs(weight) * np.minimum(length * self.norm[None, :], ball)
+                continue
+            if weight < 0.0 and name in NON_NEGATIVE:
+                continue
+            if name == "category":
+                present = users.categories.astype(np.float64) @ self.categories.T.astype(np.float64)
+                result += weight * (present > 0)
+            elif name == "budget":
+                budget = users.budget[:, None]
+                low = self.min_price[None, :]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    within = np.where(low <= budget, 1.0, budget / low)
+                result += weight * np.where(np.isfinite(within), np.clip(within, 0.0, 1.0), 0.0)
+            elif name == "nearby":
+                known = users.city >= 0
+                if not len(catalogue.proximity) or not known.any():
+                    continue  # no known city: every event's value is 0
+                near = catalogue.proximity[np.maximum(users.city, 0)]  # (users, cities)
+                best = np.where(self.cities[None, :, :], near[:, None, :], 0.0).max(
+                    axis=2, initial=0.0
+                )
+                result += weight * np.where(known[:, None], best, 0.0)
+            elif name == "new":
+                has_history = np.diff(users.history.indptr) > 0
+                result += weight * (has_history[:, None] & self.new[None, :])
+            elif name in TEXT_FEATURES:
+                profile = users.history if name == "content" else users.stated
+                reach = (sp.csr_matrix(profile, dtype=np.float64) @ self.terms).toarray()
+                result += weight * np.minimum(reach, 1.0)
+            else:
+                result[:] = np.inf
+        result += BLOCK_SLACK * (1.0 + np.abs(result))
+        return result
 
 
-# The most frequent terms (in more than COMMON_MIN events) kept as dense columns.
-COMMON_TERMS = 128
-COMMON_MIN = 64
-# Float32 rounding of a bound's cosine, in cosine units: added to every text bound.
-TEXT_SLACK = 1e-4
-
-
-def rest_bounds(
-    catalogue: HybridCatalogue,
-    users: UserSignals,
-    weights: Mapping[str, float],
-    now: float,
-    shared: npt.NDArray[np.float64] | None,
-    bounds: TextBounds,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """The non-collaborative blend at every position, shape (len(users), n_events): exact
-    without the text cosines, and an upper bound with them (their float32 value over
-    rare terms by a sparse product and common ones by a dense one, widened by
-    :data:`TEXT_SLACK`)."""
-    positions = np.arange(catalogue.tfidf.shape[0], dtype=np.int64)
-    others = {n: w for n, w in weights.items() if n not in TEXT_FEATURES}
-    exact = rest_scores(catalogue, users, others, positions, now, shared)
-    upper = exact.copy()
-    slack = 0.0
-    for name in TEXT_FEATURES:
-        weight = float(weights.get(name, 0.0))
-        if weight == 0.0:
-            continue
-        profile = users.history if name == "content" else users.stated
-        rows = np.flatnonzero(np.diff(profile.indptr) > 0)
-        if not len(rows):
-            continue
-        picked = sp.csr_matrix(profile[rows], dtype=np.float32)
-        common = np.asarray(picked[:, bounds.common].toarray(), dtype=np.float32)
-        rare = picked.copy()
-        rare.data[bounds.is_common[rare.indices]] = 0.0
-        rare.eliminate_zeros()
-        cosine = (rare @ catalogue.tfidf_t).toarray()
-        for row in range(len(rows)):  # each profile's few common terms, one pass each
-            for j in np.flatnonzero(common[row]).tolist():
-                cosine[row] += common[row, j] * bounds.columns[j]
-        np.clip(cosine, 0.0, 1.0, out=cosine)
-        cosine *= np.float32(weight)
-        upper[rows] += cosine
-        slack += abs(weight) * TEXT_SLACK
-    if slack:
-        upper += slack
-    return exact, upper
+# Features whose values are never negative: a negative weight never raises a score.
+NON_NEGATIVE = frozenset(FEATURES[1:])
 
 
 def best_hybrid(
@@ -364,22 +510,28 @@ def best_hybrid(
     limits: Sequence[int],
     now: float,
     shared: npt.NDArray[np.float64] | None = None,
-    text_bounds: TextBounds | None = None,
+    blocks: BlockBounds | None = None,
+    shared_max: npt.NDArray[np.float64] | None = None,
 ) -> tuple[list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]], int]:
     """Each user's best ``limit`` eligible positions by the blend, exactly (ties: lower
     position), and how many positions were scored exactly in all.
 
-    Every position gets an upper bound ``|w_c| |u| |v_i| + upper_i`` (Cauchy-Schwarz on
-    the collaborative part, :func:`rest_bounds` on the others); positions are scored
-    exactly (the same values as :func:`hybrid_scores` at every position) in decreasing
-    bound until the ``limit``-th best beats every bound left
-    (:func:`~eventrec.model.blend.best_by_bound`). ``norms[i]`` is
-    ``|catalogue.vectors[i]|``; ``shared``: the shared features' blend at every position.
+    Every block of :class:`BlockBounds` gets an upper bound of its events' scores for the
+    user; blocks are scored exactly (the same values as :func:`hybrid_scores` at every
+    position) in decreasing bound until the ``limit``-th best beats every bound left.
+    ``norms[i]`` is ``|catalogue.vectors[i]|``; ``shared``: the shared features' blend at
+    every position (``shared_max``: its maxima per block, when ``blocks`` are given).
     """
-    n_terms = catalogue.tfidf.shape[1]
+    n_events, n_terms = catalogue.tfidf.shape
     weights = blend_weights(blend)
-    bounds = TextBounds.of(catalogue) if text_bounds is None else text_bounds
-    exact_others, upper = rest_bounds(catalogue, users, weights, now, shared, bounds)
+    if shared is None:
+        shared = shared_rest(catalogue, weights, np.arange(n_events, dtype=np.int64), now)
+    if blocks is None:
+        blocks = BlockBounds.of(catalogue, norms)
+    if shared_max is None:
+        shared_max = blocks.shared_max(shared)
+    bounds = blocks.bounds(catalogue, users, weights, shared_max)
+    others = {n: w for n, w in weights.items() if n not in TEXT_FEATURES}
     weight = _collaborative_weight(blend)
     scaled = scaled_users(catalogue, users.vectors)
     texts = [
@@ -395,23 +547,79 @@ def best_hybrid(
             if w != 0.0 and p.indptr[row] != p.indptr[row + 1]
         ]
 
+        one = user_row(users, row)  # its own CSR arrays, made once per user
+
         def exact(
+            chosen: list[int],
             positions: npt.NDArray[np.int64],
             row: int = row,
+            one: UserSignals = one,
             profiles: list[tuple[float, npt.NDArray[np.float64]]] = profiles,
         ) -> npt.NDArray[np.float64]:
-            values: npt.NDArray[np.float64] = exact_others[row, positions]
+            assert blocks is not None
+            values = rest_scores(catalogue, one, others, positions, now, shared[positions])[0]
             for w, profile in profiles:  # as rest_scores adds them: text last, in order
-                values += w * np.clip(row_dots(catalogue.tfidf, profile, positions), 0.0, 1.0)
-            return values
+                values += w * np.clip(blocks.cosines(chosen, profile), 0.0, 1.0)
+            collaborative: npt.NDArray[np.float64] = (
+                weight * blocks.collaborative(chosen, scaled[row]) + values
+            )
+            return collaborative
 
-        found, scores, seen = best_by_bound(
-            weight, scaled[row], catalogue.vectors, norms, upper[row], mask, limit,
-            exact_rest=exact,
-        )  # fmt: skip
+        found, scores, seen = best_by_blocks(blocks, bounds[row], mask, limit, exact)
         results.append((found, scores))
         scanned += seen
     return results, scanned
+
+
+def best_by_blocks(
+    blocks: BlockBounds,
+    bounds: npt.NDArray[np.float64],
+    mask: npt.NDArray[np.bool_],
+    limit: int,
+    exact: Callable[[list[int], npt.NDArray[np.int64]], npt.NDArray[np.float64]],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], int]:
+    """The best ``limit`` eligible positions by ``exact(blocks, positions)`` (the scores of
+    every event of those blocks, ``positions`` theirs), ties to the lower position, visiting
+    blocks in decreasing bound (``bounds[b]`` at least every score in block ``b``), a
+    doubling number at a time, until the ``limit``-th best beats the best bound left.
+
+    Returns the positions, their scores (best first) and how many were scored."""
+    if limit <= 0 or not blocks.n_blocks:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), 0
+    in_order = mask[blocks.order]
+    live = np.logical_or.reduceat(in_order, blocks.starts[:-1])
+    candidates = np.flatnonzero(live)
+    if not len(candidates):
+        return np.zeros(0, dtype=np.int64), np.zeros(0), 0
+    visit = candidates[np.argsort(-bounds[candidates], kind="stable")]
+    kept_positions = np.zeros(0, dtype=np.int64)
+    kept_scores = np.zeros(0)
+    scanned, start, take = 0, 0, FIRST_BLOCKS
+    while start < len(visit):
+        chosen = visit[start : start + take]
+        places = blocks.places(chosen.tolist())
+        eligible = in_order[places]
+        positions = blocks.order[places]
+        scores = exact(chosen.tolist(), positions)[eligible]
+        positions = positions[eligible]
+        scanned += len(places)
+        kept_positions = np.concatenate((kept_positions, positions))
+        kept_scores = np.concatenate((kept_scores, scores))
+        if len(kept_scores) > limit:
+            cut = len(kept_scores) - limit
+            kth = np.partition(kept_scores, cut)[cut]
+            keep = kept_scores >= kth
+            kept_positions, kept_scores = kept_positions[keep], kept_scores[keep]
+        start += len(chosen)
+        if start >= len(visit):
+            break
+        if len(kept_scores) >= limit:
+            cut = len(kept_scores) - limit
+            if float(np.partition(kept_scores, cut)[cut]) > float(bounds[visit[start]]):
+                break
+        take *= 2
+    best = np.lexsort((kept_positions, -kept_scores))[:limit]
+    return kept_positions[best], kept_scores[best], scanned
 
 
 def take_catalogue(catalogue: HybridCatalogue, positions: npt.ArrayLike) -> HybridCatalogue:
@@ -443,9 +651,8 @@ def pair_features(
     catalogue: HybridCatalogue, user: UserSignals, positions: npt.ArrayLike, now: float
 ) -> npt.NDArray[np.float64]:
     """Every feature of one user's pairs with ``positions``, shape (len(positions),
-    n_features): :func:`feature_block` on the restricted catalogue."""
-    sub = take_catalogue(catalogue, positions)
-    block = feature_block(sub, user, np.arange(sub.tfidf.shape[0], dtype=np.int64), now)
+    n_features): :func:`feature_block` at those positions (no pass over the catalogue)."""
+    block = feature_block(catalogue, user, np.asarray(positions, dtype=np.int64), now)
     result: npt.NDArray[np.float64] = block[0]
     return result
 

@@ -53,9 +53,11 @@ __all__ = [
     "event_text",
     "feature_block",
     "rest_scores",
+    "row_similarities",
     "shared_rest",
     "stated_text",
     "text_cosines",
+    "user_row",
     "user_signals",
 ]
 
@@ -213,10 +215,14 @@ class HybridCatalogue:
     # ``tfidf`` transposed (terms x events, CSR): a profile's products without a conversion.
     tfidf_t: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0)))
     new: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    # A code per venue (-1: unknown): orders the blocks of an exact top-k, no feature.
+    venue: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
         if self.new.shape != (self.tfidf.shape[0],):
             object.__setattr__(self, "new", np.zeros(self.tfidf.shape[0]))
+        if self.venue.shape != (self.tfidf.shape[0],):
+            object.__setattr__(self, "venue", np.full(self.tfidf.shape[0], -1, dtype=np.int64))
         if self.tfidf_t.shape != (self.tfidf.shape[1], self.tfidf.shape[0]):
             object.__setattr__(self, "tfidf_t", sp.csr_matrix(self.tfidf.T, dtype=np.float32))
 
@@ -264,6 +270,16 @@ class HybridCatalogue:
             ],
             dtype=np.int64,
         )
+        venue_names = {
+            name: i
+            for i, name in enumerate(
+                sorted({str(d["venue"]) for d in documents if d is not None and d.get("venue")})
+            )
+        }
+        venue = np.array(
+            [venue_names.get(str((d or {}).get("venue") or ""), -1) for d in documents],
+            dtype=np.int64,
+        )
         norms = np.linalg.norm(np.asarray(vectors, dtype=np.float64), axis=1)
         largest = float(norms.max()) if len(norms) else 0.0
         raw = np.maximum(np.asarray(trending, dtype=np.float64), 0.0)
@@ -286,6 +302,7 @@ class HybridCatalogue:
             new=np.zeros(len(documents))
             if interactions is None
             else (np.asarray(interactions)[: len(documents)] == 0).astype(np.float64),
+            venue=venue,
         )
 
 
@@ -396,8 +413,13 @@ def feature_block(
     dots = (users.vectors @ event_vectors.T).astype(np.float64)
     block[:, :, 0] = dots * scale[:, None]  # within [-1, 1] by Cauchy-Schwarz
     for column, profile in ((1, users.history), (2, users.stated)):
-        cosines = (profile @ catalogue.tfidf_t).toarray()
-        block[:, :, column] = np.clip(cosines if everything else cosines[:, positions], 0.0, 1.0)
+        # Some positions (a response's items): their own terms only, as the top-k sums them.
+        cosines = (
+            (profile @ catalogue.tfidf_t).toarray()
+            if everything
+            else text_cosines(catalogue.tfidf, profile, positions)
+        )
+        block[:, :, column] = np.clip(cosines, 0.0, 1.0)
     block[:, :, 3] = users.categories[:, catalogue.category[positions]]
     block[:, :, 4] = catalogue.trending[positions][None, :]
     days = (catalogue.starts_at[positions] - now) / SECONDS_PER_DAY
@@ -476,6 +498,41 @@ def row_dots(
     )
 
 
+def row_similarities(
+    tfidf: sp.csr_matrix, rows: npt.ArrayLike, columns: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """``tfidf[rows] @ tfidf[columns].T`` (cosines of unit rows) in float64, for a few rows
+    and columns, without building sparse slices: both sides dense over the columns' terms.
+
+    Returns
+    -------
+    ndarray of shape (len(rows), len(columns)), float64
+    """
+
+    def gather(
+        positions: npt.NDArray[np.int64],
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+        starts = tfidf.indptr[positions]
+        lengths = tfidf.indptr[positions + 1] - starts
+        owner = np.repeat(np.arange(len(positions)), lengths)
+        first = np.cumsum(lengths) - lengths
+        offsets = np.arange(int(lengths.sum())) + np.repeat(starts - first, lengths)
+        return owner, tfidf.indices[offsets], tfidf.data[offsets]
+
+    a, b = np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64)
+    b_owner, b_terms, b_data = gather(b)
+    terms = np.unique(b_terms)
+    right = np.zeros((len(terms), len(b)))
+    right[np.searchsorted(terms, b_terms), b_owner] = b_data
+    a_owner, a_terms, a_data = gather(a)
+    place = np.minimum(np.searchsorted(terms, a_terms), max(len(terms) - 1, 0))
+    shared = (terms[place] == a_terms) if len(terms) else np.zeros(len(a_terms), dtype=bool)
+    left = np.zeros((len(a), len(terms)))
+    left[a_owner[shared], place[shared]] = a_data[shared]
+    result: npt.NDArray[np.float64] = left @ right
+    return result
+
+
 def dense_profile(profiles: sp.csr_matrix, row: int, n_terms: int) -> npt.NDArray[np.float64]:
     """Row ``row`` of a sparse profile matrix as a dense float64 vector over the terms."""
     start, stop = profiles.indptr[row], profiles.indptr[row + 1]
@@ -502,6 +559,27 @@ def text_cosines(
     return result
 
 
+def user_row(users: UserSignals, row: int) -> UserSignals:
+    """Row ``row`` of the signals (:meth:`UserSignals.take` of one), its sparse profiles
+    made from the row's own CSR arrays without slicing."""
+
+    def one(matrix: sp.csr_matrix) -> sp.csr_matrix:
+        start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+        return sp.csr_matrix(
+            (matrix.data[start:stop], matrix.indices[start:stop], np.array([0, stop - start])),
+            shape=(1, matrix.shape[1]),
+        )
+
+    return UserSignals(
+        users.vectors[row : row + 1],
+        one(users.history),
+        one(users.stated),
+        users.budget[row : row + 1],
+        users.city[row : row + 1],
+        users.categories[row : row + 1],
+    )
+
+
 def rest_scores(
     catalogue: HybridCatalogue,
     users: UserSignals,
@@ -509,6 +587,7 @@ def rest_scores(
     positions: npt.NDArray[np.int64],
     now: float,
     shared: npt.NDArray[np.float64] | None = None,
+    rows: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.float64]:
     """The blend of every feature but the collaborative one, fast: ``sum_f w_f x_f``.
 
@@ -524,12 +603,17 @@ def rest_scores(
         The blend's weights; ``collaborative`` is ignored.
     positions : ndarray of int64
         Catalogue positions to score.
+    rows : array of int, optional
+        The users to score (default: every one), each with the same values as among all.
 
     Returns
     -------
-    ndarray of shape (len(users), len(positions)), float64
+    ndarray of shape (len(rows), len(positions)), float64
     """
     positions = np.asarray(positions, dtype=np.int64)
+    if rows is not None:
+        index = np.asarray(rows, dtype=np.int64)
+        users = user_row(users, int(index[0])) if len(index) == 1 else users.take(index)
     n, m = len(users), len(positions)
     if shared is None:
         shared = shared_rest(catalogue, weights, positions, now)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from eventrec.model.hybrid import pair_features
-from eventrec.model.hybrid_features import dense_profile, row_dots, stated_text
+from eventrec.model.hybrid_features import row_similarities, stated_text, user_row
 from eventrec.model.records import TYPE_NAMES
 from eventrec.model.served import profile_trending
 from eventrec.serving.catalog import top_positions
@@ -125,19 +125,29 @@ def _days_phrase(seconds: float) -> str:
 
 def explain_hybrid(state: ServingState, answer: Answer) -> list[str]:
     """For each item the blend chose, a reason naming the signal that added most to its
-    score (:meth:`HybridBlend.strongest`), with the right interaction and object."""
+    score (:meth:`HybridBlend.strongest`), with the right interaction and object.
+
+    The user's own events are looked up once per answer, and the items explained by the
+    collaborative or the content signal are matched against them in one product each."""
     hybrid = state.hybrid
     positions = [] if answer.positions is None else answer.positions.tolist()
     if hybrid is None or answer.signals is None or not positions:
         return ["recommended for you"] * len(positions)
-    user = answer.signals.take([answer.signal_row])
+    user = user_row(answer.signals, answer.signal_row)
     features = pair_features(hybrid.catalogue, user, positions, answer.clock)
     strongest = hybrid.blend.strongest(features)
     own = _own_events(state, answer.strongest or {})
-    reasons = []
-    for position, signal in zip(positions, strongest, strict=True):
-        reasons.append(_reason(state, answer, position, signal, own))
-    return reasons
+    matched: dict[int, str] = {}
+    for signal, match in (("collaborative", _collaborative_reasons), ("content", _content_reasons)):
+        chosen = [p for p, s in zip(positions, strongest, strict=True) if s == signal]
+        if chosen:
+            matched.update(zip(chosen, match(state, chosen, own), strict=True))
+    return [
+        matched[position]
+        if signal in ("collaborative", "content")
+        else _reason(state, answer, position, signal)
+        for position, signal in zip(positions, strongest, strict=True)
+    ]
 
 
 def _own_events(
@@ -158,20 +168,11 @@ def _title(state: ServingState, index: int, position: int) -> str:
     return state.store_event_ids[index] if index < len(state.store_event_ids) else "an event"
 
 
-def _reason(
-    state: ServingState,
-    answer: Answer,
-    position: int,
-    signal: str | None,
-    own: list[tuple[int, int, int]],
-) -> str:
+def _reason(state: ServingState, answer: Answer, position: int, signal: str | None) -> str:
+    """The reason of an item whose strongest signal is neither collaborative nor content."""
     catalog = state.catalog
     doc = catalog.documents[position]
     profile = answer.profile or {}
-    if signal == "collaborative":
-        return _collaborative_reason(state, position, own)
-    if signal == "content":
-        return _content_reason(state, position, own)
     if signal == "profile":
         return _profile_reason(state, position, answer.searches, profile)
     if signal == "category":
@@ -194,49 +195,73 @@ def _reason(
     return "recommended for you"
 
 
-def _collaborative_reason(
-    state: ServingState, position: int, own: list[tuple[int, int, int]]
-) -> str:
-    """The user's event whose vector adds most to this one's score, of the item's category
-    when one of those adds anything (a comedy night does not explain a concert)."""
+def _collaborative_reasons(
+    state: ServingState, positions: list[int], own: list[tuple[int, int, int]]
+) -> list[str]:
+    """Per item: the user's event whose vector adds most to the item's score, of the item's
+    category when one of those adds anything (a comedy night does not explain a concert)."""
     model, factors = state.model, state.catalog_factors
-    item_index = int(state.catalog_model_index[position])
     if model is None or factors is None:
-        return "recommended for you"
+        return ["recommended for you"] * len(positions)
     n_model = model.item_factors.shape[0]
-    named = [(e, p, k) for e, p, k in own if e < n_model and e != item_index]
+    documents = state.catalog.documents
+    items = np.asarray(positions, dtype=np.int64)
+    item_index = state.catalog_model_index[items]
+    named = [(e, p, k) for e, p, k in own if e < n_model]
     if not named:
-        return "liked by people with tastes like yours"
-    contributions = model.item_factors[[e for e, _, _ in named]] @ factors[position]
-    category = state.catalog.documents[position]["category"]
-    same = np.array(
-        [p >= 0 and state.catalog.documents[p]["category"] == category for _, p, _ in named]
-    )
-    for pool in (same & (contributions > 0), contributions > 0):
-        if pool.any():
-            best = int(np.flatnonzero(pool)[np.argmax(contributions[pool])])
-            e, p, kind = named[best]
-            return f"because you {_verb(kind)} {_title(state, e, p)}"
-    return "liked by people with tastes like yours"
+        return ["liked by people with tastes like yours"] * len(positions)
+    events = np.array([e for e, _, _ in named], dtype=np.int64)
+    # (own events x items): what each own event adds to each item's collaborative score.
+    contributions = model.item_factors[events] @ factors[items].T
+    categories = [documents[p]["category"] if p >= 0 else None for _, p, _ in named]
+    reasons = []
+    for column, position in enumerate(positions):
+        added = contributions[:, column]
+        other = events != item_index[column]
+        category = documents[position]["category"]
+        same = np.array([c is not None and c == category for c in categories])
+        reason = "liked by people with tastes like yours"
+        for pool in (other & same & (added > 0), other & (added > 0)):
+            if pool.any():
+                best = int(np.flatnonzero(pool)[np.argmax(added[pool])])
+                e, p, kind = named[best]
+                reason = f"because you {_verb(kind)} {_title(state, e, p)}"
+                break
+        reasons.append(reason)
+    return reasons
 
 
-def _content_reason(state: ServingState, position: int, own: list[tuple[int, int, int]]) -> str:
-    """The user's event most like this one in text, named with the interaction it had."""
+def _content_reasons(
+    state: ServingState, positions: list[int], own: list[tuple[int, int, int]]
+) -> list[str]:
+    """Per item: the user's event most like it in text, named with the interaction it had
+    (the same venue said so)."""
     hybrid = state.hybrid
     assert hybrid is not None
-    known = [(e, p, k) for e, p, k in own if p >= 0 and p != position]
-    if not known:
-        itself = [k for _, p, k in own if p == position]
-        return f"you {_verb(itself[0])} this event" if itself else "like events you liked"
-    tfidf = hybrid.catalogue.tfidf
-    item = dense_profile(tfidf, position, tfidf.shape[1])
-    similarity = row_dots(tfidf, item, np.array([p for _, p, _ in known], dtype=np.int64))
-    e, p, kind = known[int(np.argmax(similarity))]
-    title = _title(state, e, p)
-    doc, other = state.catalog.documents[position], state.catalog.documents[p]
-    if doc.get("venue") and doc.get("venue") == other.get("venue"):
-        return f"same venue as {title} you {_verb(kind)}"
-    return f"like {title} you {_verb(kind)}"
+    documents = state.catalog.documents
+    known = [(e, p, k) for e, p, k in own if p >= 0]
+    similarity = np.zeros((0, len(positions)))
+    if known:
+        rows = np.array([p for _, p, _ in known], dtype=np.int64)
+        similarity = row_similarities(hybrid.catalogue.tfidf, rows, positions)
+        similarity[rows[:, None] == np.asarray(positions)[None, :]] = -np.inf  # not itself
+    reasons = []
+    for column, position in enumerate(positions):
+        if not known or not np.isfinite(similarity[:, column]).any():
+            itself = [k for _, p, k in own if p == position]
+            reasons.append(
+                f"you {_verb(itself[0])} this event" if itself else "like events you liked"
+            )
+            continue
+        best = int(np.argmax(similarity[:, column]))
+        e, p, kind = known[best]
+        title = _title(state, e, p)
+        doc, other = documents[position], documents[p]
+        if doc.get("venue") and doc.get("venue") == other.get("venue"):
+            reasons.append(f"same venue as {title} you {_verb(kind)}")
+        else:
+            reasons.append(f"like {title} you {_verb(kind)}")
+    return reasons
 
 
 def _profile_reason(

@@ -264,6 +264,7 @@ def answer_rows(
                 answers[i].mask = state.catalog.eligible(filters[i], now)
         signals = _signals(state, read, confidence, vectors, chosen, user_profiles, user_searches)
         clock = hybrid.clock(now)
+        shared, shared_max = hybrid.shared_and_max(now)
         found, scanned = best_hybrid(
             hybrid.blend,
             hybrid.catalogue,
@@ -272,8 +273,9 @@ def answer_rows(
             [answers[i].mask for i in chosen],  # type: ignore[misc]
             [limits[i] for i in chosen],
             clock,
-            hybrid.shared(now),
-            hybrid.text_bounds,
+            shared,
+            hybrid.blocks,
+            shared_max,
         )
         for row, (i, (positions, scores)) in enumerate(zip(chosen, found, strict=True)):
             answer = answers[i]

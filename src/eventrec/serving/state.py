@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from eventrec.model.aggregate import InteractionWeights
 from eventrec.model.blend import HybridBlend
 from eventrec.model.content_map import catalog_vectors
-from eventrec.model.hybrid import TextBounds, blend_weights, catalogue_interactions, normalised
+from eventrec.model.hybrid import BlockBounds, blend_weights, catalogue_interactions, normalised
 from eventrec.model.hybrid_features import (
     HybridCatalogue,
     TextModel,
@@ -95,14 +95,15 @@ class HybridState:
     # The events on sale when it was built: the catalogue's scales are taken over them.
     upcoming: npt.NDArray[np.int64]
     refresh_seconds: float = SHARED_REFRESH_SECONDS
-    # Per TF-IDF term: common or not, largest weight (the text bounds of the top-k).
-    text_bounds: TextBounds | None = None
-    _shared: npt.NDArray[np.float64] | None = None
+    # The catalogue's blocks and each feature's maxima in them (the top-k's bounds).
+    blocks: BlockBounds | None = None
+    # The shared features' blend at every position and its maxima per block, of one clock.
+    _shared: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
     _shared_clock: float = math.nan
 
     def __post_init__(self) -> None:
-        if self.text_bounds is None:
-            self.text_bounds = TextBounds.of(self.catalogue)
+        if self.blocks is None:
+            self.blocks = BlockBounds.of(self.catalogue, self.norms)
 
     def clock(self, now: float) -> float:
         """The instant the hybrid's time-dependent features are computed at for ``now``."""
@@ -111,10 +112,17 @@ class HybridState:
         return math.floor(now / self.refresh_seconds) * self.refresh_seconds
 
     def shared(self, now: float) -> npt.NDArray[np.float64]:
+        """The shared features' blend at every position, at :meth:`clock` of ``now``."""
+        return self.shared_and_max(now)[0]
+
+    def shared_and_max(self, now: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """:meth:`shared` and its largest value per block, computed together."""
         clock = self.clock(now)
         if self._shared is None or clock != self._shared_clock:
             positions = np.arange(self.catalogue.tfidf.shape[0], dtype=np.int64)
-            self._shared = shared_rest(self.catalogue, blend_weights(self.blend), positions, clock)
+            shared = shared_rest(self.catalogue, blend_weights(self.blend), positions, clock)
+            assert self.blocks is not None
+            self._shared = (shared, self.blocks.shared_max(shared))
             self._shared_clock = clock
         return self._shared
 
@@ -128,7 +136,7 @@ class HybridState:
             self.norms,
             self.upcoming,
             self.refresh_seconds,
-            self.text_bounds,
+            self.blocks,  # trending is no block statistic: the shared maxima follow it
         )
 
     @classmethod
