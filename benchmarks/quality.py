@@ -5,15 +5,15 @@ For each seed (1, 2, 3) and ``latent_share`` (0.3, 0.7) it generates a platform 
 30,000 users, 3,000 events, 1,000,000 interactions; ``--users/--events/--interactions``
 for smaller runs), runs ``eventrec evaluate --split time``'s protocol with three cuts (70,
 80, 90 % of the span) for ``popularity``, ``trending``, ``content``, ``cf``,
-``guide_svd_cosine``, ``eventrec`` (as served today), ``hybrid`` (the learned blend of
-:mod:`eventrec.evaluation.hybrid`, not yet served) and ``oracle`` (the planted tastes'
-expected bookings), and on the first platform a random 80/20 split: eventrec against a
-plain PureSVD whose rank is tuned on a random hold-back of the same training side.
+``guide_svd_cosine``, ``eventrec`` (the learned hybrid as serving answers it),
+``hybrid`` (its alias, fitted once) and ``oracle`` (the planted tastes' expected
+bookings), and on the first platform a random 80/20 split: eventrec against a plain
+PureSVD whose rank is tuned on a random hold-back of the same training side.
 
 Prints one JSON line with the keys ``runs``, ``models``, ``best_single``,
 ``ratio_to_best_single``, ``cold_ratio_to_content``, ``ratio_to_oracle``,
 ``random_split_ratio_to_puresvd``, computed for ``eventrec``; ``models["hybrid"]["ratios"]``
-holds the same ratios computed for the hybrid. Targets (issue #12): ratio_to_best_single
+holds the same ratios for the alias (equal). Targets (issue #12): ratio_to_best_single
 >= 1.25, cold_ratio_to_content >= 1.0, random_split_ratio_to_puresvd >= 0.95.
 
 Usage: python benchmarks/quality.py [--users 30000 --events 3000 --interactions 1000000]
