@@ -138,7 +138,7 @@ def check_exact(state: ServingState, rows: list[np.ndarray], now: float, n: int)
         assert answer.mask is not None
         clock = answer.clock
         scores = hybrid_scores(
-            hybrid.blend, hybrid.catalogue, answer.signals, clock, hybrid.shared(now)
+            hybrid.blend, hybrid.catalogue, answer.signals, clock, hybrid.shared_and_max(now)[0]
         )[0]
         expected = top_k(np.where(answer.mask, scores, -np.inf)[None, :], 10)[0]
         if not np.array_equal(expected, answer.positions):

@@ -1,10 +1,10 @@
-"""The hybrid's blend: a logistic regression over bounded features, and its exact top-k.
+"""The hybrid's blend: a logistic regression over bounded features.
 
 The blend is learned, never hand-set: pointwise, each user's relevant events after a
 (validation) cut are positives and events sampled from the same candidates are negatives.
 A score is ``sum_f w_f x_f`` (the intercept ranks nothing), linear in bounded features, so
-the best ``k`` are found exactly while scoring the collaborative term of only a part of
-the catalogue (:func:`best_by_bound`).
+the best ``k`` are found exactly while scoring only a part of the catalogue
+(:func:`eventrec.model.hybrid.best_hybrid`).
 
 Pointwise, the blend learns that a never-touched event is rarely booked, and ranks such
 events where a user would hardly see them. The catalogue needs them seen: the weight of
@@ -15,7 +15,7 @@ which ones, and to whom, the blend still decides.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,14 +24,7 @@ import numpy.typing as npt
 from eventrec.model.errors import ModelFitError
 from eventrec.model.hybrid_features import FEATURES
 
-__all__ = ["HybridBlend", "best_by_bound", "sample_pairs"]
-
-# Float rounding may put a computed score a hair above its bound: widen the bound.
-BOUND_SLACK = 1e-9
-# Positions of best bound taken (and sorted) at once by :func:`best_by_bound`, and the
-# stride of the sample its first threshold comes from.
-CANDIDATE_CHUNK = 1024
-SAMPLE_STRIDE = 16
+__all__ = ["HybridBlend", "sample_pairs"]
 
 
 def sample_pairs(
@@ -238,99 +231,3 @@ class HybridBlend:
         blend.mean_abs_ = np.array([float(scale.get(n, 0.0)) for n in features])
         blend.exposure_ = dict(values.get("exposure") or {})
         return blend
-
-
-def collaborative_terms(
-    vectors: npt.NDArray[np.float32], positions: npt.NDArray[np.int64], user: np.ndarray
-) -> npt.NDArray[np.float64]:
-    """``vectors[positions] @ user`` in float64, row by row: the same value for a position
-    whichever others are scored with it."""
-    rows = vectors[positions].astype(np.float64)
-    result: npt.NDArray[np.float64] = (rows * np.asarray(user, dtype=np.float64)).sum(axis=1)
-    return result
-
-
-def best_by_bound(
-    collaborative_weight: float,
-    user: npt.NDArray[np.float64],
-    vectors: npt.NDArray[np.float32],
-    norms: npt.NDArray[np.float64],
-    rest: npt.NDArray[np.float64],
-    mask: npt.NDArray[np.bool_],
-    limit: int,
-    first_block: int = 64,
-    exact_rest: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float64]] | None = None,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], int]:
-    """The best ``limit`` eligible positions of ``w * (vectors @ user) + rest``, exactly.
-
-    Each eligible position's score is at most ``|w| * |user| * norms[i] + rest[i]``
-    (Cauchy-Schwarz). With ``exact_rest``, ``rest`` is only an upper bound of the other
-    features' blend and ``exact_rest(positions)`` its exact value where it is scored.
-    Positions are visited in decreasing bound, a block at a time (the block's best bounds
-    by ``argpartition``, doubling); once the ``limit``-th best exact
-    score beats the best bound left, every unseen score is lower and the search stops.
-    Ties go to the lower position. ``norms[i]`` is ``|vectors[i]|``.
-
-    Returns the positions, their scores (best first) and how many were scored.
-    """
-    n_eligible = int(np.count_nonzero(mask))
-    if not n_eligible or limit <= 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0), 0
-    reach = abs(collaborative_weight) * float(np.linalg.norm(user))
-    # Every position's bound (ineligible: -inf), widened by one slack for all.
-    bounds = reach * norms + rest
-    bounds += BOUND_SLACK * (float(np.abs(bounds).max()) + 1.0)
-    bounds[~mask] = -np.inf
-    kept_positions = np.zeros(0, dtype=np.int64)
-    kept_scores = np.zeros(0)
-    remaining = np.arange(len(bounds), dtype=np.int64)
-    remaining_bounds = bounds
-    left = n_eligible  # eligible positions not scored yet
-    chunk, scanned = max(CANDIDATE_CHUNK, 4 * limit), 0
-    while left > 0:
-        # The chunk of best bounds, sorted; a bound of every position beyond it.
-        if len(remaining) > SAMPLE_STRIDE * chunk:
-            # A threshold from every SAMPLE_STRIDE-th bound (cheaper than a partition):
-            # about `chunk` positions reach it, every other position is below it.
-            sample = remaining_bounds[::SAMPLE_STRIDE]
-            wanted = max(chunk // SAMPLE_STRIDE, 1)
-            beyond = float(np.partition(sample, len(sample) - wanted)[len(sample) - wanted])
-            above = remaining_bounds >= beyond
-            top, rest_index = np.flatnonzero(above), np.flatnonzero(~above)
-        elif len(remaining) > chunk:
-            split = np.argpartition(-remaining_bounds, chunk)
-            top, rest_index = split[:chunk], split[chunk:]
-            beyond = float(remaining_bounds[split[chunk]])
-        else:
-            top, rest_index = np.arange(len(remaining)), np.zeros(0, dtype=np.int64)
-            beyond = -np.inf
-        top = top[np.isfinite(remaining_bounds[top])]
-        top = top[np.argsort(-remaining_bounds[top])]  # any order among ties: exact
-        left -= len(top)
-        start, size, done = 0, max(first_block, limit), False
-        while start < len(top):
-            positions = remaining[top[start : start + size]]
-            others = rest[positions] if exact_rest is None else exact_rest(positions)
-            scores = collaborative_weight * collaborative_terms(vectors, positions, user) + others
-            scanned += len(positions)
-            kept_positions = np.concatenate((kept_positions, positions))
-            kept_scores = np.concatenate((kept_scores, scores))
-            if len(kept_scores) > limit:
-                cut = len(kept_scores) - limit
-                kth = np.partition(kept_scores, cut)[cut]
-                keep = kept_scores >= kth
-                kept_positions, kept_scores = kept_positions[keep], kept_scores[keep]
-            start += len(positions)
-            following = float(remaining_bounds[top[start]]) if start < len(top) else beyond
-            if len(kept_scores) >= limit:
-                cut = len(kept_scores) - limit
-                if float(np.partition(kept_scores, cut)[cut]) > following:
-                    done = True
-                    break
-            size *= 2
-        if done:
-            break
-        remaining, remaining_bounds = remaining[rest_index], remaining_bounds[rest_index]
-        chunk *= 4
-    best = np.lexsort((kept_positions, -kept_scores))[:limit]
-    return kept_positions[best], kept_scores[best], scanned

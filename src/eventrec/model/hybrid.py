@@ -12,7 +12,8 @@ Pure numerics shared by ``trainer``, ``serving`` and ``evaluation``:
 - :func:`collaborative_only` is the documented fallback when there is not enough to
   learn from: a fixed blend of the collaborative feature alone, marked as such;
 - :func:`hybrid_scores` scores every position (the reference) and :func:`best_hybrid`
-  finds the best ``k`` exactly while scoring the collaborative part of few positions.
+  finds the best ``k`` exactly while scoring only the blocks of alike events
+  (:class:`BlockBounds`) that can still reach the top.
 """
 
 from __future__ import annotations
@@ -274,7 +275,7 @@ def hybrid_scores(
     weight = _collaborative_weight(blend)
     if weight != 0.0:
         scaled = scaled_users(catalogue, users.vectors)
-        # collaborative_terms of every position, its float64 copy made once for the batch.
+        # v . u of every position in float64, its float64 copy made once for the batch.
         vectors64 = catalogue.vectors.astype(np.float64)
         for row in np.flatnonzero(scaled.any(axis=1)).tolist():
             scores[row] += weight * (vectors64 * scaled[row]).sum(axis=1)
@@ -410,7 +411,8 @@ class BlockBounds:
     def collaborative(
         self, chosen: Sequence[int], user: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.float64]:
-        """:func:`~eventrec.model.blend.collaborative_terms` of the chosen blocks' events."""
+        """The collaborative terms ``v . user`` of the chosen blocks' events, in float64
+        row by row as :func:`hybrid_scores` computes them (the same values)."""
         rows = np.concatenate([self.vectors[self.starts[b] : self.starts[b + 1]] for b in chosen])
         result: npt.NDArray[np.float64] = (rows * user).sum(axis=1)
         return result

@@ -587,7 +587,6 @@ def rest_scores(
     positions: npt.NDArray[np.int64],
     now: float,
     shared: npt.NDArray[np.float64] | None = None,
-    rows: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.float64]:
     """The blend of every feature but the collaborative one, fast: ``sum_f w_f x_f``.
 
@@ -603,17 +602,12 @@ def rest_scores(
         The blend's weights; ``collaborative`` is ignored.
     positions : ndarray of int64
         Catalogue positions to score.
-    rows : array of int, optional
-        The users to score (default: every one), each with the same values as among all.
 
     Returns
     -------
-    ndarray of shape (len(rows), len(positions)), float64
+    ndarray of shape (len(users), len(positions)), float64
     """
     positions = np.asarray(positions, dtype=np.int64)
-    if rows is not None:
-        index = np.asarray(rows, dtype=np.int64)
-        users = user_row(users, int(index[0])) if len(index) == 1 else users.take(index)
     n, m = len(users), len(positions)
     if shared is None:
         shared = shared_rest(catalogue, weights, positions, now)

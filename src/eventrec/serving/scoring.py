@@ -16,10 +16,11 @@ every catalog vector (50,000 x 64 float32 is 12.8 MB) costs a pass over all of t
   decides. A user whose filters leave few events scores just those.
 
 With a version that carries a learned blend (:mod:`eventrec.model.hybrid`), a user is
-scored by the blend of every feature: the non-collaborative part for every eligible event
-at once (the shared terms precomputed per minute, the personal ones sparse), the
-collaborative part only where ``|w_c| |u| |v_i| + rest_i`` can still reach the top
-(:func:`eventrec.model.hybrid.best_hybrid`): exact, like the collaborative pruning.
+scored by the blend of every feature, block by block of alike events: each block's bound
+(the largest value each feature can take in it, the shared terms' maxima precomputed per
+minute) is computed for the batch at once, and only blocks whose bound can still reach
+the top are scored (:func:`eventrec.model.hybrid.best_hybrid`): exact, like the
+collaborative pruning.
 
 Under load batches grow with the number of concurrent requests; a lone request waits for
 nothing.

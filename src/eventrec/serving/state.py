@@ -84,8 +84,9 @@ class HybridState:
     """The learned hybrid as serving scores with it, built per version and catalogue change.
 
     ``catalogue``: TF-IDF rows of every catalogue event (the version's vocabulary),
-    vectors, norms, prices, cities and their proximity, trending. ``shared(now)``: the
-    blend of the shared features, recomputed once per ``refresh_seconds`` (0: per call).
+    vectors, norms, prices, cities and their proximity, trending. ``shared_and_max(now)``:
+    the blend of the shared features and its maxima per block, recomputed once per
+    ``refresh_seconds`` (0: per call).
     """
 
     blend: HybridBlend
@@ -111,12 +112,9 @@ class HybridState:
             return now
         return math.floor(now / self.refresh_seconds) * self.refresh_seconds
 
-    def shared(self, now: float) -> npt.NDArray[np.float64]:
-        """The shared features' blend at every position, at :meth:`clock` of ``now``."""
-        return self.shared_and_max(now)[0]
-
     def shared_and_max(self, now: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """:meth:`shared` and its largest value per block, computed together."""
+        """The shared features' blend at every position, at :meth:`clock` of ``now``, and
+        its largest value per block, computed together."""
         clock = self.clock(now)
         if self._shared is None or clock != self._shared_clock:
             positions = np.arange(self.catalogue.tfidf.shape[0], dtype=np.int64)
