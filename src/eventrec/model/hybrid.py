@@ -41,7 +41,6 @@ from eventrec.model.hybrid_features import (
     rest_scores,
     shared_rest,
     stated_text,
-    user_row,
     user_signals,
 )
 
@@ -284,9 +283,9 @@ def hybrid_scores(
 
 # Events per block of :class:`BlockBounds`: a block's bound is one number per user.
 BLOCK_SIZE = 128
-# Blocks scored in the first round of a user's top-k (then twice as many each round): a
-# top 10 is usually within the first few blocks of best bound.
-FIRST_BLOCKS = 4
+# Blocks scored in the first round of a user's top-k: enough for a first 10th-best score
+# that most blocks' bounds fall below (then every block whose bound reaches it, at once).
+FIRST_BLOCKS = 2
 # Float rounding of a computed bound (sums of float32 values in float64): added to each.
 BLOCK_SLACK = 1e-6
 
@@ -320,7 +319,6 @@ class BlockBounds:
     text_indptr: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(1, np.int64))
     text_indices: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
     text_data: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
-    text_owner: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def n_blocks(self) -> int:
@@ -399,40 +397,34 @@ class BlockBounds:
             text_indptr=ordered.indptr.astype(np.int64),
             text_indices=ordered.indices,
             text_data=ordered.data.astype(np.float64),
-            text_owner=np.repeat(np.arange(n_events, dtype=np.int64), np.diff(ordered.indptr)),
         )
 
-    def places(self, chosen: Sequence[int]) -> npt.NDArray[np.int64]:
+    def places(self, chosen: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Places (indices into ``order``) of the chosen blocks' events, block by block."""
-        return np.concatenate(
-            [np.arange(self.starts[b], self.starts[b + 1]) for b in chosen]
-        ).astype(np.int64)
+        blocks = np.asarray(chosen, dtype=np.int64)
+        return _ranges(self.starts[blocks], self.starts[blocks + 1])
 
     def collaborative(
-        self, chosen: Sequence[int], user: npt.NDArray[np.float64]
+        self, places: npt.NDArray[np.int64], user: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.float64]:
-        """The collaborative terms ``v . user`` of the chosen blocks' events, in float64
-        row by row as :func:`hybrid_scores` computes them (the same values)."""
-        rows = np.concatenate([self.vectors[self.starts[b] : self.starts[b + 1]] for b in chosen])
-        result: npt.NDArray[np.float64] = (rows * user).sum(axis=1)
+        """The collaborative terms ``v . user`` of the events at ``places``, in float64 row
+        by row as :func:`hybrid_scores` computes them (the same values)."""
+        result: npt.NDArray[np.float64] = (self.vectors[places] * user).sum(axis=1)
         return result
 
     def cosines(
-        self, chosen: Sequence[int], profile: npt.NDArray[np.float64]
+        self, places: npt.NDArray[np.int64], profile: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.float64]:
-        """:func:`~eventrec.model.hybrid_features.row_dots` of the chosen blocks' events
-        (each row's terms summed in stored order: the same values)."""
-        parts = []
-        for b in chosen:
-            first, stop = int(self.starts[b]), int(self.starts[b + 1])
-            low, high = self.text_indptr[first], self.text_indptr[stop]
-            products = self.text_data[low:high] * profile[self.text_indices[low:high]]
-            parts.append(
-                np.bincount(
-                    self.text_owner[low:high] - first, weights=products, minlength=stop - first
-                )
-            )
-        return np.concatenate(parts).astype(np.float64)
+        """:func:`~eventrec.model.hybrid_features.row_dots` of the events at ``places``
+        (each row's terms summed in stored order: the same values), in one pass."""
+        low, high = self.text_indptr[places], self.text_indptr[places + 1]
+        offsets = _ranges(low, high)
+        owner = np.repeat(np.arange(len(places), dtype=np.int64), high - low)
+        products = self.text_data[offsets] * profile[self.text_indices[offsets]]
+        result: npt.NDArray[np.float64] = np.bincount(
+            owner, weights=products, minlength=len(places)
+        ).astype(np.float64)
+        return result
 
     def shared_max(self, shared: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """The largest value of the shared features' blend in each block."""
@@ -549,21 +541,20 @@ def best_hybrid(
             if w != 0.0 and p.indptr[row] != p.indptr[row + 1]
         ]
 
-        one = user_row(users, row)  # its own CSR arrays, made once per user
-
         def exact(
-            chosen: list[int],
+            places: npt.NDArray[np.int64],
             positions: npt.NDArray[np.int64],
             row: int = row,
-            one: UserSignals = one,
             profiles: list[tuple[float, npt.NDArray[np.float64]]] = profiles,
         ) -> npt.NDArray[np.float64]:
             assert blocks is not None
-            values = rest_scores(catalogue, one, others, positions, now, shared[positions])[0]
+            values = rest_scores(
+                catalogue, users, others, positions, now, shared[positions], user=row
+            )[0]
             for w, profile in profiles:  # as rest_scores adds them: text last, in order
-                values += w * np.clip(blocks.cosines(chosen, profile), 0.0, 1.0)
+                values += w * np.clip(blocks.cosines(places, profile), 0.0, 1.0)
             collaborative: npt.NDArray[np.float64] = (
-                weight * blocks.collaborative(chosen, scaled[row]) + values
+                weight * blocks.collaborative(places, scaled[row]) + values
             )
             return collaborative
 
@@ -578,12 +569,17 @@ def best_by_blocks(
     bounds: npt.NDArray[np.float64],
     mask: npt.NDArray[np.bool_],
     limit: int,
-    exact: Callable[[list[int], npt.NDArray[np.int64]], npt.NDArray[np.float64]],
+    exact: Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.NDArray[np.float64]],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], int]:
-    """The best ``limit`` eligible positions by ``exact(blocks, positions)`` (the scores of
-    every event of those blocks, ``positions`` theirs), ties to the lower position, visiting
-    blocks in decreasing bound (``bounds[b]`` at least every score in block ``b``), a
-    doubling number at a time, until the ``limit``-th best beats the best bound left.
+    """The best ``limit`` eligible positions by ``exact(places, positions)`` (the scores of
+    the eligible events at those places of ``blocks.order``, ``positions`` theirs), ties to
+    the lower position, visiting blocks in decreasing bound (``bounds[b]`` at least every
+    score in block ``b``).
+
+    Each round scores twice as many blocks as the last (:data:`FIRST_BLOCKS` first), but
+    never more than the blocks whose bound reaches the ``limit``-th best score so far:
+    bounds decrease along the visit, so those are the next ones, and no other block can
+    hold a better event.
 
     Returns the positions, their scores (best first) and how many were scored."""
     if limit <= 0 or not blocks.n_blocks:
@@ -594,32 +590,33 @@ def best_by_blocks(
     if not len(candidates):
         return np.zeros(0, dtype=np.int64), np.zeros(0), 0
     visit = candidates[np.argsort(-bounds[candidates], kind="stable")]
+    visit_bounds = bounds[visit]
     kept_positions = np.zeros(0, dtype=np.int64)
     kept_scores = np.zeros(0)
     scanned, start, take = 0, 0, FIRST_BLOCKS
     while start < len(visit):
         chosen = visit[start : start + take]
-        places = blocks.places(chosen.tolist())
-        eligible = in_order[places]
+        places = blocks.places(chosen)
+        places = places[in_order[places]]
         positions = blocks.order[places]
-        scores = exact(chosen.tolist(), positions)[eligible]
-        positions = positions[eligible]
+        scores = exact(places, positions)
         scanned += len(places)
         kept_positions = np.concatenate((kept_positions, positions))
         kept_scores = np.concatenate((kept_scores, scores))
-        if len(kept_scores) > limit:
-            cut = len(kept_scores) - limit
-            kth = np.partition(kept_scores, cut)[cut]
-            keep = kept_scores >= kth
-            kept_positions, kept_scores = kept_positions[keep], kept_scores[keep]
         start += len(chosen)
-        if start >= len(visit):
-            break
         if len(kept_scores) >= limit:
             cut = len(kept_scores) - limit
-            if float(np.partition(kept_scores, cut)[cut]) > float(bounds[visit[start]]):
+            kth = float(np.partition(kept_scores, cut)[cut])
+            keep = kept_scores >= kth
+            kept_positions, kept_scores = kept_positions[keep], kept_scores[keep]
+            # Bounds decrease along ``visit``: the blocks that can still reach the top
+            # (a tie may win on its lower position) are the next ``reach`` ones.
+            reach = int(np.count_nonzero(visit_bounds[start:] >= kth))
+            if reach == 0:
                 break
-        take *= 2
+            take = min(2 * take, reach)
+        else:
+            take *= 2
     best = np.lexsort((kept_positions, -kept_scores))[:limit]
     return kept_positions[best], kept_scores[best], scanned
 
@@ -650,12 +647,24 @@ def take_catalogue(catalogue: HybridCatalogue, positions: npt.ArrayLike) -> Hybr
 
 
 def pair_features(
-    catalogue: HybridCatalogue, user: UserSignals, positions: npt.ArrayLike, now: float
+    catalogue: HybridCatalogue,
+    users: UserSignals,
+    user: int,
+    positions: npt.ArrayLike,
+    now: float,
 ) -> npt.NDArray[np.float64]:
-    """Every feature of one user's pairs with ``positions``, shape (len(positions),
+    """Every feature of row ``user``'s pairs with ``positions``, shape (len(positions),
     n_features): :func:`feature_block` at those positions (no pass over the catalogue)."""
-    block = feature_block(catalogue, user, np.asarray(positions, dtype=np.int64), now)
+    block = feature_block(catalogue, users, np.asarray(positions, dtype=np.int64), now, user)
     result: npt.NDArray[np.float64] = block[0]
+    return result
+
+
+def _ranges(starts: npt.NDArray[np.int64], stops: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """``concatenate([arange(a, b) for a, b in zip(starts, stops)])`` without the loop."""
+    lengths = stops - starts
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    result: npt.NDArray[np.int64] = np.arange(int(lengths.sum()), dtype=np.int64) + offsets
     return result
 
 

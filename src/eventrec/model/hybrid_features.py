@@ -57,7 +57,6 @@ __all__ = [
     "shared_rest",
     "stated_text",
     "text_cosines",
-    "user_row",
     "user_signals",
 ]
 
@@ -396,31 +395,36 @@ def feature_block(
     users: UserSignals,
     positions: npt.NDArray[np.int64],
     now: float,
+    user: int | None = None,
 ) -> npt.NDArray[np.float64]:
-    """Every feature of every (user, position) pair.
+    """Every feature of every (user, position) pair; of user ``user`` alone when given
+    (the same values, read from the batch's arrays without copying its profiles).
 
     Returns
     -------
-    ndarray of shape (len(users), len(positions), len(FEATURES)), float64
+    ndarray of shape (len(users) or 1, len(positions), len(FEATURES)), float64
     """
     positions = np.asarray(positions, dtype=np.int64)
-    n, m = len(users), len(positions)
+    picked = slice(None) if user is None else slice(user, user + 1)
+    vectors = users.vectors[picked]
+    n, m = len(vectors), len(positions)
     block = np.zeros((n, m, len(FEATURES)), dtype=np.float64)
     everything = m == len(catalogue.vectors) and np.array_equal(positions, np.arange(m))
-    norms = np.linalg.norm(users.vectors.astype(np.float64), axis=1)
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
     scale = np.divide(1.0, norms * catalogue.max_norm, out=np.zeros(n), where=norms > 0)
     event_vectors = catalogue.vectors if everything else catalogue.vectors[positions]
-    dots = (users.vectors @ event_vectors.T).astype(np.float64)
+    dots = (vectors @ event_vectors.T).astype(np.float64)
     block[:, :, 0] = dots * scale[:, None]  # within [-1, 1] by Cauchy-Schwarz
+    rows = np.arange(len(users), dtype=np.int64)[picked]
     for column, profile in ((1, users.history), (2, users.stated)):
         # Some positions (a response's items): their own terms only, as the top-k sums them.
         cosines = (
-            (profile @ catalogue.tfidf_t).toarray()
+            (profile[rows] @ catalogue.tfidf_t).toarray()
             if everything
-            else text_cosines(catalogue.tfidf, profile, positions)
+            else text_cosines(catalogue.tfidf, profile, positions, rows)
         )
         block[:, :, column] = np.clip(cosines, 0.0, 1.0)
-    block[:, :, 3] = users.categories[:, catalogue.category[positions]]
+    block[:, :, 3] = users.categories[picked][:, catalogue.category[positions]]
     block[:, :, 4] = catalogue.trending[positions][None, :]
     days = (catalogue.starts_at[positions] - now) / SECONDS_PER_DAY
     soon = np.where(np.isfinite(days), np.exp(-np.maximum(days, 0.0) / SOON_DAYS), 0.0)
@@ -429,15 +433,16 @@ def feature_block(
     fresh = np.where(np.isfinite(on_sale), np.exp(-np.maximum(on_sale, 0.0) / FRESH_DAYS), 0.0)
     block[:, :, 6] = fresh[None, :]
     price = catalogue.price[positions][None, :]
-    budget = users.budget[:, None]
+    budget = users.budget[picked][:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         within = np.where(price <= budget, 1.0, budget / price)
     block[:, :, 7] = np.where(np.isfinite(within), np.clip(within, 0.0, 1.0), 0.0)
     event_city = catalogue.city[positions]
-    known = (users.city[:, None] >= 0) & (event_city[None, :] >= 0)
-    near = catalogue.proximity[np.maximum(users.city, 0)[:, None], np.maximum(event_city, 0)]
+    city = users.city[picked]
+    known = (city[:, None] >= 0) & (event_city[None, :] >= 0)
+    near = catalogue.proximity[np.maximum(city, 0)[:, None], np.maximum(event_city, 0)]
     block[:, :, 8] = np.where(known, near, 0.0)
-    has_history = np.diff(users.history.indptr) > 0
+    has_history = np.diff(users.history.indptr)[picked] > 0
     block[:, :, 9] = has_history[:, None] * catalogue.new[positions][None, :]
     return block
 
@@ -542,42 +547,30 @@ def dense_profile(profiles: sp.csr_matrix, row: int, n_terms: int) -> npt.NDArra
 
 
 def text_cosines(
-    tfidf: sp.csr_matrix, profiles: sp.csr_matrix, positions: npt.NDArray[np.int64]
+    tfidf: sp.csr_matrix,
+    profiles: sp.csr_matrix,
+    positions: npt.NDArray[np.int64],
+    rows: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.float64]:
-    """``profiles @ tfidf[positions].T`` in float64 by :func:`row_dots`.
+    """``profiles[rows] @ tfidf[positions].T`` in float64 by :func:`row_dots` (``rows``:
+    every profile when None), each row read from the CSR arrays without slicing.
 
     Returns
     -------
-    ndarray of shape (n_profiles, len(positions)), float64
+    ndarray of shape (len(rows), len(positions)), float64
     """
     positions = np.asarray(positions, dtype=np.int64)
-    result = np.zeros((profiles.shape[0], len(positions)))
-    for user in range(profiles.shape[0]):
+    picked = (
+        np.arange(profiles.shape[0], dtype=np.int64)
+        if rows is None
+        else np.asarray(rows, dtype=np.int64)
+    )
+    result = np.zeros((len(picked), len(positions)))
+    for out, user in enumerate(picked.tolist()):
         if profiles.indptr[user] == profiles.indptr[user + 1]:
             continue
-        result[user] = row_dots(tfidf, dense_profile(profiles, user, tfidf.shape[1]), positions)
+        result[out] = row_dots(tfidf, dense_profile(profiles, user, tfidf.shape[1]), positions)
     return result
-
-
-def user_row(users: UserSignals, row: int) -> UserSignals:
-    """Row ``row`` of the signals (:meth:`UserSignals.take` of one), its sparse profiles
-    made from the row's own CSR arrays without slicing."""
-
-    def one(matrix: sp.csr_matrix) -> sp.csr_matrix:
-        start, stop = matrix.indptr[row], matrix.indptr[row + 1]
-        return sp.csr_matrix(
-            (matrix.data[start:stop], matrix.indices[start:stop], np.array([0, stop - start])),
-            shape=(1, matrix.shape[1]),
-        )
-
-    return UserSignals(
-        users.vectors[row : row + 1],
-        one(users.history),
-        one(users.stated),
-        users.budget[row : row + 1],
-        users.city[row : row + 1],
-        users.categories[row : row + 1],
-    )
 
 
 def rest_scores(
@@ -587,6 +580,7 @@ def rest_scores(
     positions: npt.NDArray[np.int64],
     now: float,
     shared: npt.NDArray[np.float64] | None = None,
+    user: int | None = None,
 ) -> npt.NDArray[np.float64]:
     """The blend of every feature but the collaborative one, fast: ``sum_f w_f x_f``.
 
@@ -602,13 +596,18 @@ def rest_scores(
         The blend's weights; ``collaborative`` is ignored.
     positions : ndarray of int64
         Catalogue positions to score.
+    user : int, optional
+        Score this row of ``users`` alone (the same values as in the whole batch).
 
     Returns
     -------
-    ndarray of shape (len(users), len(positions)), float64
+    ndarray of shape (len(users) or 1, len(positions)), float64
     """
     positions = np.asarray(positions, dtype=np.int64)
-    n, m = len(users), len(positions)
+    picked = slice(None) if user is None else slice(user, user + 1)
+    first = 0 if user is None else user  # row i of the result is row first + i of users
+    categories = users.categories[picked]
+    n, m = len(categories), len(positions)
     if shared is None:
         shared = shared_rest(catalogue, weights, positions, now)
     result = np.empty((n, m), dtype=np.float64)
@@ -623,34 +622,35 @@ def rest_scores(
         ):
             continue
         if name == "category":
-            rows = np.flatnonzero(users.categories.any(axis=1))
+            rows = np.flatnonzero(categories.any(axis=1))
             if len(rows):
                 codes = catalogue.category[positions]
-                result[rows] += weight * users.categories[rows][:, codes]
+                result[rows] += weight * categories[rows][:, codes]
         elif name == "budget":
-            rows = np.flatnonzero(np.isfinite(users.budget))
+            rows = np.flatnonzero(np.isfinite(users.budget[picked]))
             if len(rows):
                 price = catalogue.price[positions][None, :]
-                budget = users.budget[rows][:, None]
+                budget = users.budget[picked][rows][:, None]
                 with np.errstate(divide="ignore", invalid="ignore"):
                     within = np.where(price <= budget, 1.0, budget / price)
                 result[rows] += weight * np.where(
                     np.isfinite(within), np.clip(within, 0.0, 1.0), 0.0
                 )
         elif name == "nearby":
-            rows = np.flatnonzero(users.city >= 0)
+            city = users.city[picked]
+            rows = np.flatnonzero(city >= 0)
             if len(rows):
                 event_city = catalogue.city[positions]
-                near = catalogue.proximity[users.city[rows]][:, np.maximum(event_city, 0)]
+                near = catalogue.proximity[city[rows]][:, np.maximum(event_city, 0)]
                 result[rows] += weight * np.where(event_city[None, :] >= 0, near, 0.0)
         elif name == "new":
-            rows = np.flatnonzero(np.diff(users.history.indptr) > 0)
+            rows = np.flatnonzero(np.diff(users.history.indptr)[picked] > 0)
             if len(rows):
                 result[rows] += weight * catalogue.new[positions][None, :]
         elif name in FEATURES:
             unknown.append((FEATURES.index(name), weight))
     if unknown:
-        block = feature_block(catalogue, users, positions, now)
+        block = feature_block(catalogue, users, positions, now, user)
         for column, weight in unknown:
             result += weight * block[:, :, column]
     # The text features last, in TEXT_FEATURES' order: the top-k adds them in that order.
@@ -659,8 +659,8 @@ def rest_scores(
         if weight == 0.0:
             continue
         profile = users.history if name == "content" else users.stated
-        rows = np.flatnonzero(np.diff(profile.indptr) > 0)
+        rows = np.flatnonzero(np.diff(profile.indptr)[picked] > 0)
         if len(rows):
-            cosines = text_cosines(catalogue.tfidf, sp.csr_matrix(profile[rows]), positions)
+            cosines = text_cosines(catalogue.tfidf, profile, positions, rows + first)
             result[rows] += weight * np.clip(cosines, 0.0, 1.0)
     return result

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from eventrec.model.hybrid import pair_features
-from eventrec.model.hybrid_features import row_similarities, stated_text, user_row
+from eventrec.model.hybrid_features import row_similarities, stated_text
 from eventrec.model.records import TYPE_NAMES
 from eventrec.model.served import profile_trending
 from eventrec.serving.catalog import top_positions
@@ -133,8 +133,9 @@ def explain_hybrid(state: ServingState, answer: Answer) -> list[str]:
     positions = [] if answer.positions is None else answer.positions.tolist()
     if hybrid is None or answer.signals is None or not positions:
         return ["recommended for you"] * len(positions)
-    user = user_row(answer.signals, answer.signal_row)
-    features = pair_features(hybrid.catalogue, user, positions, answer.clock)
+    features = pair_features(
+        hybrid.catalogue, answer.signals, answer.signal_row, positions, answer.clock
+    )
     strongest = hybrid.blend.strongest(features)
     own = _own_events(state, answer.strongest or {})
     matched: dict[int, str] = {}
@@ -245,19 +246,23 @@ def _content_reasons(
         rows = np.array([p for _, p, _ in known], dtype=np.int64)
         similarity = row_similarities(hybrid.catalogue.tfidf, rows, positions)
         similarity[rows[:, None] == np.asarray(positions)[None, :]] = -np.inf  # not itself
+    found: list[bool] = [False] * len(positions)
+    best: list[int] = [0] * len(positions)
+    if known:
+        found = [bool(x) for x in np.asarray(np.isfinite(similarity).any(axis=0))]
+        best = [int(x) for x in similarity.argmax(axis=0)]
     reasons = []
-    for column, position in enumerate(positions):
-        if not known or not np.isfinite(similarity[:, column]).any():
+    for position, matched, row in zip(positions, found, best, strict=True):
+        if not matched:
             itself = [k for _, p, k in own if p == position]
             reasons.append(
                 f"you {_verb(itself[0])} this event" if itself else "like events you liked"
             )
             continue
-        best = int(np.argmax(similarity[:, column]))
-        e, p, kind = known[best]
+        e, p, kind = known[row]
         title = _title(state, e, p)
-        doc, other = documents[position], documents[p]
-        if doc.get("venue") and doc.get("venue") == other.get("venue"):
+        venue = documents[position].get("venue")
+        if venue and venue == documents[p].get("venue"):
             reasons.append(f"same venue as {title} you {_verb(kind)}")
         else:
             reasons.append(f"like {title} you {_verb(kind)}")

@@ -145,6 +145,15 @@ def test_the_fast_rest_is_the_blend_of_every_non_collaborative_feature(
     )
     found = rest_scores(catalogue, users, named, positions, NOW)
     np.testing.assert_allclose(found, expected, rtol=1e-6, atol=1e-6)
+    for row in range(len(users)):  # one user alone: the very same values as in the batch
+        alone = rest_scores(catalogue, users, named, positions, NOW, user=row)
+        np.testing.assert_array_equal(alone, found[row : row + 1])
+        np.testing.assert_allclose(  # float32 products: BLAS may round by the batch's shape
+            feature_block(catalogue, users, positions, NOW, row),
+            block[row : row + 1],
+            rtol=1e-5,
+            atol=1e-6,
+        )
 
 
 def test_the_full_hybrid_score_is_the_blend_of_the_feature_block() -> None:
@@ -228,7 +237,7 @@ def test_features_of_chosen_pairs_are_those_of_the_whole_catalogue() -> None:
     positions = [7, 3, 41]
     for row in range(len(users)):
         np.testing.assert_allclose(
-            pair_features(catalogue, users.take([row]), positions, NOW),
+            pair_features(catalogue, users, row, positions, NOW),
             whole[row, positions],
             rtol=1e-5,
             atol=1e-6,
