@@ -36,8 +36,10 @@ from eventrec.model.hybrid_features import (
     HybridCatalogue,
     TextModel,
     UserSignals,
+    csr_row_dots,
     dense_profile,
     feature_block,
+    ranges,
     rest_scores,
     shared_rest,
     stated_text,
@@ -402,7 +404,7 @@ class BlockBounds:
     def places(self, chosen: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Places (indices into ``order``) of the chosen blocks' events, block by block."""
         blocks = np.asarray(chosen, dtype=np.int64)
-        return _ranges(self.starts[blocks], self.starts[blocks + 1])
+        return ranges(self.starts[blocks], self.starts[blocks + 1])
 
     def collaborative(
         self, places: npt.NDArray[np.int64], user: npt.NDArray[np.float64]
@@ -416,15 +418,8 @@ class BlockBounds:
         self, places: npt.NDArray[np.int64], profile: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.float64]:
         """:func:`~eventrec.model.hybrid_features.row_dots` of the events at ``places``
-        (each row's terms summed in stored order: the same values), in one pass."""
-        low, high = self.text_indptr[places], self.text_indptr[places + 1]
-        offsets = _ranges(low, high)
-        owner = np.repeat(np.arange(len(places), dtype=np.int64), high - low)
-        products = self.text_data[offsets] * profile[self.text_indices[offsets]]
-        result: npt.NDArray[np.float64] = np.bincount(
-            owner, weights=products, minlength=len(places)
-        ).astype(np.float64)
-        return result
+        (each row's terms summed in stored order: the same values)."""
+        return csr_row_dots(self.text_indptr, self.text_indices, self.text_data, profile, places)
 
     def shared_max(self, shared: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """The largest value of the shared features' blend in each block."""
@@ -657,14 +652,6 @@ def pair_features(
     n_features): :func:`feature_block` at those positions (no pass over the catalogue)."""
     block = feature_block(catalogue, users, np.asarray(positions, dtype=np.int64), now, user)
     result: npt.NDArray[np.float64] = block[0]
-    return result
-
-
-def _ranges(starts: npt.NDArray[np.int64], stops: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """``concatenate([arange(a, b) for a, b in zip(starts, stops)])`` without the loop."""
-    lengths = stops - starts
-    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    result: npt.NDArray[np.int64] = np.arange(int(lengths.sum()), dtype=np.int64) + offsets
     return result
 
 

@@ -50,8 +50,10 @@ __all__ = [
     "HybridCatalogue",
     "TextModel",
     "UserSignals",
+    "csr_row_dots",
     "event_text",
     "feature_block",
+    "ranges",
     "rest_scores",
     "row_similarities",
     "shared_rest",
@@ -491,16 +493,33 @@ def row_dots(
     """``tfidf[positions] @ profile`` (a dense profile over the terms) in float64, each
     position's sum over its own terms in their stored order: the same value whichever
     other positions are computed with it."""
-    positions = np.asarray(positions, dtype=np.int64)
-    starts = tfidf.indptr[positions]
-    lengths = tfidf.indptr[positions + 1] - starts
-    owner = np.repeat(np.arange(len(positions)), lengths)
-    first = np.cumsum(lengths) - lengths
-    offsets = np.arange(int(lengths.sum())) + np.repeat(starts - first, lengths)
-    products = tfidf.data[offsets].astype(np.float64) * profile[tfidf.indices[offsets]]
-    return np.asarray(
-        np.bincount(owner, weights=products, minlength=len(positions)), dtype=np.float64
-    )
+    return csr_row_dots(tfidf.indptr, tfidf.indices, tfidf.data, profile, positions)
+
+
+def csr_row_dots(
+    indptr: npt.NDArray[np.integer[Any]],
+    indices: npt.NDArray[np.integer[Any]],
+    data: npt.NDArray[np.floating[Any]],
+    profile: npt.NDArray[np.float64],
+    rows: npt.ArrayLike,
+) -> npt.NDArray[np.float64]:
+    """:func:`row_dots` on a CSR matrix given by its arrays, at ``rows``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, stops = indptr[rows], indptr[rows + 1]
+    offsets = ranges(starts, stops)
+    owner = np.repeat(np.arange(len(rows)), stops - starts)
+    products = data[offsets].astype(np.float64) * profile[indices[offsets]]
+    return np.asarray(np.bincount(owner, weights=products, minlength=len(rows)), dtype=np.float64)
+
+
+def ranges(
+    starts: npt.NDArray[np.integer[Any]], stops: npt.NDArray[np.integer[Any]]
+) -> npt.NDArray[np.int64]:
+    """``concatenate([arange(a, b) for a, b in zip(starts, stops)])`` without the loop."""
+    lengths = np.asarray(stops, dtype=np.int64) - starts
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    result: npt.NDArray[np.int64] = np.arange(int(lengths.sum()), dtype=np.int64) + offsets
+    return result
 
 
 def row_similarities(
@@ -517,11 +536,9 @@ def row_similarities(
     def gather(
         positions: npt.NDArray[np.int64],
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
-        starts = tfidf.indptr[positions]
-        lengths = tfidf.indptr[positions + 1] - starts
-        owner = np.repeat(np.arange(len(positions)), lengths)
-        first = np.cumsum(lengths) - lengths
-        offsets = np.arange(int(lengths.sum())) + np.repeat(starts - first, lengths)
+        starts, stops = tfidf.indptr[positions], tfidf.indptr[positions + 1]
+        offsets = ranges(starts, stops)
+        owner = np.repeat(np.arange(len(positions)), stops - starts)
         return owner, tfidf.indices[offsets], tfidf.data[offsets]
 
     a, b = np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64)
