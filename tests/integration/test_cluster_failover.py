@@ -211,7 +211,8 @@ def test_a_master_that_lost_unreplicated_writes_loses_and_doubles_nothing(
             assert (
                 serve.client.get("/recommendations", params={"user_id": user_id}).status_code == 200
             )
-        assert serve.client.get("/ready").status_code == 200
+        ready = serve.client.get("/ready")
+        assert ready.status_code == 200, ready.text
         assert consumer.process is not None
         assert consumer.process.poll() is None, consumer.log()[-3000:]
         assert trainer.poll() is None, (tmp_path / "trainer.log").read_text()[-3000:]

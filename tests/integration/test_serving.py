@@ -23,6 +23,7 @@ import uvicorn
 from eventrec.config import Settings
 from eventrec.devstack import LocalRedisCluster, LocalServices
 from eventrec.schemas import EventStatus, encode
+from eventrec.serving import runtime as runtime_module
 from eventrec.serving.app import create_app
 from eventrec.store.store import Store, connect
 from eventrec.store.versions import activate_version, current_version, load_version, write_version
@@ -641,6 +642,46 @@ def test_a_refused_version_leaves_replicas_ready_on_the_checked_one(stack: Stack
             assert answer["model_version"] == good
             assert answer["strategy"] == "personalised"
     finally:
+        activate_version(store, good)
+        store.client.close()
+
+
+def test_a_replica_stays_ready_on_the_checked_version_while_a_new_one_loads(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a publish every replica reloads at once: none may leave the balancer for it."""
+    store = Store(connect(stack.settings.redis_url), stack.settings.key_prefix)
+    good = current_version(store)
+    assert good is not None
+    loaded = load_version(store, version=good)
+    metadata = {k: v for k, v in loaded.metadata.items() if k not in ("arrays", "checksum")}
+    newer = write_version(store, loaded.arrays(), metadata)
+    entered, release = threading.Event(), threading.Event()
+    real_build = runtime_module.build_state
+
+    def slow_build(*args: Any, **kwargs: Any) -> Any:
+        if args[3] == newer:  # (store, topic, previous, version)
+            entered.set()
+            assert release.wait(60), "the test never released the load"
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(runtime_module, "build_state", slow_build)
+    try:
+        with in_process(stack.settings) as app:
+            assert app.get("/ready").json()["model_version"] == good
+            activate_version(store, newer)
+            assert entered.wait(20), "the watcher never started loading the new version"
+            ready = app.get("/ready")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["model_version"] == good
+            assert ready.json()["loading"] == newer
+            release.set()
+            wait_until(
+                lambda: app.get("/ready").json()["model_version"] == newer, 20, "the new one"
+            )
+            assert app.get("/ready").json()["loading"] is None
+    finally:
+        release.set()
         activate_version(store, good)
         store.client.close()
 

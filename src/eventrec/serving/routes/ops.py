@@ -36,8 +36,8 @@ def _not_ready(reason: str, **extra: Any) -> JSONResponse:
 
 @router.get("/ready", summary="Redis reachable and a checked model version loaded")
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    """Ready while Redis answers, the reload watcher keeps up, and the current version is
-    loaded, or refused by serving's checks while a checked version serves."""
+    """Ready while Redis answers, the reload watcher keeps up, and a checked version serves:
+    the current one, or the previous one while the current loads or after it was refused."""
     clients, caches = runtime.clients, runtime.caches
     reload_age = round(time.monotonic() - caches.checked_at, 3)
     try:
@@ -58,16 +58,19 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
         return _not_ready(caches.load_error or "loading", reload_age_seconds=reload_age)
     wanted = current.decode() if current else None
     refused = {wanted: caches.refused[wanted]} if wanted in caches.refused else {}
+    loading = None
     if wanted is not None and state.model_version != wanted:
-        if not refused:
-            reason = caches.load_error or f"loading model version {wanted}"
-            return _not_ready(reason, reload_age_seconds=reload_age)
         if state.model_version is None:
-            return _not_ready(
-                f"current version refused and no checked version to serve: {refused[wanted]}",
-                refused=refused,
-                reload_age_seconds=reload_age,
+            reason = (
+                f"current version refused and no checked version to serve: {refused[wanted]}"
+                if refused
+                else caches.load_error or f"loading model version {wanted}"
             )
+            return _not_ready(reason, refused=refused, reload_age_seconds=reload_age)
+        # A checked version serves while the new one loads: every replica reloads at the
+        # same moment after a publish, and none should leave the balancer for it. A load
+        # that keeps failing shows in reload_age_seconds and fails the age check above.
+        loading = None if refused else wanted
     return JSONResponse(
         {
             "ready": True,
@@ -75,5 +78,6 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
             "catalog_events": len(state.catalog),
             "reload_age_seconds": reload_age,
             "refused": refused,
+            "loading": loading,
         }
     )
