@@ -8,7 +8,7 @@ records mostly from 2-3 liked clusters, a 64-factor model fitted on them and the
 learned as the trainer learns it. No broker, no Redis: the rows are handed over as read.
 
 Also checks, on a sample of users, that the pruned top-k equals ranking every eligible
-event by the same blend (:func:`eventrec.model.hybrid.hybrid_scores`).
+event by the same blend (:func:`eventrec.model.hybrid_topk.hybrid_scores`).
 
 Prints one JSON line (microseconds of CPU per request). Usage:
 python benchmarks/hybrid_topk.py [--events 50000 --users 20000 --batch 8]
@@ -29,7 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
 from benchmarks.serve import event_document, fit_blend_as_trainer, planted_rows
-from eventrec.model.hybrid import catalogue_interactions, hybrid_scores
+from eventrec.model.hybrid import catalogue_interactions
+from eventrec.model.hybrid_topk import hybrid_scores
 from eventrec.model.metrics import top_k
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.records import InteractionLog

@@ -33,14 +33,11 @@ from eventrec.model.blend import HybridBlend
 from eventrec.model.errors import ModelFitError
 from eventrec.model.hybrid import (
     USER_CHUNK,
-    BlockBounds,
-    best_hybrid,
     blend_weights,
     catalogue_interactions,
     collaborative_only,
     expose_blend,
     fit_blend,
-    hybrid_scores,
     normalised,
     signals_of,
     take_catalogue,
@@ -53,6 +50,7 @@ from eventrec.model.hybrid_features import (
     feature_block,
     shared_rest,
 )
+from eventrec.model.hybrid_topk import BlockBounds, best_hybrid, hybrid_scores
 from eventrec.model.recommender import EventrecModel
 from eventrec.model.served import aggregate_rows, fold_in, profile_trending
 from eventrec.model.timecut import TimeCut

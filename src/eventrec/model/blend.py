@@ -4,7 +4,7 @@ The blend is learned, never hand-set: pointwise, each user's relevant events aft
 (validation) cut are positives and events sampled from the same candidates are negatives.
 A score is ``sum_f w_f x_f`` (the intercept ranks nothing), linear in bounded features, so
 the best ``k`` are found exactly while scoring only a part of the catalogue
-(:func:`eventrec.model.hybrid.best_hybrid`).
+(:func:`eventrec.model.hybrid_topk.best_hybrid`).
 
 Pointwise, the blend learns that a never-touched event is rarely booked, and ranks such
 events where a user would hardly see them. The catalogue needs them seen: the weight of

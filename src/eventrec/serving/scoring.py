@@ -19,7 +19,7 @@ With a version that carries a learned blend (:mod:`eventrec.model.hybrid`), a us
 scored by the blend of every feature, block by block of alike events: each block's bound
 (the largest value each feature can take in it, the shared terms' maxima precomputed per
 minute) is computed for the batch at once, and only blocks whose bound can still reach
-the top are scored (:func:`eventrec.model.hybrid.best_hybrid`): exact, like the
+the top are scored (:func:`eventrec.model.hybrid_topk.best_hybrid`): exact, like the
 collaborative pruning.
 
 Under load batches grow with the number of concurrent requests; a lone request waits for
@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from eventrec.model.hybrid import best_hybrid, signals_of
+from eventrec.model.hybrid import signals_of
 from eventrec.model.hybrid_features import UserSignals
+from eventrec.model.hybrid_topk import best_hybrid
 from eventrec.serving import metrics
 from eventrec.serving.catalog import Filters, keep_best, top_positions
 from eventrec.serving.state import ServingState

@@ -23,13 +23,14 @@ import scipy.sparse as sp
 from eventrec.model.aggregate import InteractionWeights
 from eventrec.model.blend import HybridBlend
 from eventrec.model.content_map import catalog_vectors
-from eventrec.model.hybrid import BlockBounds, blend_weights, catalogue_interactions, normalised
+from eventrec.model.hybrid import blend_weights, catalogue_interactions, normalised
 from eventrec.model.hybrid_features import (
     HybridCatalogue,
     TextModel,
     event_text,
     shared_rest,
 )
+from eventrec.model.hybrid_topk import BlockBounds
 from eventrec.model.records import (
     TYPE_BOOKING,
     TYPE_RATING,

@@ -16,13 +16,11 @@ from eventrec.model.blend import HybridBlend
 from eventrec.model.geo import CityCentroids
 from eventrec.model.hybrid import (
     COLLABORATIVE_ONLY,
-    best_hybrid,
     blend_from_metadata,
     blend_metadata,
     catalogue_interactions,
     collaborative_only,
     expose_blend,
-    hybrid_scores,
     pair_features,
     signals_of,
 )
@@ -35,6 +33,7 @@ from eventrec.model.hybrid_features import (
     feature_block,
     rest_scores,
 )
+from eventrec.model.hybrid_topk import best_hybrid, hybrid_scores
 
 DAY = 86_400.0
 NOW = 1_800_000_000.0
