@@ -259,15 +259,19 @@ def take_catalogue(catalogue: HybridCatalogue, positions: npt.ArrayLike) -> Hybr
 def pair_features(
     catalogue: HybridCatalogue,
     users: UserSignals,
-    user: int,
-    positions: npt.ArrayLike,
+    positions: Sequence[npt.ArrayLike],
     now: float,
-) -> npt.NDArray[np.float64]:
-    """Every feature of row ``user``'s pairs with ``positions``, shape (len(positions),
-    n_features): :func:`feature_block` at those positions (no pass over the catalogue)."""
-    block = feature_block(catalogue, users, np.asarray(positions, dtype=np.int64), now, user)
-    result: npt.NDArray[np.float64] = block[0]
-    return result
+) -> list[npt.NDArray[np.float64]]:
+    """Every feature of each row's pairs with its own ``positions[row]``, shape
+    (len(positions[row]), n_features) per row: one :func:`feature_block` over the union
+    of the positions for the whole batch (no pass over the catalogue)."""
+    chosen = [np.asarray(p, dtype=np.int64) for p in positions]
+    if not chosen:
+        return []
+    union, inverse = np.unique(np.concatenate(chosen), return_inverse=True)
+    block = feature_block(catalogue, users, union, now)
+    cuts = np.cumsum([0] + [len(p) for p in chosen]).tolist()
+    return [block[row, inverse[cuts[row] : cuts[row + 1]]] for row in range(len(chosen))]
 
 
 def normalised(catalogue: HybridCatalogue, positions: npt.ArrayLike) -> HybridCatalogue:

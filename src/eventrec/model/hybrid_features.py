@@ -50,9 +50,12 @@ __all__ = [
     "HybridCatalogue",
     "TextModel",
     "UserSignals",
+    "csr_pair_dots",
     "csr_row_dots",
+    "dense_profiles",
     "event_text",
     "feature_block",
+    "pair_rest",
     "ranges",
     "rest_scores",
     "row_similarities",
@@ -82,6 +85,8 @@ FRESH_DAYS = 7.0
 # Kilometres over which "nearby" decays by e between two known cities.
 NEARBY_KM = 60.0
 SECONDS_PER_DAY = 86_400.0
+# Pairs up to which text_cosines scores every pair at once (past it, row by row).
+PAIRS_AT_ONCE = 65_536
 TEXT_FIELDS = ("title", "description", "venue", "organizer", "series")
 TOKEN_FIELDS = ("category", "city", "venue", "organizer", "series")
 
@@ -563,6 +568,27 @@ def dense_profile(profiles: sp.csr_matrix, row: int, n_terms: int) -> npt.NDArra
     return dense
 
 
+def dense_profiles(
+    matrix: sp.csr_matrix, n_terms: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The non-empty rows of a sparse profile matrix as dense rows over the terms they
+    use: ``(dense, row_of, columns)``, ``row_of[user]`` the user's dense row (-1: empty)
+    and ``columns[term]`` the term's column (the last column, all zeros, for a term no
+    profile uses). A few thousand columns, not the whole vocabulary per user."""
+    lengths = np.diff(matrix.indptr)
+    present = np.flatnonzero(lengths > 0)
+    row_of = np.full(matrix.shape[0], -1, dtype=np.int64)
+    row_of[present] = np.arange(len(present))
+    used = np.unique(matrix.indices[: matrix.indptr[-1]])
+    columns = np.full(n_terms, len(used), dtype=np.int64)
+    columns[used] = np.arange(len(used))
+    dense = np.zeros((len(present), len(used) + 1))
+    owners = np.repeat(row_of, lengths)
+    entries = slice(0, int(matrix.indptr[-1]))
+    dense[owners, columns[matrix.indices[entries]]] = matrix.data[entries]
+    return dense, row_of, columns
+
+
 def text_cosines(
     tfidf: sp.csr_matrix,
     profiles: sp.csr_matrix,
@@ -583,6 +609,16 @@ def text_cosines(
         else np.asarray(rows, dtype=np.int64)
     )
     result = np.zeros((len(picked), len(positions)))
+    if len(picked) * len(positions) <= PAIRS_AT_ONCE:
+        # Few pairs (a batch's items): every pair in one pass, the same sums.
+        dense, row_of, columns = dense_profiles(profiles[picked], tfidf.shape[1])
+        owner = np.repeat(row_of, len(positions))
+        has = np.flatnonzero(owner >= 0)
+        where = np.tile(positions, len(picked))[has]
+        result.ravel()[has] = csr_pair_dots(
+            tfidf.indptr, tfidf.indices, tfidf.data, dense, owner[has], where, columns
+        )
+        return result
     for out, user in enumerate(picked.tolist()):
         if profiles.indptr[user] == profiles.indptr[user + 1]:
             continue
@@ -681,3 +717,89 @@ def rest_scores(
             cosines = text_cosines(catalogue.tfidf, profile, positions, rows + first)
             result[rows] += weight * np.clip(cosines, 0.0, 1.0)
     return result
+
+
+def pair_rest(
+    catalogue: HybridCatalogue,
+    users: UserSignals,
+    weights: Mapping[str, float],
+    owners: npt.ArrayLike,
+    positions: npt.ArrayLike,
+    now: float,
+    shared: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]:
+    """:func:`rest_scores` at pairs (row ``owners[i]`` of ``users``, ``positions[i]``),
+    without the text features: the same values, each pair's terms added in the same
+    order (a term a row of :func:`rest_scores` skips is added here as zero).
+
+    ``shared``: the shared features' blend at ``positions``. Text features in
+    ``weights`` are ignored (the top-k adds them last, from its block-ordered rows).
+    """
+    owners = np.asarray(owners, dtype=np.int64)
+    positions = np.asarray(positions, dtype=np.int64)
+    if shared is None:
+        shared = shared_rest(catalogue, weights, positions, now)
+    result = np.array(shared, dtype=np.float64)
+    for name, weight in weights.items():
+        if (
+            weight == 0.0
+            or name == FEATURES[COLLABORATIVE]
+            or name in SHARED_FEATURES
+            or name in TEXT_FEATURES
+        ):
+            continue
+        if name == "category":
+            result += weight * users.categories[owners, catalogue.category[positions]]
+        elif name == "budget":
+            budget = users.budget[owners]
+            finite = np.isfinite(budget)
+            if finite.any():
+                price = catalogue.price[positions]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    within = np.where(price <= budget, 1.0, budget / price)
+                term = weight * np.where(np.isfinite(within), np.clip(within, 0.0, 1.0), 0.0)
+                result += np.where(finite, term, 0.0)
+        elif name == "nearby":
+            city = users.city[owners]
+            known = city >= 0
+            if known.any():
+                event_city = catalogue.city[positions]
+                near = catalogue.proximity[np.maximum(city, 0), np.maximum(event_city, 0)]
+                result += np.where(known, weight * np.where(event_city >= 0, near, 0.0), 0.0)
+        elif name == "new":
+            history = np.diff(users.history.indptr)[owners] > 0
+            result += np.where(history, weight * catalogue.new[positions], 0.0)
+        elif name in FEATURES:
+            column = FEATURES.index(name)
+            for owner in np.unique(owners).tolist():  # no such feature today: one call per row
+                rows = np.flatnonzero(owners == owner)
+                block = feature_block(catalogue, users, positions[rows], now, owner)
+                result[rows] += weight * block[0, :, column]
+    return result
+
+
+def csr_pair_dots(
+    indptr: npt.NDArray[np.integer[Any]],
+    indices: npt.NDArray[np.integer[Any]],
+    data: npt.NDArray[np.floating[Any]],
+    profiles: npt.NDArray[np.float64],
+    profile_rows: npt.ArrayLike,
+    rows: npt.ArrayLike,
+    columns: npt.NDArray[np.int64] | None = None,
+) -> npt.NDArray[np.float64]:
+    """:func:`csr_row_dots` of each row ``rows[i]`` against its own dense profile
+    ``profiles[profile_rows[i]]``: the same products, summed in the same order.
+
+    ``columns``: the profiles' column of each term (profiles over a few terms, one
+    column of zeros for every other term), when they are not over every term."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, stops = indptr[rows], indptr[rows + 1]
+    lengths = stops - starts
+    offsets = ranges(starts, stops)
+    owner = np.repeat(np.arange(len(rows)), lengths)
+    # One flat gather from the profiles (a 2-D fancy index costs a third more).
+    flat = np.repeat(np.asarray(profile_rows, dtype=np.int64) * profiles.shape[1], lengths)
+    terms = indices[offsets]
+    flat += terms if columns is None else columns[terms]
+    products = data[offsets].astype(np.float64, copy=False) * profiles.ravel()[flat]
+    return np.asarray(np.bincount(owner, weights=products, minlength=len(rows)), dtype=np.float64)

@@ -24,8 +24,9 @@ from eventrec.model.hybrid_features import (
     TEXT_FEATURES,
     HybridCatalogue,
     UserSignals,
-    csr_row_dots,
-    dense_profile,
+    csr_pair_dots,
+    dense_profiles,
+    pair_rest,
     ranges,
     rest_scores,
     shared_rest,
@@ -204,19 +205,32 @@ class BlockBounds:
         return ranges(self.starts[blocks], self.starts[blocks + 1])
 
     def collaborative(
-        self, places: npt.NDArray[np.int64], user: npt.NDArray[np.float64]
+        self, places: npt.NDArray[np.int64], users: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.float64]:
-        """The collaborative terms ``v . user`` of the events at ``places``, in float64 row
-        by row as :func:`hybrid_scores` computes them (the same values)."""
-        result: npt.NDArray[np.float64] = (self.vectors[places] * user).sum(axis=1)
+        """The collaborative terms ``v . users[i]`` of the events at ``places[i]``, in
+        float64 row by row as :func:`hybrid_scores` computes them (the same values)."""
+        result: npt.NDArray[np.float64] = (self.vectors[places] * users).sum(axis=1)
         return result
 
     def cosines(
-        self, places: npt.NDArray[np.int64], profile: npt.NDArray[np.float64]
+        self,
+        places: npt.NDArray[np.int64],
+        profiles: npt.NDArray[np.float64],
+        profile_rows: npt.NDArray[np.int64],
+        columns: npt.NDArray[np.int64] | None = None,
     ) -> npt.NDArray[np.float64]:
-        """:func:`~eventrec.model.hybrid_features.row_dots` of the events at ``places``
-        (each row's terms summed in stored order: the same values)."""
-        return csr_row_dots(self.text_indptr, self.text_indices, self.text_data, profile, places)
+        """:func:`~eventrec.model.hybrid_features.row_dots` of the event at ``places[i]``
+        against ``profiles[profile_rows[i]]`` (each row's terms summed in stored order:
+        the same values); ``columns``: each term's column in ``profiles``."""
+        return csr_pair_dots(
+            self.text_indptr,
+            self.text_indices,
+            self.text_data,
+            profiles,
+            profile_rows,
+            places,
+            columns,
+        )
 
     def shared_max(self, shared: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """The largest value of the shared features' blend in each block."""
@@ -321,93 +335,113 @@ def best_hybrid(
     weight = _collaborative_weight(blend)
     scaled = scaled_users(catalogue, users.vectors)
     texts = [
-        (float(weights.get(name, 0.0)), users.history if name == "content" else users.stated)
-        for name in TEXT_FEATURES
+        (w, *dense_profiles(matrix, n_terms))
+        for name, matrix in (("content", users.history), ("profile", users.stated))
+        if (w := float(weights.get(name, 0.0))) != 0.0
     ]
-    results = []
-    scanned = 0
-    for row, (mask, limit) in enumerate(zip(masks, limits, strict=True)):
-        profiles = [
-            (w, dense_profile(p, row, n_terms))
-            for w, p in texts
-            if w != 0.0 and p.indptr[row] != p.indptr[row + 1]
-        ]
 
-        def exact(
-            places: npt.NDArray[np.int64],
-            positions: npt.NDArray[np.int64],
-            row: int = row,
-            profiles: list[tuple[float, npt.NDArray[np.float64]]] = profiles,
-        ) -> npt.NDArray[np.float64]:
-            assert blocks is not None
-            values = rest_scores(
-                catalogue, users, others, positions, now, shared[positions], user=row
-            )[0]
-            for w, profile in profiles:  # as rest_scores adds them: text last, in order
-                values += w * np.clip(blocks.cosines(places, profile), 0.0, 1.0)
-            collaborative: npt.NDArray[np.float64] = (
-                weight * blocks.collaborative(places, scaled[row]) + values
-            )
-            return collaborative
+    def exact(
+        owners: npt.NDArray[np.int64],
+        places: npt.NDArray[np.int64],
+        positions: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.float64]:
+        assert blocks is not None
+        assert shared is not None
+        values = pair_rest(catalogue, users, others, owners, positions, now, shared[positions])
+        for w, dense, row_of, columns in texts:  # as rest_scores adds them: text last
+            profile_rows = row_of[owners]
+            has = np.flatnonzero(profile_rows >= 0)
+            cosines = blocks.cosines(places[has], dense, profile_rows[has], columns)
+            values[has] += w * np.clip(cosines, 0.0, 1.0)
+        collaborative: npt.NDArray[np.float64] = (
+            weight * blocks.collaborative(places, scaled[owners]) + values
+        )
+        return collaborative
 
-        found, scores, seen = best_by_blocks(blocks, bounds[row], mask, limit, exact)
-        results.append((found, scores))
-        scanned += seen
-    return results, scanned
+    return best_by_blocks(blocks, bounds, masks, limits, exact)
 
 
 def best_by_blocks(
     blocks: BlockBounds,
     bounds: npt.NDArray[np.float64],
-    mask: npt.NDArray[np.bool_],
-    limit: int,
-    exact: Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.NDArray[np.float64]],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], int]:
-    """The best ``limit`` eligible positions by ``exact(places, positions)`` (the scores of
-    the eligible events at those places of ``blocks.order``, ``positions`` theirs), ties to
-    the lower position, visiting blocks in decreasing bound (``bounds[b]`` at least every
-    score in block ``b``).
+    masks: Sequence[npt.NDArray[np.bool_]],
+    limits: Sequence[int],
+    exact: Callable[
+        [npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]],
+        npt.NDArray[np.float64],
+    ],
+) -> tuple[list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]], int]:
+    """Each user's best ``limits[u]`` positions eligible under ``masks[u]`` by ``exact``,
+    ties to the lower position, visiting the user's blocks in decreasing bound
+    (``bounds[u, b]`` at least every score of user ``u`` in block ``b``).
 
-    Each round scores twice as many blocks as the last (:data:`FIRST_BLOCKS` first), but
-    never more than the blocks whose bound reaches the ``limit``-th best score so far:
-    bounds decrease along the visit, so those are the next ones, and no other block can
-    hold a better event.
+    ``exact(owners, places, positions)`` scores pairs: user ``owners[i]`` with the event
+    at ``places[i]`` of ``blocks.order`` (``positions[i]`` its catalogue position).
 
-    Returns the positions, their scores (best first) and how many were scored."""
-    if limit <= 0 or not blocks.n_blocks:
-        return np.zeros(0, dtype=np.int64), np.zeros(0), 0
-    in_order = mask[blocks.order]
-    live = np.logical_or.reduceat(in_order, blocks.starts[:-1])
-    candidates = np.flatnonzero(live)
-    if not len(candidates):
-        return np.zeros(0, dtype=np.int64), np.zeros(0), 0
-    visit = candidates[np.argsort(-bounds[candidates], kind="stable")]
-    visit_bounds = bounds[visit]
-    kept_positions = np.zeros(0, dtype=np.int64)
-    kept_scores = np.zeros(0)
-    scanned, start, take = 0, 0, FIRST_BLOCKS
-    while start < len(visit):
-        chosen = visit[start : start + take]
+    Users go in rounds, all of a round's pairs scored in one call. A user's round scores
+    twice as many blocks as their last (:data:`FIRST_BLOCKS` first), but never more than
+    the blocks whose bound reaches their ``limit``-th best score so far: bounds decrease
+    along the visit, so those are the next ones, and no other block can hold a better
+    event. Returns per user the positions and their scores (best first), and how many
+    pairs were scored in all."""
+    n = len(masks)
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0))
+    results = [empty] * n
+    if not n or not blocks.n_blocks:
+        return results, 0
+    in_order = np.empty((n, len(blocks.order)), dtype=bool)
+    for user, mask in enumerate(masks):
+        np.take(mask, blocks.order, out=in_order[user])
+    live = np.logical_or.reduceat(in_order, blocks.starts[:-1], axis=1)
+    # Live blocks first, by decreasing bound, ties to the lower block (a stable sort).
+    visit = np.lexsort((-bounds, ~live), axis=1)
+    visit_bounds = np.take_along_axis(bounds, visit, axis=1)
+    n_live = np.count_nonzero(live, axis=1).tolist()
+    start = [0] * n
+    take = [FIRST_BLOCKS] * n
+    kept_positions = [empty[0]] * n
+    kept_scores = [empty[1]] * n
+    active = [u for u in range(n) if limits[u] > 0 and n_live[u] > 0]
+    scanned = 0
+    while active:
+        stops = [min(start[u] + take[u], n_live[u]) for u in active]
+        rounds = list(zip(active, stops, strict=True))
+        chosen = np.concatenate([visit[u, start[u] : stop] for u, stop in rounds])
+        block_owners = np.repeat(np.array(active), [stop - start[u] for u, stop in rounds])
+        lengths = blocks.starts[chosen + 1] - blocks.starts[chosen]
         places = blocks.places(chosen)
-        places = places[in_order[places]]
+        owners = np.repeat(block_owners, lengths)
+        eligible = in_order[owners, places]
+        places, owners = places[eligible], owners[eligible]
         positions = blocks.order[places]
-        scores = exact(places, positions)
+        scores = exact(owners, places, positions)
         scanned += len(places)
-        kept_positions = np.concatenate((kept_positions, positions))
-        kept_scores = np.concatenate((kept_scores, scores))
-        start += len(chosen)
-        if len(kept_scores) >= limit:
-            cut = len(kept_scores) - limit
-            kth = float(np.partition(kept_scores, cut)[cut])
-            keep = kept_scores >= kth
-            kept_positions, kept_scores = kept_positions[keep], kept_scores[keep]
-            # Bounds decrease along ``visit``: the blocks that can still reach the top
-            # (a tie may win on its lower position) are the next ``reach`` ones.
-            reach = int(np.count_nonzero(visit_bounds[start:] >= kth))
-            if reach == 0:
-                break
-            take = min(2 * take, reach)
-        else:
-            take *= 2
-    best = np.lexsort((kept_positions, -kept_scores))[:limit]
-    return kept_positions[best], kept_scores[best], scanned
+        # ``owners`` ascend (``active`` does): each user's pairs are one slice.
+        cuts = np.searchsorted(owners, [*active, n]).tolist()
+        still = []
+        for j, user in enumerate(active):
+            piece = slice(cuts[j], cuts[j + 1])
+            mine = np.concatenate((kept_positions[user], positions[piece]))
+            values = np.concatenate((kept_scores[user], scores[piece]))
+            start[user] = stops[j]
+            limit = limits[user]
+            if len(values) >= limit:
+                cut = len(values) - limit
+                kth = float(np.partition(values, cut)[cut])
+                keep = values >= kth
+                mine, values = mine[keep], values[keep]
+                # Bounds decrease along the visit: the blocks that can still reach the top
+                # (a tie may win on its lower position) are the next ``reach`` ones.
+                reach = int(np.count_nonzero(visit_bounds[user, start[user] : n_live[user]] >= kth))
+                take[user] = min(2 * take[user], reach)
+            else:
+                take[user] *= 2
+            kept_positions[user], kept_scores[user] = mine, values
+            if take[user] > 0 and start[user] < n_live[user]:
+                still.append(user)
+        active = still
+    for user in range(n):
+        positions, values = kept_positions[user], kept_scores[user]
+        best = np.lexsort((positions, -values))[: limits[user]]
+        results[user] = (positions[best], values[best])
+    return results, scanned

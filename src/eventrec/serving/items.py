@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from eventrec.model.hybrid import pair_features
 from eventrec.model.hybrid_features import row_similarities, stated_text
 from eventrec.model.records import TYPE_NAMES
 from eventrec.model.served import profile_trending
@@ -131,11 +130,9 @@ def explain_hybrid(state: ServingState, answer: Answer) -> list[str]:
     collaborative or the content signal are matched against them in one product each."""
     hybrid = state.hybrid
     positions = [] if answer.positions is None else answer.positions.tolist()
-    if hybrid is None or answer.signals is None or not positions:
+    if hybrid is None or answer.features is None or not positions:
         return ["recommended for you"] * len(positions)
-    features = pair_features(
-        hybrid.catalogue, answer.signals, answer.signal_row, positions, answer.clock
-    )
+    features = answer.features.of(answer.signal_row)
     strongest = hybrid.blend.strongest(features)
     own = _own_events(state, answer.strongest or {})
     matched: dict[int, str] = {}

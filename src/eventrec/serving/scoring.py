@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from eventrec.model.hybrid import signals_of
-from eventrec.model.hybrid_features import UserSignals
+from eventrec.model.hybrid import pair_features, signals_of
+from eventrec.model.hybrid_features import HybridCatalogue, UserSignals
 from eventrec.model.hybrid_topk import best_hybrid
 from eventrec.serving import metrics
 from eventrec.serving.catalog import Filters, keep_best, top_positions
@@ -93,6 +93,34 @@ class Answer:
     searches: Sequence[str] = field(default_factory=list)
     # Scored from the user's own row (False: from the profile and searches alone).
     personal: bool = True
+    features: BatchFeatures | None = None  # the features of the items, for reasons
+
+
+class BatchFeatures:
+    """The features of every item the blend chose for a batch's users, computed for the
+    whole batch at once when the first answer is explained (one
+    :func:`~eventrec.model.hybrid.pair_features` call instead of one per request)."""
+
+    def __init__(
+        self,
+        catalogue: HybridCatalogue,
+        signals: UserSignals,
+        positions: list[npt.NDArray[np.int64]],
+        clock: float,
+    ) -> None:
+        self.catalogue, self.signals, self.positions, self.clock = (
+            catalogue,
+            signals,
+            positions,
+            clock,
+        )
+        self._rows: list[npt.NDArray[np.float64]] | None = None
+
+    def of(self, row: int) -> npt.NDArray[np.float64]:
+        """Row ``row``'s items' features, shape (len(items), n_features)."""
+        if self._rows is None:
+            self._rows = pair_features(self.catalogue, self.signals, self.positions, self.clock)
+        return self._rows[row]
 
 
 @dataclass
@@ -279,11 +307,12 @@ def answer_rows(
             hybrid.blocks,
             shared_max,
         )
+        features = BatchFeatures(hybrid.catalogue, signals, [p for p, _ in found], clock)
         for row, (i, (positions, scores)) in enumerate(zip(chosen, found, strict=True)):
             answer = answers[i]
             answer.positions, answer.scores = positions, scores
             answer.signals, answer.signal_row = signals, row  # taken only to explain
-            answer.clock = clock
+            answer.clock, answer.features = clock, features
             answer.profile = user_profiles[i]
             answer.searches = user_searches[i]
             answer.personal = i in vectors

@@ -234,13 +234,10 @@ def test_features_of_chosen_pairs_are_those_of_the_whole_catalogue() -> None:
     catalogue, _, users = _platform(3, 50, 3)
     whole = feature_block(catalogue, users, np.arange(50), NOW)
     positions = [7, 3, 41]
-    for row in range(len(users)):
-        np.testing.assert_allclose(
-            pair_features(catalogue, users, row, positions, NOW),
-            whole[row, positions],
-            rtol=1e-5,
-            atol=1e-6,
-        )
+    chosen = [positions, [], positions[::-1]]  # one row's own positions each
+    for row, features in enumerate(pair_features(catalogue, users, chosen, NOW)):
+        assert features.shape == (len(chosen[row]), len(FEATURES))
+        np.testing.assert_allclose(features, whole[row, chosen[row]], rtol=1e-5, atol=1e-6)
 
 
 def test_the_fallback_blend_is_collaborative_only_and_says_so() -> None:
