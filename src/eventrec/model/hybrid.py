@@ -263,15 +263,25 @@ def pair_features(
     now: float,
 ) -> list[npt.NDArray[np.float64]]:
     """Every feature of each row's pairs with its own ``positions[row]``, shape
-    (len(positions[row]), n_features) per row: one :func:`feature_block` over the union
-    of the positions for the whole batch (no pass over the catalogue)."""
+    (len(positions[row]), n_features) per row.
+
+    One :func:`feature_block` of every row against the union of the positions when that
+    is at most :data:`FEATURE_PAIRS_AT_ONCE` pairs (a batch's items: fewer calls), else one
+    per row. Either way a pair's features are :func:`feature_block`'s, up to the float32
+    rounding of its collaborative product (which may differ with the block's shape)."""
     chosen = [np.asarray(p, dtype=np.int64) for p in positions]
     if not chosen:
         return []
     union, inverse = np.unique(np.concatenate(chosen), return_inverse=True)
+    if len(chosen) * len(union) > FEATURE_PAIRS_AT_ONCE:
+        return [feature_block(catalogue, users, p, now, row)[0] for row, p in enumerate(chosen)]
     block = feature_block(catalogue, users, union, now)
     cuts = np.cumsum([0] + [len(p) for p in chosen]).tolist()
     return [block[row, inverse[cuts[row] : cuts[row + 1]]] for row in range(len(chosen))]
+
+
+# Pairs up to which pair_features computes every row against every row's positions.
+FEATURE_PAIRS_AT_ONCE = 4_096
 
 
 def normalised(catalogue: HybridCatalogue, positions: npt.ArrayLike) -> HybridCatalogue:

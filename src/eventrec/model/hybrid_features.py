@@ -596,7 +596,8 @@ def text_cosines(
     rows: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.float64]:
     """``profiles[rows] @ tfidf[positions].T`` in float64 by :func:`row_dots` (``rows``:
-    every profile when None), each row read from the CSR arrays without slicing.
+    every profile when None): every pair at once when there are at most
+    :data:`PAIRS_AT_ONCE`, else row by row, read from the CSR arrays (the same sums).
 
     Returns
     -------
@@ -740,6 +741,7 @@ def pair_rest(
     if shared is None:
         shared = shared_rest(catalogue, weights, positions, now)
     result = np.array(shared, dtype=np.float64)
+    unknown: list[tuple[int, float]] = []
     for name, weight in weights.items():
         if (
             weight == 0.0
@@ -749,7 +751,10 @@ def pair_rest(
         ):
             continue
         if name == "category":
-            result += weight * users.categories[owners, catalogue.category[positions]]
+            # Only rows that name a category, as rest_scores (0 * a weight may not be 0).
+            named = np.any(users.categories, axis=1)[owners]
+            chosen = weight * users.categories[owners, catalogue.category[positions]]
+            result += np.where(named, chosen, 0.0)
         elif name == "budget":
             budget = users.budget[owners]
             finite = np.isfinite(budget)
@@ -770,11 +775,13 @@ def pair_rest(
             history = np.diff(users.history.indptr)[owners] > 0
             result += np.where(history, weight * catalogue.new[positions], 0.0)
         elif name in FEATURES:
-            column = FEATURES.index(name)
-            for owner in np.unique(owners).tolist():  # no such feature today: one call per row
-                rows = np.flatnonzero(owners == owner)
-                block = feature_block(catalogue, users, positions[rows], now, owner)
-                result[rows] += weight * block[0, :, column]
+            unknown.append((FEATURES.index(name), weight))
+    # After the known ones, as rest_scores adds them (no such feature today).
+    for owner in np.unique(owners).tolist() if unknown else []:
+        rows = np.flatnonzero(owners == owner)
+        block = feature_block(catalogue, users, positions[rows], now, owner)
+        for column, weight in unknown:
+            result[rows] += weight * block[0, :, column]
     return result
 
 

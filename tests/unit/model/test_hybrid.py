@@ -8,10 +8,12 @@ import json
 from typing import Any
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eventrec.model import hybrid as hybrid_module
 from eventrec.model.blend import HybridBlend
 from eventrec.model.geo import CityCentroids
 from eventrec.model.hybrid import (
@@ -26,11 +28,13 @@ from eventrec.model.hybrid import (
 )
 from eventrec.model.hybrid_features import (
     FEATURES,
+    TEXT_FEATURES,
     HybridCatalogue,
     TextModel,
     UserSignals,
     event_text,
     feature_block,
+    pair_rest,
     rest_scores,
 )
 from eventrec.model.hybrid_topk import best_hybrid, hybrid_scores
@@ -238,6 +242,43 @@ def test_features_of_chosen_pairs_are_those_of_the_whole_catalogue() -> None:
     for row, features in enumerate(pair_features(catalogue, users, chosen, NOW)):
         assert features.shape == (len(chosen[row]), len(FEATURES))
         np.testing.assert_allclose(features, whole[row, chosen[row]], rtol=1e-5, atol=1e-6)
+
+
+def test_features_of_a_large_batch_are_computed_row_by_row_with_the_same_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    catalogue, _, users = _platform(4, 60, 5)
+    chosen = [[5, 9, 2], [40, 41], [], [59, 0, 33, 12], [7]]
+    together = pair_features(catalogue, users, chosen, NOW)
+    monkeypatch.setattr(hybrid_module, "FEATURE_PAIRS_AT_ONCE", 0)  # every batch is "large"
+    apart = pair_features(catalogue, users, chosen, NOW)
+    for row, positions in enumerate(chosen):
+        assert apart[row].shape == (len(positions), len(FEATURES))
+        np.testing.assert_allclose(apart[row], together[row], rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    weights=st.lists(
+        st.floats(-4.0, 4.0) | st.just(0.0),  # the blend's weights are finite (fit checks)
+        min_size=len(FEATURES),
+        max_size=len(FEATURES),
+    ),
+)
+def test_pair_rest_is_rest_scores_at_each_pair(seed: int, weights: list[float]) -> None:
+    catalogue, _, users = _platform(seed, 40, 6)
+    rng = np.random.default_rng(seed)
+    budget = users.budget.copy()
+    budget[rng.random(len(budget)) < 0.3] = rng.choice([np.inf, np.nan, 0.0, -5.0])
+    users = dataclasses.replace(users, budget=budget)
+    named = {n: w for n, w in zip(FEATURES, weights, strict=True) if n not in TEXT_FEATURES}
+    owners = rng.integers(0, len(users), 200)
+    positions = rng.integers(0, 40, 200)
+    full = rest_scores(catalogue, users, named, np.arange(40), NOW)
+    np.testing.assert_array_equal(
+        pair_rest(catalogue, users, named, owners, positions, NOW), full[owners, positions]
+    )
 
 
 def test_the_fallback_blend_is_collaborative_only_and_says_so() -> None:
