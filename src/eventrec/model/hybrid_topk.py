@@ -54,6 +54,16 @@ def scaled_users(
     return scaled
 
 
+def vector_dots(
+    vectors: npt.NDArray[np.float64], user: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``vectors @ user`` in float64, each row's sum independent of the other rows (unlike
+    BLAS): the reference and the top-k get the same value for an event, whichever other
+    events are computed with it, and without a (rows x factors) product in memory."""
+    result: npt.NDArray[np.float64] = np.einsum("ij,j->i", vectors, user)
+    return result
+
+
 def _collaborative_weight(blend: HybridBlend) -> float:
     weights = blend_weights(blend)
     return float(weights.get(FEATURES[0], 0.0))
@@ -77,7 +87,7 @@ def hybrid_scores(
         # v . u of every position in float64, its float64 copy made once for the batch.
         vectors64 = catalogue.vectors.astype(np.float64)
         for row in np.flatnonzero(scaled.any(axis=1)).tolist():
-            scores[row] += weight * (vectors64 * scaled[row]).sum(axis=1)
+            scores[row] += weight * vector_dots(vectors64, scaled[row])
     return scores
 
 
@@ -205,11 +215,20 @@ class BlockBounds:
         return ranges(self.starts[blocks], self.starts[blocks + 1])
 
     def collaborative(
-        self, places: npt.NDArray[np.int64], users: npt.NDArray[np.float64]
+        self,
+        places: npt.NDArray[np.int64],
+        owners: npt.NDArray[np.int64],
+        users: npt.NDArray[np.float64],
     ) -> npt.NDArray[np.float64]:
-        """The collaborative terms ``v . users[i]`` of the events at ``places[i]``, in
-        float64 row by row as :func:`hybrid_scores` computes them (the same values)."""
-        result: npt.NDArray[np.float64] = (self.vectors[places] * users).sum(axis=1)
+        """The collaborative terms ``v . users[owners[i]]`` of the events at ``places[i]``
+        (``owners`` ascending), by :func:`vector_dots` as :func:`hybrid_scores` computes
+        them (the same values)."""
+        result = np.empty(len(places))
+        groups, cuts = np.unique(owners, return_index=True)
+        bounds = [*cuts.tolist(), len(owners)]
+        for number, owner in enumerate(groups.tolist()):
+            piece = slice(bounds[number], bounds[number + 1])
+            result[piece] = vector_dots(self.vectors[places[piece]], users[owner])
         return result
 
     def cosines(
@@ -354,7 +373,7 @@ def best_hybrid(
             cosines = blocks.cosines(places[has], dense, profile_rows[has], columns)
             values[has] += w * np.clip(cosines, 0.0, 1.0)
         collaborative: npt.NDArray[np.float64] = (
-            weight * blocks.collaborative(places, scaled[owners]) + values
+            weight * blocks.collaborative(places, owners, scaled) + values
         )
         return collaborative
 
@@ -389,31 +408,28 @@ def best_by_blocks(
     results = [empty] * n
     if not n or not blocks.n_blocks:
         return results, 0
-    in_order = np.empty((n, len(blocks.order)), dtype=bool)
-    for user, mask in enumerate(masks):
-        np.take(mask, blocks.order, out=in_order[user])
-    live = np.logical_or.reduceat(in_order, blocks.starts[:-1], axis=1)
-    # Live blocks first, by decreasing bound, ties to the lower block (a stable sort).
-    visit = np.lexsort((-bounds, ~live), axis=1)
+    # Eligibility is read only at the chosen blocks' events: a block with none eligible
+    # costs its places, not a pass over every user's whole mask.
+    eligible_of = np.stack(masks)
+    visit = np.argsort(-bounds, axis=1, kind="stable")  # ties to the lower block
     visit_bounds = np.take_along_axis(bounds, visit, axis=1)
-    n_live = np.count_nonzero(live, axis=1).tolist()
     start = [0] * n
     take = [FIRST_BLOCKS] * n
     kept_positions = [empty[0]] * n
     kept_scores = [empty[1]] * n
-    active = [u for u in range(n) if limits[u] > 0 and n_live[u] > 0]
+    active = [u for u in range(n) if limits[u] > 0 and eligible_of[u].any()]
     scanned = 0
     while active:
-        stops = [min(start[u] + take[u], n_live[u]) for u in active]
+        stops = [min(start[u] + take[u], blocks.n_blocks) for u in active]
         rounds = list(zip(active, stops, strict=True))
         chosen = np.concatenate([visit[u, start[u] : stop] for u, stop in rounds])
         block_owners = np.repeat(np.array(active), [stop - start[u] for u, stop in rounds])
         lengths = blocks.starts[chosen + 1] - blocks.starts[chosen]
         places = blocks.places(chosen)
         owners = np.repeat(block_owners, lengths)
-        eligible = in_order[owners, places]
-        places, owners = places[eligible], owners[eligible]
         positions = blocks.order[places]
+        eligible = eligible_of[owners, positions]
+        places, owners, positions = places[eligible], owners[eligible], positions[eligible]
         scores = exact(owners, places, positions)
         scanned += len(places)
         # ``owners`` ascend (``active`` does): each user's pairs are one slice.
@@ -432,12 +448,14 @@ def best_by_blocks(
                 mine, values = mine[keep], values[keep]
                 # Bounds decrease along the visit: the blocks that can still reach the top
                 # (a tie may win on its lower position) are the next ``reach`` ones.
-                reach = int(np.count_nonzero(visit_bounds[user, start[user] : n_live[user]] >= kth))
+                reach = int(
+                    np.count_nonzero(visit_bounds[user, start[user] : blocks.n_blocks] >= kth)
+                )
                 take[user] = min(2 * take[user], reach)
             else:
                 take[user] *= 2
             kept_positions[user], kept_scores[user] = mine, values
-            if take[user] > 0 and start[user] < n_live[user]:
+            if take[user] > 0 and start[user] < blocks.n_blocks:
                 still.append(user)
         active = still
     for user in range(n):
