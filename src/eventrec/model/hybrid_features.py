@@ -350,10 +350,21 @@ class UserSignals:
 
 
 def _unit_rows(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
-    rows = sp.csr_matrix(matrix, dtype=np.float32)
-    norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
+    """Each row divided by its norm (0 rows stay 0), float32, canonical (sorted terms).
+
+    Norms are float64 sums of squares in the row's term order, read from the CSR arrays
+    directly (a batch's signals are rebuilt per request batch: no scipy products here).
+    """
+    rows = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    rows.sum_duplicates()
+    rows.eliminate_zeros()
+    lengths = np.diff(rows.indptr)
+    owner = np.repeat(np.arange(rows.shape[0]), lengths)
+    squares = np.square(rows.data, dtype=np.float64)
+    norms = np.sqrt(np.bincount(owner, weights=squares, minlength=rows.shape[0]))
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ rows, dtype=np.float32)
+    data = (rows.data * scale[owner]).astype(np.float32)
+    return sp.csr_matrix((data, rows.indices, rows.indptr), shape=rows.shape)
 
 
 def user_signals(
