@@ -55,10 +55,10 @@ __all__ = [
     "dense_profiles",
     "event_text",
     "feature_block",
+    "group_similarities",
     "pair_rest",
     "ranges",
     "rest_scores",
-    "row_similarities",
     "shared_rest",
     "stated_text",
     "text_cosines",
@@ -538,37 +538,43 @@ def ranges(
     return result
 
 
-def row_similarities(
-    tfidf: sp.csr_matrix, rows: npt.ArrayLike, columns: npt.ArrayLike
-) -> npt.NDArray[np.float64]:
-    """``tfidf[rows] @ tfidf[columns].T`` (cosines of unit rows) in float64, for a few rows
-    and columns, without building sparse slices: both sides dense over the columns' terms.
+def group_similarities(
+    tfidf: sp.csr_matrix, groups: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]]
+) -> list[npt.NDArray[np.float64]]:
+    """For each group ``(rows, columns)``, ``tfidf[rows] @ tfidf[columns].T`` (cosines of
+    unit rows) in float64: every group's pairs in one pass, the columns' rows dense over
+    the terms they use (a batch's explanations: a few rows and columns per user).
 
     Returns
     -------
-    ndarray of shape (len(rows), len(columns)), float64
+    list of ndarray of shape (len(rows), len(columns)), float64
     """
-
-    def gather(
-        positions: npt.NDArray[np.int64],
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
-        starts, stops = tfidf.indptr[positions], tfidf.indptr[positions + 1]
-        offsets = ranges(starts, stops)
-        owner = np.repeat(np.arange(len(positions)), stops - starts)
-        return owner, tfidf.indices[offsets], tfidf.data[offsets]
-
-    a, b = np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64)
-    b_owner, b_terms, b_data = gather(b)
-    terms = np.unique(b_terms)
-    right = np.zeros((len(terms), len(b)))
-    right[np.searchsorted(terms, b_terms), b_owner] = b_data
-    a_owner, a_terms, a_data = gather(a)
-    place = np.minimum(np.searchsorted(terms, a_terms), max(len(terms) - 1, 0))
-    shared = (terms[place] == a_terms) if len(terms) else np.zeros(len(a_terms), dtype=bool)
-    left = np.zeros((len(a), len(terms)))
-    left[a_owner[shared], place[shared]] = a_data[shared]
-    result: npt.NDArray[np.float64] = left @ right
-    return result
+    shapes = [
+        (np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64))
+        for rows, columns in groups
+    ]
+    if not shapes:
+        return []
+    union, inverse = np.unique(
+        np.concatenate([columns for _, columns in shapes]), return_inverse=True
+    )
+    dense, row_of, terms = dense_profiles(sp.csr_matrix(tfidf[union]), tfidf.shape[1])
+    left = np.concatenate([np.repeat(rows, len(columns)) for rows, columns in shapes])
+    cuts = np.cumsum([0] + [len(columns) for _, columns in shapes]).tolist()
+    right = np.concatenate(
+        [np.tile(inverse[cuts[g] : cuts[g + 1]], len(rows)) for g, (rows, _) in enumerate(shapes)]
+    )
+    values = np.zeros(len(left))
+    profile_rows = row_of[right] if len(right) else np.zeros(0, dtype=np.int64)
+    has = np.flatnonzero(profile_rows >= 0)  # a column with no terms: 0 with every row
+    values[has] = csr_pair_dots(
+        tfidf.indptr, tfidf.indices, tfidf.data, dense, profile_rows[has], left[has], terms
+    )
+    sizes = np.cumsum([0] + [len(rows) * len(columns) for rows, columns in shapes]).tolist()
+    return [
+        values[sizes[g] : sizes[g + 1]].reshape(len(rows), len(columns))
+        for g, (rows, columns) in enumerate(shapes)
+    ]
 
 
 def dense_profile(profiles: sp.csr_matrix, row: int, n_terms: int) -> npt.NDArray[np.float64]:

@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from eventrec.model.hybrid_features import row_similarities, stated_text
+from eventrec.model.hybrid_features import stated_text
 from eventrec.model.records import TYPE_NAMES
 from eventrec.model.served import profile_trending
 from eventrec.serving.catalog import top_positions
@@ -132,31 +133,23 @@ def explain_hybrid(state: ServingState, answer: Answer) -> list[str]:
     positions = [] if answer.positions is None else answer.positions.tolist()
     if hybrid is None or answer.features is None or not positions:
         return ["recommended for you"] * len(positions)
-    features = answer.features.of(answer.signal_row)
-    strongest = hybrid.blend.strongest(features)
-    own = _own_events(state, answer.strongest or {})
+    batch, row = answer.features, answer.signal_row
+    strongest = hybrid.blend.strongest(batch.of(row))
+    own = batch.own(row)
     matched: dict[int, str] = {}
-    for signal, match in (("collaborative", _collaborative_reasons), ("content", _content_reasons)):
-        chosen = [p for p, s in zip(positions, strongest, strict=True) if s == signal]
-        if chosen:
-            matched.update(zip(chosen, match(state, chosen, own), strict=True))
+    chosen = [p for p, s in zip(positions, strongest, strict=True) if s == "collaborative"]
+    if chosen:
+        matched.update(zip(chosen, _collaborative_reasons(state, chosen, own), strict=True))
+    columns = [c for c, s in enumerate(strongest) if s == "content"]
+    if columns:
+        chosen = [positions[c] for c in columns]
+        similar = batch.similar(row)[:, columns]
+        matched.update(zip(chosen, _content_reasons(state, chosen, own, similar), strict=True))
     return [
         matched[position]
         if signal in ("collaborative", "content")
         else _reason(state, answer, position, signal)
         for position, signal in zip(positions, strongest, strict=True)
-    ]
-
-
-def _own_events(
-    state: ServingState, strongest: dict[int, tuple[int, int]]
-) -> list[tuple[int, int, int]]:
-    """The user's events as (store index, catalogue position or -1, interaction type)."""
-    events = np.array(list(strongest), dtype=np.int64)
-    found = state.catalog_positions(events) if len(events) else np.zeros(0, dtype=np.int64)
-    return [
-        (int(e), int(p), strongest[int(e)][0])
-        for e, p in zip(events.tolist(), found.tolist(), strict=True)
     ]
 
 
@@ -230,18 +223,19 @@ def _collaborative_reasons(
 
 
 def _content_reasons(
-    state: ServingState, positions: list[int], own: list[tuple[int, int, int]]
+    state: ServingState,
+    positions: list[int],
+    own: list[tuple[int, int, int]],
+    similarity: npt.NDArray[np.float64],
 ) -> list[str]:
     """Per item: the user's event most like it in text, named with the interaction it had
-    (the same venue said so)."""
-    hybrid = state.hybrid
-    assert hybrid is not None
+    (the same venue said so). ``similarity``: text cosines of the user's events in the
+    catalogue (in ``own``'s order) with the items."""
     documents = state.catalog.documents
     known = [(e, p, k) for e, p, k in own if p >= 0]
-    similarity = np.zeros((0, len(positions)))
     if known:
         rows = np.array([p for _, p, _ in known], dtype=np.int64)
-        similarity = row_similarities(hybrid.catalogue.tfidf, rows, positions)
+        similarity = similarity.copy()
         similarity[rows[:, None] == np.asarray(positions)[None, :]] = -np.inf  # not itself
     found: list[bool] = [False] * len(positions)
     best: list[int] = [0] * len(positions)

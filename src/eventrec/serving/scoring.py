@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from eventrec.model.hybrid import pair_features, signals_of
-from eventrec.model.hybrid_features import HybridCatalogue, UserSignals
+from eventrec.model.hybrid_features import HybridCatalogue, UserSignals, group_similarities
 from eventrec.model.hybrid_topk import best_hybrid
 from eventrec.serving import metrics
 from eventrec.serving.catalog import Filters, keep_best, top_positions
@@ -97,9 +97,10 @@ class Answer:
 
 
 class BatchFeatures:
-    """The features of every item the blend chose for a batch's users, computed for the
-    whole batch at once when the first answer is explained (one
-    :func:`~eventrec.model.hybrid.pair_features` call instead of one per request)."""
+    """What explaining a batch's answers reads, computed for the whole batch when the
+    first answer is explained (one call each instead of one per request): the features
+    of every item the blend chose (:func:`~eventrec.model.hybrid.pair_features`), each
+    user's own events, and the text similarity of their own events with their items."""
 
     def __init__(
         self,
@@ -107,6 +108,8 @@ class BatchFeatures:
         signals: UserSignals,
         positions: list[npt.NDArray[np.int64]],
         clock: float,
+        strongest: Sequence[Mapping[int, tuple[int, int]]] = (),
+        positions_of: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.int64]] | None = None,
     ) -> None:
         self.catalogue, self.signals, self.positions, self.clock = (
             catalogue,
@@ -114,13 +117,49 @@ class BatchFeatures:
             positions,
             clock,
         )
+        self.strongest = list(strongest) or [{}] * len(positions)
+        self.positions_of = positions_of
         self._rows: list[npt.NDArray[np.float64]] | None = None
+        self._own: list[list[tuple[int, int, int]]] | None = None
+        self._similar: list[npt.NDArray[np.float64]] | None = None
 
     def of(self, row: int) -> npt.NDArray[np.float64]:
         """Row ``row``'s items' features, shape (len(items), n_features)."""
         if self._rows is None:
             self._rows = pair_features(self.catalogue, self.signals, self.positions, self.clock)
         return self._rows[row]
+
+    def own(self, row: int) -> list[tuple[int, int, int]]:
+        """Row ``row``'s events as (store index, catalogue position or -1, interaction
+        type), one catalogue lookup for the batch."""
+        if self._own is None:
+            events = [np.array(list(s), dtype=np.int64) for s in self.strongest]
+            every = np.concatenate(events) if events else np.zeros(0, dtype=np.int64)
+            found = (
+                self.positions_of(every)
+                if self.positions_of is not None and len(every)
+                else np.full(len(every), -1, dtype=np.int64)
+            ).tolist()
+            self._own, start = [], 0
+            for mine, strongest in zip(events, self.strongest, strict=True):
+                indices = mine.tolist()
+                places = found[start : start + len(indices)]
+                self._own.append(
+                    [(e, p, strongest[e][0]) for e, p in zip(indices, places, strict=True)]
+                )
+                start += len(indices)
+        return self._own[row]
+
+    def similar(self, row: int) -> npt.NDArray[np.float64]:
+        """Text cosines of row ``row``'s own events that are in the catalogue (in
+        :meth:`own`'s order) with its items, shape (n_own_in_catalogue, len(items))."""
+        if self._similar is None:
+            groups = [
+                (np.array([p for _, p, _ in self.own(r) if p >= 0], dtype=np.int64), items)
+                for r, items in enumerate(self.positions)
+            ]
+            self._similar = group_similarities(self.catalogue.tfidf, groups)
+        return self._similar[row]
 
 
 @dataclass
@@ -307,7 +346,14 @@ def answer_rows(
             hybrid.blocks,
             shared_max,
         )
-        features = BatchFeatures(hybrid.catalogue, signals, [p for p, _ in found], clock)
+        features = BatchFeatures(
+            hybrid.catalogue,
+            signals,
+            [p for p, _ in found],
+            clock,
+            [answers[i].strongest or {} for i in chosen],
+            state.catalog_positions,
+        )
         for row, (i, (positions, scores)) in enumerate(zip(chosen, found, strict=True)):
             answer = answers[i]
             answer.positions, answer.scores = positions, scores

@@ -17,6 +17,7 @@ from eventrec.model.hybrid_features import (
     TextModel,
     event_text,
     feature_block,
+    group_similarities,
     stated_text,
     user_signals,
 )
@@ -177,3 +178,24 @@ def test_features_of_some_positions_are_those_of_the_whole_catalogue() -> None:
     for positions in ([2, 0], [1], [0, 1, 2][::-1]):
         some = feature_block(catalogue, users, np.array(positions), NOW)
         np.testing.assert_allclose(some, whole[:, positions], rtol=1e-6)
+
+
+def test_group_similarities_are_each_groups_cosines_in_one_pass() -> None:
+    rng = np.random.default_rng(9)
+    dense = sp.random(30, 50, density=0.1, random_state=9, dtype=np.float32).toarray()
+    dense[7] = 0.0  # an event without any term: 0 with everything
+    tfidf = sp.csr_matrix(dense)
+    whole = (tfidf @ tfidf.T).toarray().astype(np.float64)
+    groups = [
+        (rng.integers(0, 30, 4), rng.integers(0, 30, 6)),
+        ([], [1, 2]),
+        ([3, 7], []),
+        ([7, 3, 3], [7, 0, 29]),
+    ]
+    found = group_similarities(tfidf, groups)
+    assert len(found) == len(groups)
+    for (rows, columns), values in zip(groups, found, strict=True):
+        expected = whole[np.ix_(np.asarray(rows, dtype=int), np.asarray(columns, dtype=int))]
+        assert values.shape == expected.shape
+        np.testing.assert_allclose(values, expected, rtol=1e-6, atol=1e-7)
+    assert group_similarities(tfidf, []) == []
