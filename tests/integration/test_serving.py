@@ -402,8 +402,10 @@ def test_a_new_booking_changes_the_next_response_within_2s(
     ]
     # The most popular theatre event that shares its venue with another one on sale.
     target = next(
-        e for e in candidates if [c for c in candidates if venue_of[c] == venue_of[e]][1:]
+        (e for e in candidates if [c for c in candidates if venue_of[c] == venue_of[e]][1:]),
+        None,
     )
+    assert target is not None, "no two popular theatre events share a venue on this platform"
 
     def share(body: dict[str, Any]) -> int:
         return sum(category_of[i["event_id"]] == target_category for i in body["items"])

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -96,6 +97,8 @@ BLOCK_SIZE = 128
 # Blocks scored in the first round of a user's top-k: enough for a first 10th-best score
 # that most blocks' bounds fall below (then every block whose bound reaches it, at once).
 FIRST_BLOCKS = 2
+# Users with at most this many eligible events have all of them scored in one go.
+DIRECT_EVENTS = BLOCK_SIZE
 # Float rounding of a computed bound (sums of float32 values in float64): added to each.
 BLOCK_SLACK = 1e-6
 
@@ -129,6 +132,7 @@ class BlockBounds:
     text_indptr: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(1, np.int64))
     text_indices: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
     text_data: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    place_of: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def n_blocks(self) -> int:
@@ -207,6 +211,7 @@ class BlockBounds:
             text_indptr=ordered.indptr.astype(np.int64),
             text_indices=ordered.indices,
             text_data=ordered.data.astype(np.float64),
+            place_of=np.argsort(order).astype(np.int64),  # each position's place in order
         )
 
     def places(self, chosen: npt.ArrayLike) -> npt.NDArray[np.int64]:
@@ -220,15 +225,15 @@ class BlockBounds:
         owners: npt.NDArray[np.int64],
         users: npt.NDArray[np.float64],
     ) -> npt.NDArray[np.float64]:
-        """The collaborative terms ``v . users[owners[i]]`` of the events at ``places[i]``
-        (``owners`` ascending), by :func:`vector_dots` as :func:`hybrid_scores` computes
-        them (the same values)."""
+        """The collaborative terms ``v . users[owners[i]]`` of the events at ``places[i]``,
+        by :func:`vector_dots` as :func:`hybrid_scores` computes them (the same values),
+        one call per run of equal owners (a user's pairs come together)."""
         result = np.empty(len(places))
-        groups, cuts = np.unique(owners, return_index=True)
-        bounds = [*cuts.tolist(), len(owners)]
-        for number, owner in enumerate(groups.tolist()):
-            piece = slice(bounds[number], bounds[number + 1])
-            result[piece] = vector_dots(self.vectors[places[piece]], users[owner])
+        cuts = [0, *(np.flatnonzero(np.diff(owners)) + 1).tolist(), len(owners)]
+        for begin, end in itertools.pairwise(cuts):
+            if end > begin:
+                piece = slice(begin, end)
+                result[piece] = vector_dots(self.vectors[places[piece]], users[owners[begin]])
         return result
 
     def cosines(
@@ -395,9 +400,11 @@ def best_by_blocks(
     (``bounds[u, b]`` at least every score of user ``u`` in block ``b``).
 
     ``exact(owners, places, positions)`` scores pairs: user ``owners[i]`` with the event
-    at ``places[i]`` of ``blocks.order`` (``positions[i]`` its catalogue position).
+    at ``places[i]`` of ``blocks.order`` (``positions[i]`` its catalogue position), a
+    user's pairs together.
 
-    Users go in rounds, all of a round's pairs scored in one call. A user's round scores
+    A user with at most :data:`DIRECT_EVENTS` eligible events has them all scored at
+    once. The others go in rounds, all of a round's pairs scored in one call. A user's round scores
     twice as many blocks as their last (:data:`FIRST_BLOCKS` first), but never more than
     the blocks whose bound reaches their ``limit``-th best score so far: bounds decrease
     along the visit, so those are the next ones, and no other block can hold a better
@@ -408,17 +415,31 @@ def best_by_blocks(
     results = [empty] * n
     if not n or not blocks.n_blocks:
         return results, 0
-    # Eligibility is read only at the chosen blocks' events: a block with none eligible
-    # costs its places, not a pass over every user's whole mask.
+    # Blocks are not gathered per user into their order: eligibility is read at the
+    # chosen blocks' events (a block with none eligible costs its places).
     eligible_of = np.stack(masks)
+    counts = np.count_nonzero(eligible_of, axis=1).tolist()
     visit = np.argsort(-bounds, axis=1, kind="stable")  # ties to the lower block
     visit_bounds = np.take_along_axis(bounds, visit, axis=1)
     start = [0] * n
     take = [FIRST_BLOCKS] * n
     kept_positions = [empty[0]] * n
     kept_scores = [empty[1]] * n
-    active = [u for u in range(n) if limits[u] > 0 and eligible_of[u].any()]
+    wanted = [u for u in range(n) if limits[u] > 0 and counts[u] > 0]
+    # Few eligible events (narrow filters): all of them at once, no blocks visited.
+    direct = [u for u in wanted if counts[u] <= DIRECT_EVENTS]
+    active = [u for u in wanted if counts[u] > DIRECT_EVENTS]
     scanned = 0
+    if direct:
+        every = [np.flatnonzero(eligible_of[u]) for u in direct]
+        positions = np.concatenate(every)
+        owners = np.repeat(np.array(direct), [len(p) for p in every])
+        scores = exact(owners, blocks.place_of[positions], positions)
+        scanned += len(positions)
+        cuts = np.cumsum([0] + [len(p) for p in every]).tolist()
+        for j, user in enumerate(direct):
+            kept_positions[user] = positions[cuts[j] : cuts[j + 1]]
+            kept_scores[user] = scores[cuts[j] : cuts[j + 1]]
     while active:
         stops = [min(start[u] + take[u], blocks.n_blocks) for u in active]
         rounds = list(zip(active, stops, strict=True))

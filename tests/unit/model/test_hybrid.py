@@ -37,7 +37,13 @@ from eventrec.model.hybrid_features import (
     pair_rest,
     rest_scores,
 )
-from eventrec.model.hybrid_topk import best_hybrid, hybrid_scores
+from eventrec.model.hybrid_topk import (
+    BlockBounds,
+    best_hybrid,
+    hybrid_scores,
+    scaled_users,
+    vector_dots,
+)
 
 DAY = 86_400.0
 NOW = 1_800_000_000.0
@@ -279,6 +285,23 @@ def test_pair_rest_is_rest_scores_at_each_pair(seed: int, weights: list[float]) 
     np.testing.assert_array_equal(
         pair_rest(catalogue, users, named, owners, positions, NOW), full[owners, positions]
     )
+
+
+def test_block_collaborative_terms_are_the_references_whatever_the_owners_order() -> None:
+    catalogue, _, users = _platform(6, 200, 5)
+    norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
+    blocks = BlockBounds.of(catalogue, norms)
+    scaled = scaled_users(catalogue, users.vectors)
+    rng = np.random.default_rng(6)
+    places = rng.integers(0, 200, 300)
+    owners = rng.integers(0, len(users), 300)  # neither sorted nor grouped
+    found = blocks.collaborative(places, owners, scaled)
+    positions = blocks.order[places]
+    vectors64 = catalogue.vectors.astype(np.float64)
+    expected = [
+        vector_dots(vectors64, scaled[u])[p] for u, p in zip(owners, positions, strict=True)
+    ]
+    np.testing.assert_array_equal(found, expected)
 
 
 def test_the_fallback_blend_is_collaborative_only_and_says_so() -> None:
