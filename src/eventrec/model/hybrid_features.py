@@ -63,6 +63,7 @@ __all__ = [
     "stated_text",
     "text_cosines",
     "user_signals",
+    "within_budget",
 ]
 
 FEATURES = (
@@ -452,9 +453,7 @@ def feature_block(
     block[:, :, 6] = fresh[None, :]
     price = catalogue.price[positions][None, :]
     budget = users.budget[picked][:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        within = np.where(price <= budget, 1.0, budget / price)
-    block[:, :, 7] = np.where(np.isfinite(within), np.clip(within, 0.0, 1.0), 0.0)
+    block[:, :, 7] = within_budget(price, budget)
     event_city = catalogue.city[positions]
     city = users.city[picked]
     known = (city[:, None] >= 0) & (event_city[None, :] >= 0)
@@ -644,6 +643,30 @@ def text_cosines(
     return result
 
 
+def within_budget(
+    price: npt.NDArray[np.floating[Any]], budget: npt.NDArray[np.floating[Any]]
+) -> npt.NDArray[np.float64]:
+    """The "budget" feature (broadcast): 1 within the budget, else budget / price,
+    clipped to [0, 1]; 0 where either is unknown."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        within = np.where(price <= budget, 1.0, budget / price)
+    result: npt.NDArray[np.float64] = np.where(np.isfinite(within), np.clip(within, 0.0, 1.0), 0.0)
+    return result
+
+
+def _personal(weights: Mapping[str, float]) -> list[tuple[str, float]]:
+    """The weighted features that depend on the user and are neither collaborative nor
+    text (what :func:`rest_scores` and :func:`pair_rest` add one by one), in order."""
+    return [
+        (name, weight)
+        for name, weight in weights.items()
+        if weight != 0.0
+        and name != FEATURES[COLLABORATIVE]
+        and name not in SHARED_FEATURES
+        and name not in TEXT_FEATURES
+    ]
+
+
 def rest_scores(
     catalogue: HybridCatalogue,
     users: UserSignals,
@@ -684,14 +707,7 @@ def rest_scores(
     result = np.empty((n, m), dtype=np.float64)
     result[:] = shared[None, :]
     unknown: list[tuple[int, float]] = []
-    for name, weight in weights.items():
-        if (
-            weight == 0.0
-            or name == FEATURES[COLLABORATIVE]
-            or name in SHARED_FEATURES
-            or name in TEXT_FEATURES
-        ):
-            continue
+    for name, weight in _personal(weights):
         if name == "category":
             rows = np.flatnonzero(categories.any(axis=1))
             if len(rows):
@@ -702,11 +718,7 @@ def rest_scores(
             if len(rows):
                 price = catalogue.price[positions][None, :]
                 budget = users.budget[picked][rows][:, None]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    within = np.where(price <= budget, 1.0, budget / price)
-                result[rows] += weight * np.where(
-                    np.isfinite(within), np.clip(within, 0.0, 1.0), 0.0
-                )
+                result[rows] += weight * within_budget(price, budget)
         elif name == "nearby":
             city = users.city[picked]
             rows = np.flatnonzero(city >= 0)
@@ -759,14 +771,7 @@ def pair_rest(
         shared = shared_rest(catalogue, weights, positions, now)
     result = np.array(shared, dtype=np.float64)
     unknown: list[tuple[int, float]] = []
-    for name, weight in weights.items():
-        if (
-            weight == 0.0
-            or name == FEATURES[COLLABORATIVE]
-            or name in SHARED_FEATURES
-            or name in TEXT_FEATURES
-        ):
-            continue
+    for name, weight in _personal(weights):
         if name == "category":
             # Only rows that name a category, as rest_scores (0 * a weight may not be 0).
             named = np.any(users.categories, axis=1)[owners]
@@ -777,10 +782,7 @@ def pair_rest(
             finite = np.isfinite(budget)
             if finite.any():
                 price = catalogue.price[positions]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    within = np.where(price <= budget, 1.0, budget / price)
-                term = weight * np.where(np.isfinite(within), np.clip(within, 0.0, 1.0), 0.0)
-                result += np.where(finite, term, 0.0)
+                result += np.where(finite, weight * within_budget(price, budget), 0.0)
         elif name == "nearby":
             city = users.city[owners]
             known = city >= 0

@@ -31,6 +31,7 @@ from eventrec.model.hybrid_features import (
     ranges,
     rest_scores,
     shared_rest,
+    within_budget,
 )
 
 __all__ = [
@@ -296,9 +297,7 @@ class BlockBounds:
             elif name == "budget":
                 budget = users.budget[:, None]
                 low = self.min_price[None, :]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    within = np.where(low <= budget, 1.0, budget / low)
-                result += weight * np.where(np.isfinite(within), np.clip(within, 0.0, 1.0), 0.0)
+                result += weight * within_budget(low, budget)
             elif name == "nearby":
                 known = users.city >= 0
                 if not len(catalogue.proximity) or not known.any():
