@@ -1,7 +1,8 @@
 # One image for every eventrec process: `eventrec consumer`, `eventrec trainer`, `eventrec serve`.
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# numba keeps the compiled top-k where the unprivileged user can write (not site-packages).
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 NUMBA_CACHE_DIR=/tmp/numba-cache
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src

@@ -56,7 +56,7 @@ __all__ = [
     "event_text",
     "feature_block",
     "group_similarities",
-    "pair_rest",
+    "personal_weights",
     "ranges",
     "rest_scores",
     "shared_rest",
@@ -654,9 +654,9 @@ def within_budget(
     return result
 
 
-def _personal(weights: Mapping[str, float]) -> list[tuple[str, float]]:
+def personal_weights(weights: Mapping[str, float]) -> list[tuple[str, float]]:
     """The weighted features that depend on the user and are neither collaborative nor
-    text (what :func:`rest_scores` and :func:`pair_rest` add one by one), in order."""
+    text (what :func:`rest_scores` and the compiled top-k add one by one), in order."""
     return [
         (name, weight)
         for name, weight in weights.items()
@@ -707,7 +707,7 @@ def rest_scores(
     result = np.empty((n, m), dtype=np.float64)
     result[:] = shared[None, :]
     unknown: list[tuple[int, float]] = []
-    for name, weight in _personal(weights):
+    for name, weight in personal_weights(weights):
         if name == "category":
             rows = np.flatnonzero(categories.any(axis=1))
             if len(rows):
@@ -746,61 +746,6 @@ def rest_scores(
         if len(rows):
             cosines = text_cosines(catalogue.tfidf, profile, positions, rows + first)
             result[rows] += weight * np.clip(cosines, 0.0, 1.0)
-    return result
-
-
-def pair_rest(
-    catalogue: HybridCatalogue,
-    users: UserSignals,
-    weights: Mapping[str, float],
-    owners: npt.ArrayLike,
-    positions: npt.ArrayLike,
-    now: float,
-    shared: npt.NDArray[np.float64] | None = None,
-) -> npt.NDArray[np.float64]:
-    """:func:`rest_scores` at pairs (row ``owners[i]`` of ``users``, ``positions[i]``),
-    without the text features: the same values, each pair's terms added in the same
-    order (a term a row of :func:`rest_scores` skips is added here as zero).
-
-    ``shared``: the shared features' blend at ``positions``. Text features in
-    ``weights`` are ignored (the top-k adds them last, from its block-ordered rows).
-    """
-    owners = np.asarray(owners, dtype=np.int64)
-    positions = np.asarray(positions, dtype=np.int64)
-    if shared is None:
-        shared = shared_rest(catalogue, weights, positions, now)
-    result = np.array(shared, dtype=np.float64)
-    unknown: list[tuple[int, float]] = []
-    for name, weight in _personal(weights):
-        if name == "category":
-            # Only rows that name a category, as rest_scores (0 * a weight may not be 0).
-            named = np.any(users.categories, axis=1)[owners]
-            chosen = weight * users.categories[owners, catalogue.category[positions]]
-            result += np.where(named, chosen, 0.0)
-        elif name == "budget":
-            budget = users.budget[owners]
-            finite = np.isfinite(budget)
-            if finite.any():
-                price = catalogue.price[positions]
-                result += np.where(finite, weight * within_budget(price, budget), 0.0)
-        elif name == "nearby":
-            city = users.city[owners]
-            known = city >= 0
-            if known.any():
-                event_city = catalogue.city[positions]
-                near = catalogue.proximity[np.maximum(city, 0), np.maximum(event_city, 0)]
-                result += np.where(known, weight * np.where(event_city >= 0, near, 0.0), 0.0)
-        elif name == "new":
-            history = np.diff(users.history.indptr)[owners] > 0
-            result += np.where(history, weight * catalogue.new[positions], 0.0)
-        elif name in FEATURES:
-            unknown.append((FEATURES.index(name), weight))
-    # After the known ones, as rest_scores adds them (no such feature today).
-    for owner in np.unique(owners).tolist() if unknown else []:
-        rows = np.flatnonzero(owners == owner)
-        block = feature_block(catalogue, users, positions[rows], now, owner)
-        for column, weight in unknown:
-            result[rows] += weight * block[0, :, column]
     return result
 
 

@@ -4,19 +4,20 @@
 - :class:`BlockBounds` cuts the catalogue into blocks of alike events and bounds every
   score of a block for a user at once;
 - :func:`best_hybrid` finds the best ``k`` exactly while scoring only the blocks that can
-  still reach the top (:func:`best_by_blocks`), the same values as the reference.
+  still reach the top, the same values as the reference (the loops are compiled:
+  :mod:`eventrec.model.hybrid_kernel`).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from eventrec.model import hybrid_kernel
 from eventrec.model.blend import HybridBlend
 from eventrec.model.hybrid import blend_weights
 from eventrec.model.hybrid_features import (
@@ -25,22 +26,21 @@ from eventrec.model.hybrid_features import (
     TEXT_FEATURES,
     HybridCatalogue,
     UserSignals,
-    csr_pair_dots,
     dense_profiles,
-    pair_rest,
-    ranges,
+    personal_weights,
     rest_scores,
     shared_rest,
     within_budget,
 )
+from eventrec.model.hybrid_kernel import vector_dots
 
 __all__ = [
     "BLOCK_SIZE",
     "BlockBounds",
-    "best_by_blocks",
     "best_hybrid",
     "hybrid_scores",
     "scaled_users",
+    "vector_dots",
 ]
 
 
@@ -54,16 +54,6 @@ def scaled_users(
     scale = np.divide(1.0, norms * catalogue.max_norm, out=np.zeros(len(norms)), where=norms > 0)
     scaled: npt.NDArray[np.float64] = vectors64 * scale[:, None]
     return scaled
-
-
-def vector_dots(
-    vectors: npt.NDArray[np.float64], user: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """``vectors @ user`` in float64, each row's sum independent of the other rows (unlike
-    BLAS): the reference and the top-k get the same value for an event, whichever other
-    events are computed with it, and without a (rows x factors) product in memory."""
-    result: npt.NDArray[np.float64] = np.einsum("ij,j->i", vectors, user)
-    return result
 
 
 def _collaborative_weight(blend: HybridBlend) -> float:
@@ -86,7 +76,7 @@ def hybrid_scores(
     weight = _collaborative_weight(blend)
     if weight != 0.0:
         scaled = scaled_users(catalogue, users.vectors)
-        # v . u of every position in float64, its float64 copy made once for the batch.
+        # v . u of every position in float64 (the top-k's sums), the copy made once.
         vectors64 = catalogue.vectors.astype(np.float64)
         for row in np.flatnonzero(scaled.any(axis=1)).tolist():
             scores[row] += weight * vector_dots(vectors64, scaled[row])
@@ -95,11 +85,6 @@ def hybrid_scores(
 
 # Events per block of :class:`BlockBounds`: a block's bound is one number per user.
 BLOCK_SIZE = 128
-# Blocks scored in the first round of a user's top-k: enough for a first 10th-best score
-# that most blocks' bounds fall below (then every block whose bound reaches it, at once).
-FIRST_BLOCKS = 2
-# Users with at most this many eligible events have all of them scored in one go.
-DIRECT_EVENTS = BLOCK_SIZE
 # Float rounding of a computed bound (sums of float32 values in float64): added to each.
 BLOCK_SLACK = 1e-6
 
@@ -133,7 +118,6 @@ class BlockBounds:
     text_indptr: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(1, np.int64))
     text_indices: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
     text_data: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
-    place_of: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def n_blocks(self) -> int:
@@ -212,49 +196,6 @@ class BlockBounds:
             text_indptr=ordered.indptr.astype(np.int64),
             text_indices=ordered.indices,
             text_data=ordered.data.astype(np.float64),
-            place_of=np.argsort(order).astype(np.int64),  # each position's place in order
-        )
-
-    def places(self, chosen: npt.ArrayLike) -> npt.NDArray[np.int64]:
-        """Places (indices into ``order``) of the chosen blocks' events, block by block."""
-        blocks = np.asarray(chosen, dtype=np.int64)
-        return ranges(self.starts[blocks], self.starts[blocks + 1])
-
-    def collaborative(
-        self,
-        places: npt.NDArray[np.int64],
-        owners: npt.NDArray[np.int64],
-        users: npt.NDArray[np.float64],
-    ) -> npt.NDArray[np.float64]:
-        """The collaborative terms ``v . users[owners[i]]`` of the events at ``places[i]``,
-        by :func:`vector_dots` as :func:`hybrid_scores` computes them (the same values),
-        one call per run of equal owners (a user's pairs come together)."""
-        result = np.empty(len(places))
-        cuts = [0, *(np.flatnonzero(np.diff(owners)) + 1).tolist(), len(owners)]
-        for begin, end in itertools.pairwise(cuts):
-            if end > begin:
-                piece = slice(begin, end)
-                result[piece] = vector_dots(self.vectors[places[piece]], users[owners[begin]])
-        return result
-
-    def cosines(
-        self,
-        places: npt.NDArray[np.int64],
-        profiles: npt.NDArray[np.float64],
-        profile_rows: npt.NDArray[np.int64],
-        columns: npt.NDArray[np.int64] | None = None,
-    ) -> npt.NDArray[np.float64]:
-        """:func:`~eventrec.model.hybrid_features.row_dots` of the event at ``places[i]``
-        against ``profiles[profile_rows[i]]`` (each row's terms summed in stored order:
-        the same values); ``columns``: each term's column in ``profiles``."""
-        return csr_pair_dots(
-            self.text_indptr,
-            self.text_indices,
-            self.text_data,
-            profiles,
-            profile_rows,
-            places,
-            columns,
         )
 
     def shared_max(self, shared: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -324,6 +265,15 @@ class BlockBounds:
 NON_NEGATIVE = frozenset(FEATURES[1:])
 
 
+# The personal features the compiled top-k scores, by name.
+_PERSONAL_CODES = {
+    "category": hybrid_kernel.CATEGORY,
+    "budget": hybrid_kernel.BUDGET,
+    "nearby": hybrid_kernel.NEARBY,
+    "new": hybrid_kernel.NEW,
+}
+
+
 def best_hybrid(
     blend: HybridBlend,
     catalogue: HybridCatalogue,
@@ -340,10 +290,11 @@ def best_hybrid(
     position), and how many positions were scored exactly in all.
 
     Every block of :class:`BlockBounds` gets an upper bound of its events' scores for the
-    user; blocks are scored exactly (the same values as :func:`hybrid_scores` at every
-    position) in decreasing bound until the ``limit``-th best beats every bound left.
-    ``norms[i]`` is ``|catalogue.vectors[i]|``; ``shared``: the shared features' blend at
-    every position (``shared_max``: its maxima per block, when ``blocks`` are given).
+    user; a user's blocks are scored exactly (the same values as :func:`hybrid_scores` at
+    every position) in decreasing bound until the ``limit``-th best beats the next bound
+    (:func:`eventrec.model.hybrid_kernel.best_by_blocks`). ``norms[i]`` is
+    ``|catalogue.vectors[i]|``; ``shared``: the shared features' blend at every position
+    (``shared_max``: its maxima per block, when ``blocks`` are given).
     """
     n_events, n_terms = catalogue.tfidf.shape
     weights = blend_weights(blend)
@@ -353,133 +304,35 @@ def best_hybrid(
         blocks = BlockBounds.of(catalogue, norms)
     if shared_max is None:
         shared_max = blocks.shared_max(shared)
-    bounds = blocks.bounds(catalogue, users, weights, shared_max)
-    others = {n: w for n, w in weights.items() if n not in TEXT_FEATURES}
-    weight = _collaborative_weight(blend)
-    scaled = scaled_users(catalogue, users.vectors)
-    texts = [
-        (w, *dense_profiles(matrix, n_terms))
-        for name, matrix in (("content", users.history), ("profile", users.stated))
-        if (w := float(weights.get(name, 0.0))) != 0.0
-    ]
-
-    def exact(
-        owners: npt.NDArray[np.int64],
-        places: npt.NDArray[np.int64],
-        positions: npt.NDArray[np.int64],
-    ) -> npt.NDArray[np.float64]:
-        assert blocks is not None
-        assert shared is not None
-        values = pair_rest(catalogue, users, others, owners, positions, now, shared[positions])
-        for w, dense, row_of, columns in texts:  # as rest_scores adds them: text last
-            profile_rows = row_of[owners]
-            has = np.flatnonzero(profile_rows >= 0)
-            cosines = blocks.cosines(places[has], dense, profile_rows[has], columns)
-            values[has] += w * np.clip(cosines, 0.0, 1.0)
-        collaborative: npt.NDArray[np.float64] = (
-            weight * blocks.collaborative(places, owners, scaled) + values
-        )
-        return collaborative
-
-    return best_by_blocks(blocks, bounds, masks, limits, exact)
-
-
-def best_by_blocks(
-    blocks: BlockBounds,
-    bounds: npt.NDArray[np.float64],
-    masks: Sequence[npt.NDArray[np.bool_]],
-    limits: Sequence[int],
-    exact: Callable[
-        [npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]],
-        npt.NDArray[np.float64],
-    ],
-) -> tuple[list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]], int]:
-    """Each user's best ``limits[u]`` positions eligible under ``masks[u]`` by ``exact``,
-    ties to the lower position, visiting the user's blocks in decreasing bound
-    (``bounds[u, b]`` at least every score of user ``u`` in block ``b``).
-
-    ``exact(owners, places, positions)`` scores pairs: user ``owners[i]`` with the event
-    at ``places[i]`` of ``blocks.order`` (``positions[i]`` its catalogue position), a
-    user's pairs together.
-
-    A user with at most :data:`DIRECT_EVENTS` eligible events has them all scored at
-    once. The others go in rounds, all of a round's pairs scored in one call. A user's round scores
-    twice as many blocks as their last (:data:`FIRST_BLOCKS` first), but never more than
-    the blocks whose bound reaches their ``limit``-th best score so far: bounds decrease
-    along the visit, so those are the next ones, and no other block can hold a better
-    event. Returns per user the positions and their scores (best first), and how many
-    pairs were scored in all."""
     n = len(masks)
-    empty = (np.zeros(0, dtype=np.int64), np.zeros(0))
-    results = [empty] * n
     if not n or not blocks.n_blocks:
-        return results, 0
-    # Blocks are not gathered per user into their order: eligibility is read at the
-    # chosen blocks' events (a block with none eligible costs its places).
-    eligible_of = np.stack(masks)
-    counts = np.count_nonzero(eligible_of, axis=1).tolist()
+        return [(np.zeros(0, dtype=np.int64), np.zeros(0))] * n, 0
+    personal = []
+    for name, weight in personal_weights(weights):
+        if name not in _PERSONAL_CODES:
+            raise ValueError(f"the blend's feature {name!r} has no exact top-k")
+        personal.append((_PERSONAL_CODES[name], weight))
+    bounds = blocks.bounds(catalogue, users, weights, shared_max)
     visit = np.argsort(-bounds, axis=1, kind="stable")  # ties to the lower block
-    visit_bounds = np.take_along_axis(bounds, visit, axis=1)
-    start = [0] * n
-    take = [FIRST_BLOCKS] * n
-    kept_positions = [empty[0]] * n
-    kept_scores = [empty[1]] * n
-    wanted = [u for u in range(n) if limits[u] > 0 and counts[u] > 0]
-    # Few eligible events (narrow filters): all of them at once, no blocks visited.
-    direct = [u for u in wanted if counts[u] <= DIRECT_EVENTS]
-    active = [u for u in wanted if counts[u] > DIRECT_EVENTS]
-    scanned = 0
-    if direct:
-        every = [np.flatnonzero(eligible_of[u]) for u in direct]
-        positions = np.concatenate(every)
-        owners = np.repeat(np.array(direct), [len(p) for p in every])
-        scores = exact(owners, blocks.place_of[positions], positions)
-        scanned += len(positions)
-        cuts = np.cumsum([0] + [len(p) for p in every]).tolist()
-        for j, user in enumerate(direct):
-            kept_positions[user] = positions[cuts[j] : cuts[j + 1]]
-            kept_scores[user] = scores[cuts[j] : cuts[j + 1]]
-    while active:
-        stops = [min(start[u] + take[u], blocks.n_blocks) for u in active]
-        rounds = list(zip(active, stops, strict=True))
-        chosen = np.concatenate([visit[u, start[u] : stop] for u, stop in rounds])
-        block_owners = np.repeat(np.array(active), [stop - start[u] for u, stop in rounds])
-        lengths = blocks.starts[chosen + 1] - blocks.starts[chosen]
-        places = blocks.places(chosen)
-        owners = np.repeat(block_owners, lengths)
-        positions = blocks.order[places]
-        eligible = eligible_of[owners, positions]
-        places, owners, positions = places[eligible], owners[eligible], positions[eligible]
-        scores = exact(owners, places, positions)
-        scanned += len(places)
-        # ``owners`` ascend (``active`` does): each user's pairs are one slice.
-        cuts = np.searchsorted(owners, [*active, n]).tolist()
-        still = []
-        for j, user in enumerate(active):
-            piece = slice(cuts[j], cuts[j + 1])
-            mine = np.concatenate((kept_positions[user], positions[piece]))
-            values = np.concatenate((kept_scores[user], scores[piece]))
-            start[user] = stops[j]
-            limit = limits[user]
-            if len(values) >= limit:
-                cut = len(values) - limit
-                kth = float(np.partition(values, cut)[cut])
-                keep = values >= kth
-                mine, values = mine[keep], values[keep]
-                # Bounds decrease along the visit: the blocks that can still reach the top
-                # (a tie may win on its lower position) are the next ``reach`` ones.
-                reach = int(
-                    np.count_nonzero(visit_bounds[user, start[user] : blocks.n_blocks] >= kth)
-                )
-                take[user] = min(2 * take[user], reach)
-            else:
-                take[user] *= 2
-            kept_positions[user], kept_scores[user] = mine, values
-            if take[user] > 0 and start[user] < blocks.n_blocks:
-                still.append(user)
-        active = still
-    for user in range(n):
-        positions, values = kept_positions[user], kept_scores[user]
-        best = np.lexsort((positions, -values))[: limits[user]]
-        results[user] = (positions[best], values[best])
-    return results, scanned
+    texts = []
+    for name, matrix in (("content", users.history), ("profile", users.stated)):
+        weight = float(weights.get(name, 0.0))
+        if weight != 0.0:
+            texts.append((weight, *dense_profiles(matrix, n_terms)))
+        else:  # not scored: no profile row for anyone
+            none = np.full(n, -1, dtype=np.int64)
+            texts.append((0.0, np.zeros((1, 1)), none, np.zeros(1, dtype=np.int64)))
+    return hybrid_kernel.best_by_blocks(
+        blocks,
+        catalogue,
+        shared,
+        scaled_users(catalogue, users.vectors),
+        _collaborative_weight(blend),
+        personal,
+        users,
+        texts,
+        np.stack(masks),
+        np.asarray(limits, dtype=np.int64),
+        visit,
+        np.take_along_axis(bounds, visit, axis=1),
+    )

@@ -28,22 +28,14 @@ from eventrec.model.hybrid import (
 )
 from eventrec.model.hybrid_features import (
     FEATURES,
-    TEXT_FEATURES,
     HybridCatalogue,
     TextModel,
     UserSignals,
     event_text,
     feature_block,
-    pair_rest,
     rest_scores,
 )
-from eventrec.model.hybrid_topk import (
-    BlockBounds,
-    best_hybrid,
-    hybrid_scores,
-    scaled_users,
-    vector_dots,
-)
+from eventrec.model.hybrid_topk import best_hybrid, hybrid_scores, vector_dots
 
 DAY = 86_400.0
 NOW = 1_800_000_000.0
@@ -203,6 +195,9 @@ def test_the_pruned_hybrid_top_k_is_exactly_every_event_scored(
         )
     blend = _blend(weights)
     rng = np.random.default_rng(seed)
+    budget = users.budget.copy()  # unknown, unbounded, zero and negative budgets too
+    budget[rng.random(len(budget)) < 0.4] = rng.choice([np.inf, np.nan, 0.0, -5.0])
+    users = dataclasses.replace(users, budget=budget)
     masks = [rng.random(n_events) < eligible_share for _ in range(len(users))]
     norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
     found, scanned = best_hybrid(blend, catalogue, norms, users, masks, [limit] * len(users), NOW)
@@ -263,45 +258,17 @@ def test_features_of_a_large_batch_are_computed_row_by_row_with_the_same_values(
         np.testing.assert_allclose(apart[row], together[row], rtol=1e-5, atol=1e-6)
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    weights=st.lists(
-        st.floats(-4.0, 4.0) | st.just(0.0),  # the blend's weights are finite (fit checks)
-        min_size=len(FEATURES),
-        max_size=len(FEATURES),
-    ),
-)
-def test_pair_rest_is_rest_scores_at_each_pair(seed: int, weights: list[float]) -> None:
-    catalogue, _, users = _platform(seed, 40, 6)
-    rng = np.random.default_rng(seed)
-    budget = users.budget.copy()
-    budget[rng.random(len(budget)) < 0.3] = rng.choice([np.inf, np.nan, 0.0, -5.0])
-    users = dataclasses.replace(users, budget=budget)
-    named = {n: w for n, w in zip(FEATURES, weights, strict=True) if n not in TEXT_FEATURES}
-    owners = rng.integers(0, len(users), 200)
-    positions = rng.integers(0, 40, 200)
-    full = rest_scores(catalogue, users, named, np.arange(40), NOW)
-    np.testing.assert_array_equal(
-        pair_rest(catalogue, users, named, owners, positions, NOW), full[owners, positions]
-    )
-
-
-def test_block_collaborative_terms_are_the_references_whatever_the_owners_order() -> None:
-    catalogue, _, users = _platform(6, 200, 5)
-    norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
-    blocks = BlockBounds.of(catalogue, norms)
-    scaled = scaled_users(catalogue, users.vectors)
+def test_vector_dots_give_a_row_the_same_value_whichever_rows_come_with_it() -> None:
     rng = np.random.default_rng(6)
-    places = rng.integers(0, 200, 300)
-    owners = rng.integers(0, len(users), 300)  # neither sorted nor grouped
-    found = blocks.collaborative(places, owners, scaled)
-    positions = blocks.order[places]
-    vectors64 = catalogue.vectors.astype(np.float64)
-    expected = [
-        vector_dots(vectors64, scaled[u])[p] for u, p in zip(owners, positions, strict=True)
-    ]
-    np.testing.assert_array_equal(found, expected)
+    vectors = rng.normal(size=(300, 67))  # not a multiple of 4 factors: the tail too
+    user = rng.normal(size=67)
+    whole = vector_dots(vectors, user)
+    np.testing.assert_allclose(whole, vectors @ user, rtol=1e-12, atol=1e-12)
+    for _ in range(20):
+        rows = rng.choice(300, size=int(rng.integers(1, 40)), replace=False)
+        np.testing.assert_array_equal(vector_dots(vectors[rows], user), whole[rows])
+    with pytest.raises(ValueError, match="factors"):
+        vector_dots(vectors, user[:5])
 
 
 def test_the_fallback_blend_is_collaborative_only_and_says_so() -> None:
