@@ -33,10 +33,12 @@ from eventrec.model.hybrid_features import (
     HybridCatalogue,
     TextModel,
     UserSignals,
-    feature_block,
+    dense_profiles,
+    shared_columns,
     stated_text,
     user_signals,
 )
+from eventrec.model.hybrid_kernel import pair_feature_rows
 
 __all__ = [
     "COLLABORATIVE_ONLY",
@@ -263,25 +265,27 @@ def pair_features(
     now: float,
 ) -> list[npt.NDArray[np.float64]]:
     """Every feature of each row's pairs with its own ``positions[row]``, shape
-    (len(positions[row]), n_features) per row.
-
-    One :func:`feature_block` of every row against the union of the positions when that
-    is at most :data:`FEATURE_PAIRS_AT_ONCE` pairs (a batch's items: fewer calls), else one
-    per row. Either way a pair's features are :func:`feature_block`'s, up to the float32
-    rounding of its collaborative product (which may differ with the block's shape)."""
+    (len(positions[row]), n_features) per row: :func:`~eventrec.model.hybrid_features.
+    feature_block`'s values, up to the
+    float32 rounding of its collaborative product (here in float64), each pair computed
+    alone (compiled: :func:`~eventrec.model.hybrid_kernel.pair_feature_rows`)."""
     chosen = [np.asarray(p, dtype=np.int64) for p in positions]
     if not chosen:
         return []
-    union, inverse = np.unique(np.concatenate(chosen), return_inverse=True)
-    if len(chosen) * len(union) > FEATURE_PAIRS_AT_ONCE:
-        return [feature_block(catalogue, users, p, now, row)[0] for row, p in enumerate(chosen)]
-    block = feature_block(catalogue, users, union, now)
+    owners = np.repeat(np.arange(len(chosen), dtype=np.int64), [len(p) for p in chosen])
+    every = np.concatenate(chosen)
+    n_terms = catalogue.tfidf.shape[1]
+    columns = shared_columns(catalogue, every, now)
+    values = pair_feature_rows(
+        catalogue,
+        users,
+        owners,
+        every,
+        [(0.0, *dense_profiles(m, n_terms)) for m in (users.history, users.stated)],
+        (columns["trending"], columns["soon"], columns["fresh"]),
+    )
     cuts = np.cumsum([0] + [len(p) for p in chosen]).tolist()
-    return [block[row, inverse[cuts[row] : cuts[row + 1]]] for row in range(len(chosen))]
-
-
-# Pairs up to which pair_features computes every row against every row's positions.
-FEATURE_PAIRS_AT_ONCE = 4_096
+    return [values[cuts[row] : cuts[row + 1]] for row in range(len(chosen))]
 
 
 def normalised(catalogue: HybridCatalogue, positions: npt.ArrayLike) -> HybridCatalogue:

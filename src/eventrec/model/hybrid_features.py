@@ -42,6 +42,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from eventrec.model.geo import CityCentroids
+from eventrec.model.hybrid_kernel import group_cosines
 
 __all__ = [
     "FEATURES",
@@ -541,39 +542,24 @@ def group_similarities(
     tfidf: sp.csr_matrix, groups: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]]
 ) -> list[npt.NDArray[np.float64]]:
     """For each group ``(rows, columns)``, ``tfidf[rows] @ tfidf[columns].T`` (cosines of
-    unit rows) in float64: every group's pairs in one pass, the columns' rows dense over
-    the terms they use (a batch's explanations: a few rows and columns per user).
+    unit rows) in float64, each summed over the row's terms in stored order: every group
+    in one compiled pass (a batch's explanations: a few rows and columns per user).
 
     Returns
     -------
     list of ndarray of shape (len(rows), len(columns)), float64
     """
-    shapes = [
-        (np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64))
-        for rows, columns in groups
-    ]
-    if not shapes:
-        return []
-    union, inverse = np.unique(
-        np.concatenate([columns for _, columns in shapes]), return_inverse=True
+    matrix = sp.csr_matrix(tfidf)
+    return group_cosines(
+        matrix.indptr,
+        matrix.indices,
+        matrix.data,
+        matrix.shape[1],
+        [
+            (np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64))
+            for rows, columns in groups
+        ],
     )
-    dense, row_of, terms = dense_profiles(sp.csr_matrix(tfidf[union]), tfidf.shape[1])
-    left = np.concatenate([np.repeat(rows, len(columns)) for rows, columns in shapes])
-    cuts = np.cumsum([0] + [len(columns) for _, columns in shapes]).tolist()
-    right = np.concatenate(
-        [np.tile(inverse[cuts[g] : cuts[g + 1]], len(rows)) for g, (rows, _) in enumerate(shapes)]
-    )
-    values = np.zeros(len(left))
-    profile_rows = row_of[right] if len(right) else np.zeros(0, dtype=np.int64)
-    has = np.flatnonzero(profile_rows >= 0)  # a column with no terms: 0 with every row
-    values[has] = csr_pair_dots(
-        tfidf.indptr, tfidf.indices, tfidf.data, dense, profile_rows[has], left[has], terms
-    )
-    sizes = np.cumsum([0] + [len(rows) * len(columns) for rows, columns in shapes]).tolist()
-    return [
-        values[sizes[g] : sizes[g + 1]].reshape(len(rows), len(columns))
-        for g, (rows, columns) in enumerate(shapes)
-    ]
 
 
 def dense_profile(profiles: sp.csr_matrix, row: int, n_terms: int) -> npt.NDArray[np.float64]:

@@ -31,6 +31,8 @@ __all__ = [
     "NEARBY",
     "NEW",
     "best_by_blocks",
+    "group_cosines",
+    "pair_feature_rows",
     "vector_dots",
 ]
 
@@ -300,3 +302,183 @@ def best_by_blocks(
         for u in range(n_users)
     ]
     return results, int(scanned)
+
+
+@_jit
+def _pair_features(
+    owners: Any,
+    positions: Any,
+    vectors: Any,
+    user_vectors: Any,
+    scale: Any,
+    indptr: Any,
+    indices: Any,
+    data: Any,
+    content_dense: Any,
+    content_row: Any,
+    content_columns: Any,
+    profile_dense: Any,
+    profile_row: Any,
+    profile_columns: Any,
+    category: Any,
+    categories: Any,
+    price: Any,
+    budget: Any,
+    city: Any,
+    user_city: Any,
+    proximity: Any,
+    new: Any,
+    has_history: Any,
+    out: Any,
+) -> None:
+    """Columns 0-3 and 7-9 of each pair's features (the shared ones are the caller's)."""
+    n_categories = categories.shape[1]
+    for i in range(owners.shape[0]):
+        u = owners[i]
+        position = positions[i]
+        out[i, 0] = _dot(vectors, position, user_vectors, u) * scale[u]
+        if content_row[u] >= 0:
+            cosine = _text(
+                indptr, indices, data, position, content_dense, content_row[u], content_columns
+            )
+            out[i, 1] = min(max(cosine, 0.0), 1.0)
+        if profile_row[u] >= 0:
+            cosine = _text(
+                indptr, indices, data, position, profile_dense, profile_row[u], profile_columns
+            )
+            out[i, 2] = min(max(cosine, 0.0), 1.0)
+        code = category[position]
+        if code < 0:
+            code += n_categories  # the last column: unknown
+        out[i, 3] = 1.0 if categories[u, code] else 0.0
+        most = budget[u]
+        cost = price[position]
+        within = 1.0 if cost <= most else most / cost
+        out[i, 7] = min(max(within, 0.0), 1.0) if np.isfinite(within) else 0.0
+        home = user_city[u]
+        there = city[position]
+        out[i, 8] = proximity[home, there] if home >= 0 and there >= 0 else 0.0
+        out[i, 9] = new[position] if has_history[u] else 0.0
+
+
+def pair_feature_rows(
+    catalogue: Any,
+    users: Any,
+    owners: npt.NDArray[np.int64],
+    positions: npt.NDArray[np.int64],
+    texts: list[TextProfiles],
+    shared: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]],
+) -> npt.NDArray[np.float64]:
+    """Every feature of each pair (row ``owners[i]`` of ``users``, ``positions[i]``), in
+    :data:`~eventrec.model.hybrid_features.FEATURES`' order, shape (len(owners), 10):
+    :func:`~eventrec.model.hybrid_features.feature_block`'s values, the collaborative
+    product in float64 (the block's is float32). ``texts`` as for :func:`best_by_blocks`
+    (weights ignored); ``shared``: trending, soon and fresh at ``positions``."""
+    vectors = users.vectors.astype(np.float64)
+    norms = np.linalg.norm(vectors, axis=1)
+    scale = np.divide(1.0, norms * catalogue.max_norm, out=np.zeros(len(norms)), where=norms > 0)
+    out = np.zeros((len(owners), 10))
+    out[:, 4], out[:, 5], out[:, 6] = shared
+    (
+        (_, content_dense, content_row, content_columns),
+        (
+            _,
+            profile_dense,
+            profile_row,
+            profile_columns,
+        ),
+    ) = texts
+    tfidf = catalogue.tfidf
+    _pair_features(
+        np.ascontiguousarray(owners, dtype=np.int64),
+        np.ascontiguousarray(positions, dtype=np.int64),
+        np.ascontiguousarray(catalogue.vectors),
+        vectors,
+        scale,
+        tfidf.indptr,
+        tfidf.indices,
+        tfidf.data,
+        np.ascontiguousarray(content_dense, dtype=np.float64),
+        np.ascontiguousarray(content_row, dtype=np.int64),
+        np.ascontiguousarray(content_columns, dtype=np.int64),
+        np.ascontiguousarray(profile_dense, dtype=np.float64),
+        np.ascontiguousarray(profile_row, dtype=np.int64),
+        np.ascontiguousarray(profile_columns, dtype=np.int64),
+        np.ascontiguousarray(catalogue.category, dtype=np.int64),
+        np.ascontiguousarray(users.categories, dtype=np.bool_),
+        _f64(catalogue.price),
+        _f64(users.budget),
+        np.ascontiguousarray(catalogue.city, dtype=np.int64),
+        np.ascontiguousarray(users.city, dtype=np.int64),
+        np.ascontiguousarray(catalogue.proximity, dtype=np.float64),
+        _f64(catalogue.new),
+        np.ascontiguousarray(np.diff(users.history.indptr) > 0, dtype=np.bool_),
+        out,
+    )
+    return out
+
+
+@_jit
+def _group_similarities(
+    indptr: Any,
+    indices: Any,
+    data: Any,
+    rows: Any,
+    columns: Any,
+    row_starts: Any,
+    column_starts: Any,
+    value_starts: Any,
+    dense: Any,
+    values: Any,
+) -> None:
+    for g in range(row_starts.shape[0] - 1):
+        n_columns = column_starts[g + 1] - column_starts[g]
+        for c in range(n_columns):
+            column = columns[column_starts[g] + c]
+            for j in range(indptr[column], indptr[column + 1]):
+                dense[indices[j]] = data[j]
+            for r in range(row_starts[g], row_starts[g + 1]):
+                row = rows[r]
+                total = 0.0
+                for j in range(indptr[row], indptr[row + 1]):
+                    total += np.float64(data[j]) * dense[indices[j]]
+                values[value_starts[g] + (r - row_starts[g]) * n_columns + c] = total
+            for j in range(indptr[column], indptr[column + 1]):
+                dense[indices[j]] = 0.0
+
+
+def group_cosines(
+    indptr: npt.NDArray[np.integer[Any]],
+    indices: npt.NDArray[np.integer[Any]],
+    data: npt.NDArray[np.floating[Any]],
+    n_terms: int,
+    groups: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+) -> list[npt.NDArray[np.float64]]:
+    """For each group ``(rows, columns)`` of a CSR matrix, ``M[rows] @ M[columns].T`` in
+    float64, each value summed over the row's terms in stored order."""
+    if not groups:
+        return []
+    row_sizes = [len(rows) for rows, _ in groups]
+    column_sizes = [len(columns) for _, columns in groups]
+    value_sizes = [r * c for r, c in zip(row_sizes, column_sizes, strict=True)]
+    row_starts = np.cumsum([0, *row_sizes], dtype=np.int64)
+    column_starts = np.cumsum([0, *column_sizes], dtype=np.int64)
+    value_starts = np.cumsum([0, *value_sizes], dtype=np.int64)
+    values = np.zeros(int(value_starts[-1]))
+    empty = np.zeros(0, dtype=np.int64)
+    _group_similarities(
+        indptr,
+        indices,
+        data,
+        np.concatenate([np.asarray(rows, dtype=np.int64) for rows, _ in groups] or [empty]),
+        np.concatenate([np.asarray(c, dtype=np.int64) for _, c in groups] or [empty]),
+        row_starts,
+        column_starts,
+        value_starts,
+        np.zeros(n_terms),
+        values,
+    )
+    return [
+        values[value_starts[g] : value_starts[g + 1]].reshape(row_sizes[g], column_sizes[g])
+        for g in range(len(groups))
+    ]

@@ -13,7 +13,6 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventrec.model import hybrid as hybrid_module
 from eventrec.model.blend import HybridBlend
 from eventrec.model.geo import CityCentroids
 from eventrec.model.hybrid import (
@@ -245,17 +244,16 @@ def test_features_of_chosen_pairs_are_those_of_the_whole_catalogue() -> None:
         np.testing.assert_allclose(features, whole[row, chosen[row]], rtol=1e-5, atol=1e-6)
 
 
-def test_features_of_a_large_batch_are_computed_row_by_row_with_the_same_values(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_features_of_a_pair_do_not_depend_on_the_pairs_computed_with_it() -> None:
     catalogue, _, users = _platform(4, 60, 5)
     chosen = [[5, 9, 2], [40, 41], [], [59, 0, 33, 12], [7]]
     together = pair_features(catalogue, users, chosen, NOW)
-    monkeypatch.setattr(hybrid_module, "FEATURE_PAIRS_AT_ONCE", 0)  # every batch is "large"
-    apart = pair_features(catalogue, users, chosen, NOW)
     for row, positions in enumerate(chosen):
-        assert apart[row].shape == (len(positions), len(FEATURES))
-        np.testing.assert_allclose(apart[row], together[row], rtol=1e-5, atol=1e-6)
+        alone = pair_features(
+            catalogue, users, [[] if r != row else positions for r in range(5)], NOW
+        )
+        assert together[row].shape == (len(positions), len(FEATURES))
+        np.testing.assert_array_equal(alone[row], together[row])
 
 
 def test_vector_dots_give_a_row_the_same_value_whichever_rows_come_with_it() -> None:
