@@ -102,6 +102,28 @@ def _text(
 
 
 @_jit
+def _sift_down(heap: Any, keys: Any, start: int, size: int) -> None:
+    """Restore the max-heap of block numbers ``heap[:size]`` (by ``keys``, ties: lower
+    block first) below ``start``."""
+    i = start
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            return
+        other = child + 1
+        if other < size and (
+            keys[heap[other]] > keys[heap[child]]
+            or (keys[heap[other]] == keys[heap[child]] and heap[other] < heap[child])
+        ):
+            child = other
+        a, b = heap[i], heap[child]
+        if keys[a] > keys[b] or (keys[a] == keys[b] and a < b):
+            return
+        heap[i], heap[child] = b, a
+        i = child
+
+
+@_jit
 def _top_k(
     starts: Any,
     order: Any,
@@ -133,27 +155,37 @@ def _top_k(
     profile_columns: Any,
     eligible: Any,
     limits: Any,
-    visit: Any,
-    visit_bounds: Any,
+    bounds: Any,
     best_positions: Any,
     best_scores: Any,
     found: Any,
 ) -> int:
     n_users = scaled.shape[0]
     n_categories = categories.shape[1]
-    n_blocks = visit.shape[1]
+    n_blocks = bounds.shape[1]
     scanned = 0
+    heap = np.empty(n_blocks, dtype=np.int64)
     for u in range(n_users):
         limit = limits[u]
         count = 0
         content = content_row[u]
         profile = profile_row[u]
-        for i in range(n_blocks if limit > 0 else 0):
-            # Bounds decrease along the visit: once the limit-th best beats a block's bound
-            # it beats every later one (a tie may still win on its lower position).
-            if count == limit and visit_bounds[u, i] < best_scores[u, limit - 1]:
+        # The user's blocks in a max-heap by bound: a user visits a few of hundreds.
+        keys = bounds[u]
+        size = n_blocks if limit > 0 else 0
+        for b in range(size):
+            heap[b] = b
+        for b in range(size // 2 - 1, -1, -1):
+            _sift_down(heap, keys, b, size)
+        while size > 0:
+            block = heap[0]
+            # The largest bound left: once the limit-th best beats it, it beats every
+            # block left (a tie may still win on its lower position).
+            if count == limit and keys[block] < best_scores[u, limit - 1]:
                 break
-            block = visit[u, i]
+            size -= 1
+            heap[0] = heap[size]
+            _sift_down(heap, keys, 0, size)
             for place in range(starts[block], starts[block + 1]):
                 position = order[place]
                 if not eligible[u, position]:
@@ -243,12 +275,12 @@ def best_by_blocks(
     texts: list[TextProfiles],
     eligible: npt.NDArray[np.bool_],
     limits: npt.NDArray[np.int64],
-    visit: npt.NDArray[np.int64],
-    visit_bounds: npt.NDArray[np.float64],
+    bounds: npt.NDArray[np.float64],
 ) -> tuple[list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]], int]:
     """Each user's best ``limits[u]`` positions eligible under ``eligible[u]`` (ties: lower
     position) and how many (user, event) pairs were scored, visiting user ``u``'s blocks
-    in ``visit[u]`` order (their bounds ``visit_bounds[u]``, decreasing).
+    in decreasing bound (``bounds[u, b]``: at least every score of block ``b`` for ``u``;
+    ties: lower block first) until the ``limits[u]``-th best beats every bound left.
 
     ``blocks``: :class:`~eventrec.model.hybrid_topk.BlockBounds`; ``personal``: (feature
     code, weight) in the blend's order; ``texts``: for "content" then "profile", (weight,
@@ -291,8 +323,7 @@ def best_by_blocks(
         np.ascontiguousarray(profile_columns, dtype=np.int64),
         np.ascontiguousarray(eligible, dtype=np.bool_),
         np.ascontiguousarray(limits, dtype=np.int64),
-        np.ascontiguousarray(visit, dtype=np.int64),
-        np.ascontiguousarray(visit_bounds, dtype=np.float64),
+        np.ascontiguousarray(bounds, dtype=np.float64),
         best_positions,
         best_scores,
         found,

@@ -313,7 +313,7 @@ def best_hybrid(
             raise ValueError(f"the blend's feature {name!r} has no exact top-k")
         personal.append((_PERSONAL_CODES[name], weight))
     bounds = blocks.bounds(catalogue, users, weights, shared_max)
-    visit = np.argsort(-bounds, axis=1, kind="stable")  # ties to the lower block
+    bounds[np.isnan(bounds)] = np.inf  # a bound that cannot be told: always visited
     texts = []
     for name, matrix in (("content", users.history), ("profile", users.stated)):
         weight = float(weights.get(name, 0.0))
@@ -333,6 +333,5 @@ def best_hybrid(
         texts,
         np.stack(masks),
         np.asarray(limits, dtype=np.int64),
-        visit,
-        np.take_along_axis(bounds, visit, axis=1),
+        bounds,
     )
