@@ -33,6 +33,7 @@ __all__ = [
     "best_by_blocks",
     "group_cosines",
     "pair_feature_rows",
+    "sparse_product",
     "vector_dots",
 ]
 
@@ -513,3 +514,32 @@ def group_cosines(
         values[value_starts[g] : value_starts[g + 1]].reshape(row_sizes[g], column_sizes[g])
         for g in range(len(groups))
     ]
+
+
+@_jit
+def _sparse_reach(
+    p_indptr: Any,
+    p_indices: Any,
+    p_data: Any,
+    t_indptr: Any,
+    t_indices: Any,
+    t_data: Any,
+    out: Any,
+) -> None:
+    for u in range(out.shape[0]):
+        for i in range(p_indptr[u], p_indptr[u + 1]):
+            term = p_indices[i]
+            weight = np.float64(p_data[i])
+            for j in range(t_indptr[term], t_indptr[term + 1]):
+                out[u, t_indices[j]] += weight * t_data[j]
+
+
+def sparse_product(left: Any, right: Any) -> npt.NDArray[np.float64]:
+    """``left @ right`` of two CSR matrices as a dense float64 array (rows x columns of
+    ``right``): each row's profile against every block's term maxima at once, without
+    scipy's sparse result (a batch's bounds)."""
+    out = np.zeros((left.shape[0], right.shape[1]))
+    _sparse_reach(
+        left.indptr, left.indices, left.data, right.indptr, right.indices, right.data, out
+    )
+    return out

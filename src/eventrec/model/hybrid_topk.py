@@ -253,7 +253,7 @@ class BlockBounds:
                 result += weight * (has_history[:, None] & self.new[None, :])
             elif name in TEXT_FEATURES:
                 profile = users.history if name == "content" else users.stated
-                reach = (sp.csr_matrix(profile, dtype=np.float64) @ self.terms).toarray()
+                reach = hybrid_kernel.sparse_product(sp.csr_matrix(profile), self.terms)
                 result += weight * np.minimum(reach, 1.0)
             else:
                 result[:] = np.inf
