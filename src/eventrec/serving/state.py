@@ -23,14 +23,21 @@ import scipy.sparse as sp
 from eventrec.model.aggregate import InteractionWeights
 from eventrec.model.blend import HybridBlend
 from eventrec.model.content_map import catalog_vectors
-from eventrec.model.hybrid import blend_weights, catalogue_interactions, normalised
+from eventrec.model.hybrid import (
+    blend_weights,
+    catalogue_interactions,
+    normalised,
+    pair_features,
+)
 from eventrec.model.hybrid_features import (
     HybridCatalogue,
     TextModel,
     event_text,
+    group_similarities,
     shared_rest,
+    user_signals,
 )
-from eventrec.model.hybrid_topk import BlockBounds
+from eventrec.model.hybrid_topk import BlockBounds, best_hybrid
 from eventrec.model.records import (
     TYPE_BOOKING,
     TYPE_RATING,
@@ -124,6 +131,37 @@ class HybridState:
             self._shared = (shared, self.blocks.shared_max(shared))
             self._shared_clock = clock
         return self._shared
+
+    def warm_up(self, now: float) -> None:
+        """Run the compiled top-k and explanation loops once on this catalogue, for one
+        made-up user with every kind of signal: a worker loads (or, the first time on a
+        machine, compiles) them here, off the request path, not in its first request."""
+        catalogue = self.catalogue
+        n_events = catalogue.tfidf.shape[0]
+        if not n_events:
+            return
+        users = user_signals(
+            catalogue,
+            np.ones((1, catalogue.vectors.shape[1]), dtype=np.float32),
+            sp.csr_matrix(([1.0], ([0], [0])), shape=(1, n_events), dtype=np.float32),
+            sp.csr_matrix(catalogue.tfidf[:1]),
+            [{"budget": {"max": 1.0}}],
+        )
+        shared, shared_max = self.shared_and_max(now)
+        ((positions, _),), _ = best_hybrid(
+            self.blend,
+            catalogue,
+            self.norms,
+            users,
+            [np.ones(n_events, dtype=bool)],
+            [10],
+            now,
+            shared,
+            self.blocks,
+            shared_max,
+        )
+        pair_features(catalogue, users, [positions], now)
+        group_similarities(catalogue.tfidf, [(np.zeros(1, dtype=np.int64), positions)])
 
     def with_trending(self, trending: npt.NDArray[np.float32]) -> HybridState:
         """The same hybrid with a new trending list (nothing else rebuilt)."""
@@ -436,6 +474,7 @@ def build_state(
                 time.time(),
                 interactions=catalogue_interactions(model.popularity, model_index),
             )
+            hybrid.warm_up(time.time())
     state = ServingState(
         catalog=catalog,
         model=model,

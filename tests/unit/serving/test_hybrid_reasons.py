@@ -187,3 +187,33 @@ def test_a_user_nothing_is_known_about_is_left_to_trending() -> None:
     state = _state(_blend(collaborative=1.0, trending=1.0))
     answers, _ = answer_rows(state, [None], [Filters()], [3], NOW.timestamp(), profiles=[None])
     assert answers[0].positions is None
+
+
+def test_after_warming_up_a_request_compiles_nothing() -> None:
+    from eventrec.model import hybrid_kernel
+
+    state = _state(
+        _blend(collaborative=1.0, content=1.0, profile=1.0, category=1.0, budget=1.0, new=1.0)
+    )
+    assert state.hybrid is not None
+    state.hybrid.warm_up(NOW.timestamp())
+    kernels = [
+        hybrid_kernel._top_k,
+        hybrid_kernel._pair_features,
+        hybrid_kernel._group_similarities,
+        hybrid_kernel._sparse_reach,
+    ]
+    for kernel in kernels:
+        kernel.disable_compile()  # a signature not compiled yet raises TypeError
+    try:
+        reasons = _reasons(
+            state,
+            _row([0, 1], [TYPE_SAVE, TYPE_BOOKING]),
+            {"preferred_categories": ["music"], "budget": {"max": 2500}, "city": "Kandy"},
+            searches=["jazz"],
+            limit=3,
+        )
+    finally:
+        for kernel in kernels:
+            kernel.disable_compile(False)
+    assert len(reasons) == 3
