@@ -158,8 +158,10 @@ def test_every_feature_is_bounded(
     )
     block = feature_block(catalogue, users, np.arange(3), NOW + offset_days * DAY)
     assert np.all(np.isfinite(block))
-    assert block[..., 0].min() >= -1.0 - 1e-9
-    assert block[..., 0].max() <= 1.0 + 1e-9
+    # The collaborative product is float32: a user along the longest vector may land a
+    # few float32 roundings past 1 (hypothesis found -1.0000000020 at seed 5582).
+    assert block[..., 0].min() >= -1.0 - 1e-6
+    assert block[..., 0].max() <= 1.0 + 1e-6
     assert block[..., 1:].min() >= 0.0
     assert block[..., 1:].max() <= 1.0 + 1e-9
 
