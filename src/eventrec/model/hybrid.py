@@ -208,29 +208,22 @@ def signals_of(
     position_of: npt.NDArray[np.int64] | None,
     profiles: Sequence[Mapping[str, Any] | None],
     searches: Sequence[Sequence[str]] | None = None,
+    rows: npt.NDArray[np.int64] | None = None,
 ) -> UserSignals:
     """Users' signals from fold-in vectors and confidences over event indices.
 
     ``position_of[e]`` is the catalogue position of event index ``e`` (-1: none; None:
     event indices are positions). ``searches``: each user's recent queries, newest first.
+    ``rows``: user ``i``'s row of ``confidence`` (-1: no history; default: row ``i``).
     """
-    n_users, n_events = len(vectors), catalogue.tfidf.shape[0]
-    confidence = sp.csr_matrix(confidence, dtype=np.float32)
-    if position_of is not None:
-        coo = confidence.tocoo()
-        inside = coo.col < len(position_of)
-        rows, cols, data = coo.row[inside], position_of[coo.col[inside]], coo.data[inside]
-        kept = cols >= 0
-        confidence = sp.csr_matrix(
-            (data[kept], (rows[kept], cols[kept])), shape=(n_users, n_events), dtype=np.float32
-        )
+    n_users = len(vectors)
     queries = searches if searches is not None else [()] * n_users
     texts = [stated_text(p, q) for p, q in zip(profiles, queries, strict=True)]
     if text is None or not any(texts):
         stated = sp.csr_matrix((n_users, catalogue.tfidf.shape[1]), dtype=np.float32)
     else:
         stated = text.transform(texts)
-    return user_signals(catalogue, vectors, confidence, stated, profiles)
+    return user_signals(catalogue, vectors, confidence, stated, profiles, rows, position_of)
 
 
 def take_catalogue(catalogue: HybridCatalogue, positions: npt.ArrayLike) -> HybridCatalogue:

@@ -42,7 +42,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from eventrec.model.geo import CityCentroids
-from eventrec.model.hybrid_kernel import group_cosines
+from eventrec.model.hybrid_kernel import group_cosines, history_profiles
 
 __all__ = [
     "FEATURES",
@@ -358,6 +358,8 @@ def _unit_rows(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
     directly (a batch's signals are rebuilt per request batch: no scipy products here).
     """
     rows = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    if not rows.nnz:  # no profile states anything (a batch without profiles or searches)
+        return rows
     rows.sum_duplicates()
     rows.eliminate_zeros()
     lengths = np.diff(rows.indptr)
@@ -375,15 +377,20 @@ def user_signals(
     confidence: sp.csr_matrix,
     stated_tfidf: sp.csr_matrix,
     profiles: Sequence[Mapping[str, Any] | None],
+    rows: npt.NDArray[np.int64] | None = None,
+    position_of: npt.NDArray[np.int64] | None = None,
 ) -> UserSignals:
-    """Users' signals from their fold-in vectors, confidences over catalogue positions
-    (columns beyond the catalogue ignored), stated TF-IDF and profiles."""
-    n_catalogue = catalogue.tfidf.shape[0]
-    weights = sp.csr_matrix(confidence, dtype=np.float32)
-    if weights.shape[1] > n_catalogue:
-        weights = sp.csr_matrix(weights[:, :n_catalogue])
-    elif weights.shape[1] < n_catalogue:
-        weights.resize((weights.shape[0], n_catalogue))
+    """Users' signals from their fold-in vectors, confidences, stated TF-IDF and profiles.
+
+    User ``i``'s history is row ``rows[i]`` of ``confidence`` (-1: none; default: row
+    ``i``), its columns catalogue positions, or event indices mapped by ``position_of``
+    (-1: not in the catalogue); columns beyond the catalogue are ignored."""
+    indptr, indices, data = history_profiles(
+        sp.csr_matrix(confidence), catalogue.tfidf, rows, position_of
+    )
+    history = sp.csr_matrix(
+        (data, indices, indptr), shape=(len(indptr) - 1, catalogue.tfidf.shape[1])
+    )
     budget = np.full(len(profiles), np.nan)
     city = np.full(len(profiles), -1, dtype=np.int64)
     # One spare column: the code of events without a known category, never preferred.
@@ -402,7 +409,7 @@ def user_signals(
             city[row] = catalogue.city_codes.get(str(profile["city"]).casefold(), -1)
     return UserSignals(
         vectors=np.asarray(vectors, dtype=np.float32),
-        history=_unit_rows(weights @ catalogue.tfidf),
+        history=history,
         stated=_unit_rows(stated_tfidf),
         budget=budget,
         city=city,

@@ -32,6 +32,7 @@ __all__ = [
     "NEW",
     "best_by_blocks",
     "group_cosines",
+    "history_profiles",
     "pair_feature_rows",
     "sparse_product",
     "vector_dots",
@@ -543,3 +544,121 @@ def sparse_product(left: Any, right: Any) -> npt.NDArray[np.float64]:
         left.indptr, left.indices, left.data, right.indptr, right.indices, right.data, out
     )
     return out
+
+
+@_jit
+def _history_profiles(
+    indptr: Any,
+    indices: Any,
+    data: Any,
+    rows: Any,
+    position_of: Any,
+    mapped: bool,
+    t_indptr: Any,
+    t_indices: Any,
+    t_data: Any,
+    n_terms: int,
+    out_indptr: Any,
+) -> tuple[Any, Any]:
+    n_events = t_indptr.shape[0] - 1
+    sums = np.zeros(n_terms, dtype=np.float32)
+    seen = np.zeros(n_terms, dtype=np.bool_)
+    touched = np.empty(n_terms, dtype=np.int64)
+    capacity = 1024
+    out_indices = np.empty(capacity, dtype=np.int32)
+    out_data = np.empty(capacity, dtype=np.float32)
+    size = 0
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        start = indptr[r] if r >= 0 else 0
+        stop = indptr[r + 1] if r >= 0 else 0
+        positions = np.empty(stop - start, dtype=np.int64)
+        weights = np.empty(stop - start, dtype=np.float32)
+        n = 0
+        for j in range(start, stop):
+            column = indices[j]
+            position = column
+            if mapped:
+                position = position_of[column] if column < position_of.shape[0] else -1
+            if position < 0 or position >= n_events or data[j] == 0:
+                continue
+            positions[n] = position
+            weights[n] = data[j]
+            n += 1
+        order = np.argsort(positions[:n], kind="mergesort")
+        n_touched = 0
+        for o in range(n):
+            position = positions[order[o]]
+            if o + 1 < n and positions[order[o + 1]] == position:
+                continue  # two event indices of one event: summed at the last of them
+            weight = weights[order[o]]
+            back = o - 1
+            while back >= 0 and positions[order[back]] == position:
+                weight = weights[order[back]] + weight
+                back -= 1
+            for k in range(t_indptr[position], t_indptr[position + 1]):
+                term = t_indices[k]
+                if not seen[term]:
+                    seen[term] = True
+                    touched[n_touched] = term
+                    n_touched += 1
+                sums[term] += weight * t_data[k]
+        terms = np.sort(touched[:n_touched])
+        norm = 0.0
+        for term in terms:
+            norm += np.float64(sums[term]) * np.float64(sums[term])
+        norm = np.sqrt(norm)
+        scale = 1.0 / norm if norm > 0 else 0.0
+        if size + n_touched > capacity:
+            capacity = max(2 * capacity, size + n_touched)
+            grown_indices = np.empty(capacity, dtype=np.int32)
+            grown_data = np.empty(capacity, dtype=np.float32)
+            grown_indices[:size] = out_indices[:size]
+            grown_data[:size] = out_data[:size]
+            out_indices, out_data = grown_indices, grown_data
+        for term in terms:
+            value = sums[term]
+            if value != 0:
+                out_indices[size] = term
+                out_data[size] = np.float32(np.float64(value) * scale)
+                size += 1
+            sums[term] = 0
+            seen[term] = False
+        out_indptr[i + 1] = size
+    return out_indices[:size].copy(), out_data[:size].copy()
+
+
+def history_profiles(
+    confidence: Any,
+    tfidf: Any,
+    rows: npt.NDArray[np.int64] | None = None,
+    position_of: npt.NDArray[np.int64] | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """Users' content profiles as CSR arrays ``(indptr, indices, data)``: row ``i`` is
+    row ``rows[i]`` of ``confidence`` (-1: an empty row; default: every row) times the
+    TF-IDF rows of its events, divided by its norm, float32, terms sorted.
+
+    The same values as ``_unit_rows(weights @ tfidf)`` in float32 with ``weights`` the
+    rows' confidences over catalogue positions (``position_of[column]``, -1 or past it:
+    dropped; None: columns are positions), canonical: each term's sum adds the events in
+    increasing position, the norm sums the terms in order in float64."""
+    picked = (
+        np.arange(confidence.shape[0], dtype=np.int64)
+        if rows is None
+        else np.ascontiguousarray(rows, dtype=np.int64)
+    )
+    out_indptr = np.zeros(len(picked) + 1, dtype=np.int64)
+    indices, data = _history_profiles(
+        confidence.indptr,
+        confidence.indices,
+        np.ascontiguousarray(confidence.data, dtype=np.float32),
+        picked,
+        np.zeros(0, dtype=np.int64) if position_of is None else position_of,
+        position_of is not None,
+        tfidf.indptr,
+        tfidf.indices,
+        np.ascontiguousarray(tfidf.data, dtype=np.float32),
+        int(tfidf.shape[1]),
+        out_indptr,
+    )
+    return out_indptr, indices, data

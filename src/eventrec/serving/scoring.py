@@ -417,22 +417,21 @@ def _signals(
             picked.append(row_of[i])
         else:
             picked.append(-1)
-    n_columns = confidence.shape[1] if confidence is not None else 1
-    weights = sp.csr_matrix((len(chosen), n_columns), dtype=np.float32)
-    if confidence is not None and any(p >= 0 for p in picked):
-        take = np.array([max(p, 0) for p in picked], dtype=np.int64)
-        keep = sp.diags(np.array([p >= 0 for p in picked], dtype=np.float32))
-        weights = sp.csr_matrix(keep @ confidence[take])
+    rows = np.array(picked, dtype=np.int64)
+    if confidence is None:
+        confidence = sp.csr_matrix((1, 1), dtype=np.float32)
+        rows[:] = -1
     state.catalog_positions(np.zeros(0, dtype=np.int64))  # the table covers every id
     table = state.store_positions
     return signals_of(
         hybrid.catalogue,
         hybrid.text,
         user_vectors,
-        weights,
+        confidence,
         table if table is not None else np.zeros(0, dtype=np.int64),
         [profiles[i] for i in chosen],
         [searches[i] for i in chosen],
+        rows,
     )
 
 

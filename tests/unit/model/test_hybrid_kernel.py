@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
-from eventrec.model.hybrid_kernel import group_cosines, sparse_product, vector_dots
+from eventrec.model.hybrid_features import _unit_rows
+from eventrec.model.hybrid_kernel import (
+    group_cosines,
+    history_profiles,
+    sparse_product,
+    vector_dots,
+)
 
 
 def test_sparse_product_is_scipys_product_made_dense() -> None:
@@ -40,3 +47,49 @@ def test_group_cosines_of_empty_groups_have_their_shapes() -> None:
 def test_vector_dots_of_no_rows_and_no_factors() -> None:
     assert vector_dots(np.zeros((0, 3)), np.ones(3)).shape == (0,)
     np.testing.assert_array_equal(vector_dots(np.zeros((2, 0)), np.zeros(0)), [0.0, 0.0])
+
+
+def _history_as_scipy_computes_it(
+    confidence: sp.csr_matrix,
+    tfidf: sp.csr_matrix,
+    rows: np.ndarray,
+    position_of: np.ndarray,
+) -> sp.csr_matrix:
+    """The profiles as serving computed them before they were compiled: the chosen rows
+    (zero for -1), their columns mapped to positions, the float32 product, unit rows."""
+    keep = sp.diags((rows >= 0).astype(np.float32))
+    weights = sp.csr_matrix(keep @ confidence[np.maximum(rows, 0)]).tocoo()
+    inside = weights.col < len(position_of)
+    mapped = position_of[weights.col[inside]]
+    kept = mapped >= 0
+    positions = sp.csr_matrix(
+        (weights.data[inside][kept], (weights.row[inside][kept], mapped[kept])),
+        shape=(len(rows), tfidf.shape[0]),
+        dtype=np.float32,
+    )
+    return _unit_rows(positions @ tfidf)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_history_profiles_are_scipys_unit_rows_bit_for_bit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    tfidf = _unit_rows(sp.random(60, 300, density=0.05, random_state=seed, dtype=np.float32))
+    confidence = sp.csr_matrix(
+        sp.random(12, 90, density=0.1, random_state=seed + 10, dtype=np.float32)
+    )
+    confidence.data = confidence.data * 3.0 - 0.5  # some negative confidences
+    position_of = rng.permutation(np.arange(80) % 60)[:80].astype(np.int64)
+    position_of[rng.random(80) < 0.2] = -1  # events not in the catalogue; 80..89: unknown
+    rows = rng.integers(-1, 12, 20).astype(np.int64)
+    expected = _history_as_scipy_computes_it(sp.csr_matrix(confidence), tfidf, rows, position_of)
+    indptr, indices, data = history_profiles(confidence, tfidf, rows, position_of)
+    np.testing.assert_array_equal(indptr, expected.indptr)
+    np.testing.assert_array_equal(indices, expected.indices)
+    np.testing.assert_array_equal(data, expected.data)
+    # Columns as positions (no map), every row.
+    square = sp.csr_matrix(confidence[:, :60])
+    indptr, indices, data = history_profiles(square, tfidf)
+    direct = _unit_rows(square @ tfidf)
+    np.testing.assert_array_equal(indptr, direct.indptr)
+    np.testing.assert_array_equal(indices, direct.indices)
+    np.testing.assert_array_equal(data, direct.data)
