@@ -19,7 +19,8 @@ reassociation, no fused multiply-adds.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "NEARBY",
     "NEW",
     "best_by_blocks",
+    "compiled",
     "group_cosines",
     "history_profiles",
     "pair_feature_rows",
@@ -45,10 +47,30 @@ CATEGORY, BUDGET, NEARBY, NEW = 0, 1, 2, 3
 # term's column (see :func:`eventrec.model.hybrid_features.dense_profiles`).
 TextProfiles = tuple[float, npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
 
-_jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-@numba.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def compiled(**options: Any) -> Callable[[F], F]:
+    """``numba.njit`` with IEEE division (no ZeroDivisionError), the GIL released and
+    the machine code cached on disk; where numba finds no writable cache directory
+    (``NUMBA_CACHE_DIR``, ``__pycache__``, the user's cache) it compiles in each process
+    instead of failing at import."""
+
+    def decorate(function: F) -> F:
+        try:
+            jitted = numba.njit(cache=True, error_model="numpy", nogil=True, **options)
+            return cast(F, jitted(function))
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return cast(F, numba.njit(error_model="numpy", nogil=True, **options)(function))
+
+    return decorate
+
+
+_jit = compiled()
+
+
+@compiled(inline="always")
 def _dot(a: Any, i: int, b: Any, j: int) -> float:
     """``a[i] . b[j]`` in four interleaved sums (k, k+4, ...), joined as (s0+s1)+(s2+s3):
     one fixed order, whoever calls it."""

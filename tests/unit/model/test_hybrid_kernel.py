@@ -93,3 +93,27 @@ def test_history_profiles_are_scipys_unit_rows_bit_for_bit(seed: int) -> None:
     np.testing.assert_array_equal(indptr, direct.indptr)
     np.testing.assert_array_equal(indices, direct.indices)
     np.testing.assert_array_equal(data, direct.data)
+
+
+def test_without_a_writable_cache_the_loops_are_compiled_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import numba
+
+    from eventrec.model import hybrid_kernel
+
+    real = numba.njit
+
+    def no_locator(*args: object, cache: bool = False, **options: object) -> object:
+        if cache:
+            raise RuntimeError("cannot cache function 'f': no locator available for file")
+        return real(*args, **options)
+
+    monkeypatch.setattr(numba, "njit", no_locator)
+
+    @hybrid_kernel.compiled()
+    def twice(x: float) -> float:
+        return 2.0 * x / 0.0  # IEEE division all the same
+
+    assert twice(1.5) == np.inf
+    assert twice._cache.__class__.__name__ == "NullCache"  # nothing written anywhere
