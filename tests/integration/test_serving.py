@@ -220,18 +220,16 @@ def active_users(platform: SyntheticPlatform, n: int) -> list[str]:
 
 def test_recommendations_recover_planted_tastes(stack: Stack) -> None:
     """Recommendations land in the planted categories, and find planted favourites at
-    least as often as the popular list.
+    least 1.5 times as often as the popular list.
 
-    Favourites were once claimed at 1.5 times the popular list's (727 vs 449 when the
-    search validated on each user's latest pairs and chose 16 factors). Since issue #10
-    the trainer chooses its configuration on a time cut (what users booked in the week
-    after it), and on this data that prefers many factors consistently across the grid
-    (128 factors, NDCG@10 0.465 at the cut vs 0.418 at 16; 0.44 as served vs trending's
-    0.11). More factors follow co-bookings rather than the planted tastes alone: on the
-    same data, fitted directly, the favourites among the top 10 of the 120 most active
-    users fall from 701 (16 factors) to 604 (32), 433 (64) and 366 (128). The oracle
-    favourites are not what the product optimises, so the claim is now "not fewer than
-    the popular list", and the category claims keep the 1.5 times margin.
+    History of the claim: 1.5 times with the collaborative scores when the search
+    validated on each user's latest pairs and chose 16 factors (727 vs 449); "not fewer"
+    once the trainer chose on a time cut, which prefers 128 factors here (more factors
+    follow co-bookings rather than the planted tastes: 701 favourites at 16 factors, 366
+    at 128), with a margin that moved with the hour (427 vs 448 seen). The learned hybrid
+    adds the content and profile signals that carry the planted tastes: 774 favourites
+    against the popular list's 429 (2026-12-01), so the 1.5 times claim is back with
+    room for the hour's drift. The category claims keep their 1.5 times margin.
     """
     truth = stack.platform.truth
     users = active_users(stack.platform, 120)
@@ -255,8 +253,8 @@ def test_recommendations_recover_planted_tastes(stack: Stack) -> None:
     assert ours_category / len(users) >= 0.6
     assert ours_category >= 1.5 * popular_category
     # Planted favourites include the platform's hugely popular events (heavy-tailed since
-    # #11), which the popular list finds too; see the docstring for why not 1.5 times.
-    assert ours_hits >= popular_hits
+    # #11), which the popular list finds too.
+    assert ours_hits >= 1.5 * popular_hits, (ours_hits, popular_hits)
 
 
 @ON_SERVER_AND_CLUSTER_STACKS
