@@ -32,6 +32,8 @@ class EventSpace:
         self._tables: dict[int, npt.NDArray[np.int64]] = {}
         self._marks: dict[int, int] = {}
         self.losses = 0
+        # Per partition, how much of its table :meth:`take_mapped` has returned.
+        self._taken: dict[int, int] = {}
 
     def index_of(self, event_id: str) -> int:
         """The space index of an event id, appended when met for the first time."""
@@ -71,6 +73,21 @@ class EventSpace:
             (self.index_of(e) for e in event_ids), dtype=np.int64, count=len(event_ids)
         )
         self._tables[partition] = np.concatenate((table, tail))
+
+    def take_mapped(self, everything: bool = False) -> npt.NDArray[np.int64]:
+        """The space indices the tables mapped since the last call (``everything``: all
+        they map): events somebody has a record of, as far as the tables have read. A
+        table dropped and read again is taken again from its start."""
+        if everything:
+            self._taken = {}
+        pieces = []
+        for partition, table in list(self._tables.items()):
+            taken = self._taken.get(partition, 0)
+            if taken > len(table):
+                taken = 0  # dropped since (Redis lost data) and shorter now
+            pieces.append(table[taken:])
+            self._taken[partition] = len(table)
+        return np.unique(np.concatenate(pieces)) if pieces else _EMPTY
 
     def translate(self, partition: int, records: np.ndarray) -> np.ndarray | None:
         """A copy of a row with space indices, or None if the table does not cover it."""

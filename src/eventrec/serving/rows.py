@@ -114,6 +114,13 @@ class OwnedRows:
         """Before the first request: map the event ids of every partition that owns users
         (what the first request of each partition would read otherwise, stalling the
         ones behind it), and give the script their keys. Returns those partitions."""
+        return await self.refresh(space)
+
+    async def refresh(self, space: EventSpace) -> list[int]:
+        """Map what every partition that owns users added to its event list since the
+        space last read it (all of it the first time), and give the script their keys:
+        which events anyone interacted with, as Redis holds it now. Returns the
+        partitions. Two pipelined round trips, the second only for lists that grew."""
         keys, topic = self.keys, self.topic
         pipe = self.redis.pipeline(transaction=False)
         for shard in range(OWNER_SHARDS):
@@ -124,13 +131,20 @@ class OwnedRows:
         pipe = self.redis.pipeline(transaction=False)
         for partition in partitions:
             pipe.get(keys.offset(topic, partition))
-            pipe.lrange(keys.event_ids(topic, partition), 0, -1)
+            pipe.llen(keys.event_ids(topic, partition))
         found = await pipe.execute()
+        grown = []
         for n, partition in enumerate(partitions):
-            offset, event_ids = found[2 * n], found[2 * n + 1]
-            space.observe(partition, None if offset is None else int(offset), len(event_ids))
-            start = space.known(partition)
-            space.extend(partition, start, [raw.decode() for raw in event_ids[start:]])
+            offset, length = found[2 * n], int(found[2 * n + 1])
+            space.observe(partition, None if offset is None else int(offset), length)
+            if length > space.known(partition):
+                grown.append((partition, space.known(partition)))
+        if grown:
+            pipe = self.redis.pipeline(transaction=False)
+            for partition, start in grown:
+                pipe.lrange(keys.event_ids(topic, partition), start, -1)
+            for (partition, start), tail in zip(grown, await pipe.execute(), strict=True):
+                space.extend(partition, start, [raw.decode() for raw in tail])
         self._give(set(partitions))
         return partitions
 

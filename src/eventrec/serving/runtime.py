@@ -10,6 +10,7 @@ request scorer; the routers reach it through ``serving.deps``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import time
@@ -22,7 +23,7 @@ from eventrec.serving.impressions import ImpressionSender
 from eventrec.serving.rows import OwnedRows
 from eventrec.serving.scoring import BatchScorer
 from eventrec.serving.signals import read_users
-from eventrec.serving.state import ServingState, build_state
+from eventrec.serving.state import HybridState, ServingState, build_state
 from eventrec.store.client import UNAVAILABLE_ERRORS, connect_async
 from eventrec.store.experiments import ExperimentStore
 from eventrec.store.keys import Keys
@@ -69,6 +70,8 @@ class Caches:
         self.profile_partitions_at = -float("inf")
         # When the watcher last saw Redis and had what it saw loaded (monotonic).
         self.checked_at = time.monotonic()
+        # The hybrid mark_touched last marked (kept, not its id: ids are reused).
+        self._marked: HybridState | None = None
         self.watch_error: str | None = None
 
     def reload(self) -> bool:
@@ -113,6 +116,26 @@ class Caches:
                 "model version loaded",
                 extra={"model_version": state.model_version, "catalog_events": len(state.catalog)},
             )
+        return True
+
+    def mark_touched(self) -> bool:
+        """Take the events anybody has a record of now (the partitions' event lists as the
+        state's event space has read them) out of the hybrid's ``new`` ones: a version
+        counts interactions up to its fit, and an event booked since is not new. True
+        when the state changed. (Any record counts here, a dismissal too; the version's
+        counts leave dismissals out.)"""
+        state = self.state
+        if state is None or state.hybrid is None or state.event_space is None:
+            return False
+        # A hybrid not marked yet (a new version, catalogue or trending list) gets every
+        # event the tables map; the one marked last, what they mapped since.
+        indices = state.event_space.take_mapped(everything=state.hybrid is not self._marked)
+        positions = state.catalog_positions(indices)
+        hybrid = state.hybrid.with_touched(positions[positions >= 0])
+        self._marked = hybrid
+        if hybrid is state.hybrid:
+            return False
+        self.state = dataclasses.replace(state, hybrid=hybrid, plain=None)
         return True
 
     def _reload_variants(self, state: ServingState) -> None:
@@ -227,13 +250,27 @@ class ReloadWatcher:
         marker = (current, switches, experiments, catalog_version)
         stale_trending = time.monotonic() - self._last_trending > 30
         if marker == self._seen and not stale_trending and caches.load_error is None:
-            return True
+            return await self.refresh_touched()
         if await asyncio.to_thread(caches.reload):
             self._seen = marker
             self._last_trending = time.monotonic()
-            return True
+            return await self.refresh_touched()
         # A refused version is a known state, not a failing watcher.
         return current is not None and current.decode() in caches.refused
+
+    async def refresh_touched(self) -> bool:
+        """Read what the partitions' event lists gained and take those events out of the
+        hybrid's new ones (:meth:`Caches.mark_touched`). False when Redis did not answer."""
+        state = self.caches.state
+        if state is None or state.hybrid is None or state.event_space is None:
+            return True
+        try:
+            await self.clients.rows.refresh(state.event_space)
+        except UNAVAILABLE_ERRORS as exc:
+            self.caches.watch_error = f"redis unavailable: {exc}"
+            return False
+        self.caches.mark_touched()
+        return True
 
 
 class Runtime:
@@ -264,6 +301,7 @@ class Runtime:
                 await self.clients.rows.warm(state.event_space)
             except UNAVAILABLE_ERRORS as exc:
                 log.warning("event tables not read before the first request: %s", exc)
+            self.caches.mark_touched()
         self.watcher.start()
 
     async def stop(self) -> None:

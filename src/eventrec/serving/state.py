@@ -163,6 +163,29 @@ class HybridState:
         pair_features(catalogue, users, [positions], now)
         group_similarities(catalogue.tfidf, [(np.zeros(1, dtype=np.int64), positions)])
 
+    def with_touched(self, positions: npt.NDArray[np.int64]) -> HybridState:
+        """The same hybrid with the events at ``positions`` no longer ``new``: somebody
+        has a record of them now (the version counted none). ``self`` when none was new."""
+        new = self.catalogue.new
+        if not len(positions) or not new[positions].any():
+            return self
+        new = new.copy()
+        new[positions] = 0.0
+        blocks = self.blocks
+        assert blocks is not None
+        if blocks.n_blocks:
+            flags = np.maximum.reduceat(new[blocks.order], blocks.starts[:-1]) > 0
+            blocks = dataclasses.replace(blocks, new=flags)
+        return HybridState(
+            self.blend,
+            self.text,
+            dataclasses.replace(self.catalogue, new=new),
+            self.norms,
+            self.upcoming,
+            self.refresh_seconds,
+            blocks,
+        )
+
     def with_trending(self, trending: npt.NDArray[np.float32]) -> HybridState:
         """The same hybrid with a new trending list (nothing else rebuilt)."""
         catalogue = dataclasses.replace(self.catalogue, trending=scaled_trending(trending))

@@ -50,3 +50,19 @@ def test_an_offset_gone_back_or_a_shorter_list_drops_the_partitions_table() -> N
     assert not space.observe(2, 610, 3)
     assert space.observe(2, 620, 2)  # the event list shrank: lost too
     assert space.losses == 2
+
+
+def test_take_mapped_gives_what_the_tables_mapped_since_the_last_call() -> None:
+    space = EventSpace(["m-0", "m-1"])
+    assert space.take_mapped().tolist() == []
+    space.extend(0, 0, ["x", "m-1"])
+    space.extend(3, 0, ["m-1", "y"])
+    assert space.take_mapped().tolist() == [1, 2, 3]  # m-1, x, y: each once, sorted
+    assert space.take_mapped().tolist() == []
+    space.extend(3, 2, ["m-0"])
+    assert space.take_mapped().tolist() == [0]
+    assert space.take_mapped(everything=True).tolist() == [0, 1, 2, 3]
+    # Partition 3's table dropped (Redis lost data) and read again, shorter: from its start.
+    assert space.observe(3, None, 1) is True
+    space.extend(3, 0, ["y"])
+    assert space.take_mapped().tolist() == [3]

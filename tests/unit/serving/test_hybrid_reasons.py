@@ -217,3 +217,22 @@ def test_after_warming_up_a_request_compiles_nothing() -> None:
         for kernel in kernels:
             kernel.disable_compile(False)
     assert len(reasons) == 3
+
+
+def test_an_event_touched_since_the_version_is_no_longer_new() -> None:
+    import dataclasses
+
+    state = _state(_blend(new=1.0), interactions=[3, 5, 2, 1, 0])
+    hybrid = state.hybrid
+    assert hybrid is not None
+    assert hybrid.blocks is not None
+    assert hybrid.with_touched(np.array([0, 1], dtype=np.int64)) is hybrid  # none was new
+    touched = hybrid.with_touched(np.array([4], dtype=np.int64))
+    assert touched.catalogue.new.tolist() == [0.0] * 5
+    assert touched.blocks is not None
+    assert not touched.blocks.new.any()
+    assert hybrid.catalogue.new.tolist() == [0.0, 0.0, 0.0, 0.0, 1.0]  # left as it was
+    reasons = _reasons(
+        dataclasses.replace(state, hybrid=touched), _row([1], [TYPE_BOOKING]), limit=1
+    )
+    assert "new: nobody has booked it yet" not in reasons.values()
