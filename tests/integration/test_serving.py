@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import uvicorn
 
@@ -603,20 +604,56 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 @contextmanager
 def in_process(settings: Settings, **overrides: Any) -> Iterator[httpx.Client]:
     """The app served from a thread of this process, on the stack's Redis, own settings."""
+    with in_process_app(settings, **overrides) as (client, _):
+        yield client
+
+
+@contextmanager
+def in_process_app(settings: Settings, **overrides: Any) -> Iterator[tuple[httpx.Client, Any]]:
+    """:func:`in_process`, and the app (its runtime: ``app.state.runtime``)."""
     own = settings.model_copy(update={"admin_token": ADMIN_TOKEN, **overrides})
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(own), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(own)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="in-process-serve", daemon=True)
     thread.start()
     try:
         wait_until(lambda: server.started, 60, "the in-process server")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield client
+            yield client, app
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_an_event_booked_after_the_version_is_no_longer_new(stack: Stack) -> None:
+    """The version counts interactions up to its fit; serving reads the partitions' event
+    lists as they grow, and an event booked since is not 'new' any more (nor explained as
+    'nobody has booked it yet'), within a second or so, with no new version."""
+    with in_process_app(stack.settings) as (client, app):
+        caches = app.state.runtime.caches
+        assert client.get("/ready").status_code == 200
+
+        def new_events() -> list[str]:
+            state = caches.state
+            flags = state.hybrid.catalogue.new
+            return [state.catalog.event_ids[p] for p in np.flatnonzero(flags > 0).tolist()]
+
+        before = new_events()
+        assert before, "the stack's version has no never-touched event to book"
+        target = before[0]
+        produce(
+            stack.settings,
+            stack.settings.topic_interactions,
+            [booking("u-books-a-new-event", target, 7)],
+        )
+        wait_until(lambda: target not in new_events(), 10, f"{target} no longer new")
+        assert new_events() == before[1:]  # only the booked one
+        hybrid = caches.state.hybrid
+        block_of = np.repeat(np.arange(hybrid.blocks.n_blocks), np.diff(hybrid.blocks.starts))
+        expected = np.zeros(hybrid.blocks.n_blocks, dtype=bool)
+        expected[block_of[hybrid.catalogue.new[hybrid.blocks.order] > 0]] = True
+        assert hybrid.blocks.new.tolist() == expected.tolist()
 
 
 def broken_copy(store: Store, version: str) -> str:
