@@ -258,10 +258,10 @@ def pair_features(
     now: float,
 ) -> list[npt.NDArray[np.float64]]:
     """Every feature of each row's pairs with its own ``positions[row]``, shape
-    (len(positions[row]), n_features) per row: :func:`~eventrec.model.hybrid_features.
-    feature_block`'s values, up to the
-    float32 rounding of its collaborative product (here in float64), each pair computed
-    alone (compiled: :func:`~eventrec.model.hybrid_kernel.pair_feature_rows`)."""
+    (len(positions[row]), n_features) per row, each pair computed alone (compiled:
+    :func:`~eventrec.model.hybrid_kernel.pair_feature_rows`): the values of
+    :func:`~eventrec.model.hybrid_features.feature_block` at those positions, up to the
+    float32 rounding of its collaborative product (here in float64)."""
     chosen = [np.asarray(p, dtype=np.int64) for p in positions]
     if not chosen:
         return []

@@ -3,18 +3,18 @@ block, in decreasing bound, keeping the best as it goes.
 
 Why compiled: the top-k scores a few hundred events per user, each from a 64-factor dot
 product, a sparse TF-IDF row and four profile features. As numpy passes over a batch's
-(user, event) pairs that took about as long as everything else a request does, mostly in
-temporaries and the rounds' bookkeeping; one loop per user reads each value once and
-stops at the first block whose bound falls below its ``limit``-th best score (numpy had
-to score a round of blocks before it could look).
+(user, event) pairs (scored in rounds of blocks) that took about as long as everything
+else a request does, mostly in temporaries and bookkeeping; one loop per user reads each
+value once and stops at the first block whose bound falls below its ``limit``-th best.
 
 Every score is the reference's value bit for bit (:func:`eventrec.model.hybrid_topk.
 hybrid_scores`): the terms are added in the reference's order (the shared features'
 blend, the personal features in the blend's order, the text features, then the
 collaborative term), each text cosine is summed over the event's terms in their stored
-order (as ``numpy.bincount`` sums them), and the collaborative dot product is
-:func:`vector_dots`, which the reference uses too. Nothing here is ``fastmath``: no
-reassociation, no fused multiply-adds.
+order (as ``numpy.bincount`` sums them), and the collaborative dot product is one
+fixed-order sum (``_dot``) that the reference computes too (:func:`vector_dots`).
+Nothing here is ``fastmath``: no reassociation, no fused multiply-adds. A NaN score ranks
+below every number, as the reference's sort puts it.
 """
 
 from __future__ import annotations
@@ -123,6 +123,17 @@ def _text(
     for j in range(indptr[place], indptr[place + 1]):
         total += data[j] * dense[row, columns[indices[j]]]
     return total
+
+
+@compiled(inline="always")
+def _better(score: float, position: int, other: float, other_position: int) -> bool:
+    """Whether (score, position) ranks before (other, other_position): the higher score,
+    then the lower position; a NaN below every number (two NaNs: by position)."""
+    if np.isnan(score):
+        return np.isnan(other) and position < other_position
+    if np.isnan(other):
+        return True
+    return score > other or (score == other and position < other_position)
 
 
 @_jit
@@ -264,16 +275,16 @@ def _top_k(
                 score = collaborative_weight * _dot(vectors, place, scaled, u) + score
                 # Keep the best ``limit``, best first: higher score, then lower position.
                 if count == limit:
-                    last = best_scores[u, limit - 1]
-                    if score < last or (score == last and position > best_positions[u, limit - 1]):
+                    if not _better(
+                        score, position, best_scores[u, limit - 1], best_positions[u, limit - 1]
+                    ):
                         continue
                     j = limit - 1
                 else:
                     j = count
                     count += 1
-                while j > 0 and (
-                    best_scores[u, j - 1] < score
-                    or (best_scores[u, j - 1] == score and best_positions[u, j - 1] > position)
+                while j > 0 and _better(
+                    score, position, best_scores[u, j - 1], best_positions[u, j - 1]
                 ):
                     best_scores[u, j] = best_scores[u, j - 1]
                     best_positions[u, j] = best_positions[u, j - 1]
@@ -553,14 +564,19 @@ def _sparse_reach(
         for i in range(p_indptr[u], p_indptr[u + 1]):
             term = p_indices[i]
             weight = np.float64(p_data[i])
+            if not weight > 0.0:
+                continue  # the positive part: what bounds a product with terms >= 0
             for j in range(t_indptr[term], t_indptr[term + 1]):
                 out[u, t_indices[j]] += weight * t_data[j]
 
 
 def sparse_product(left: Any, right: Any) -> npt.NDArray[np.float64]:
-    """``left @ right`` of two CSR matrices as a dense float64 array (rows x columns of
-    ``right``): each row's profile against every block's term maxima at once, without
-    scipy's sparse result (a batch's bounds)."""
+    """``max(left, 0) @ right`` of two CSR matrices as a dense float64 array (rows x
+    columns of ``right``): each row's profile against every block's term maxima at once,
+    without scipy's sparse result (a batch's bounds). Entries of ``left`` below zero are
+    left out, so that against a ``right`` of maxima of non-negative TF-IDF values it
+    bounds every row's product with the block's events even for a profile with negative
+    weights."""
     out = np.zeros((left.shape[0], right.shape[1]))
     _sparse_reach(
         left.indptr, left.indices, left.data, right.indptr, right.indices, right.data, out
@@ -660,15 +676,21 @@ def history_profiles(
     row ``rows[i]`` of ``confidence`` (-1: an empty row; default: every row) times the
     TF-IDF rows of its events, divided by its norm, float32, terms sorted.
 
-    The same values as ``_unit_rows(weights @ tfidf)`` in float32 with ``weights`` the
-    rows' confidences over catalogue positions (``position_of[column]``, -1 or past it:
-    dropped; None: columns are positions), canonical: each term's sum adds the events in
-    increasing position, the norm sums the terms in order in float64."""
+    ``weights`` being the rows' confidences over catalogue positions
+    (``position_of[column]``, -1 or past it: dropped; None: columns are positions), each
+    term's sum adds the events in increasing position in float32 and the norm sums the
+    terms in order in float64: bit for bit ``_unit_rows(weights @ tfidf)`` as scipy
+    computes it for the rows serving and the evaluation pass (canonical: sorted columns,
+    no duplicates; two event indices of one event summed first). Rows with duplicate or
+    unsorted columns, or three event indices of one event, may differ by a float32
+    rounding (scipy sums them in its own order)."""
     picked = (
         np.arange(confidence.shape[0], dtype=np.int64)
         if rows is None
         else np.ascontiguousarray(rows, dtype=np.int64)
     )
+    if len(picked) and int(picked.max()) >= confidence.shape[0]:
+        raise IndexError(f"row {int(picked.max())} of {confidence.shape[0]} confidence rows")
     out_indptr = np.zeros(len(picked) + 1, dtype=np.int64)
     indices, data = _history_profiles(
         confidence.indptr,

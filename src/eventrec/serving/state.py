@@ -134,8 +134,9 @@ class HybridState:
 
     def warm_up(self, now: float) -> None:
         """Run the compiled top-k and explanation loops once on this catalogue, for one
-        made-up user with every kind of signal: a worker loads (or, the first time on a
-        machine, compiles) them here, off the request path, not in its first request."""
+        made-up user with every kind of signal: a worker loads them from numba's cache (or
+        compiles them, when the cache has none) here, off the request path, not in its
+        first request."""
         catalogue = self.catalogue
         n_events = catalogue.tfidf.shape[0]
         if not n_events:

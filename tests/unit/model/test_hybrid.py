@@ -206,7 +206,41 @@ def test_the_pruned_hybrid_top_k_is_exactly_every_event_scored(
         expected = eligible[np.lexsort((eligible, -full[row, eligible]))][:limit]
         assert positions.tolist() == expected.tolist()
         np.testing.assert_array_equal(scores, full[row, expected])
-    assert scanned <= n_events * len(users)  # whole blocks are scored, eligible or not
+    assert scanned <= sum(int(m.sum()) for m in masks)  # eligible events only, once each
+
+
+def test_a_nan_score_ranks_below_every_number_as_in_the_reference() -> None:
+    # A NaN gets through from an infinite trending count (inf / inf) or a NaN vector.
+    catalogue, _, users = _platform(8, 150, 3)
+    trending = catalogue.trending.copy()
+    trending[[3, 40, 41, 99]] = np.nan
+    catalogue = dataclasses.replace(catalogue, trending=trending)
+    blend = _blend([1.0 if name in ("collaborative", "trending") else 0.0 for name in FEATURES])
+    norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
+    masks = [np.ones(150, dtype=bool)] * len(users)
+    for limit in (5, 148):  # the NaNs out of the top, and in it (last, by position)
+        found, _ = best_hybrid(blend, catalogue, norms, users, masks, [limit] * 3, NOW)
+        full = hybrid_scores(blend, catalogue, users, NOW)
+        for row, (positions, scores) in enumerate(found):
+            expected = np.lexsort((np.arange(150), -full[row]))[:limit]
+            assert positions.tolist() == expected.tolist()
+            np.testing.assert_array_equal(scores, full[row, expected])
+
+
+def test_a_profile_with_negative_weights_still_gets_exact_answers() -> None:
+    # Confidences are positive where serving computes them; a negative one (a dismissal
+    # weighed below zero) must not make the blocks' text bounds too low.
+    catalogue, _, users = _platform(9, 300, 4)
+    history = users.history.copy()
+    history.data = np.where(np.arange(history.nnz) % 3 == 0, -history.data, history.data)
+    users = dataclasses.replace(users, history=history)
+    blend = _blend([1.0 if name == "content" else 0.0 for name in FEATURES])
+    norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
+    masks = [np.ones(300, dtype=bool)] * len(users)
+    found, _ = best_hybrid(blend, catalogue, norms, users, masks, [10] * len(users), NOW)
+    full = hybrid_scores(blend, catalogue, users, NOW)
+    for row, (positions, _) in enumerate(found):
+        assert positions.tolist() == np.lexsort((np.arange(300), -full[row]))[:10].tolist()
 
 
 def test_the_pruned_hybrid_scores_a_small_part_of_a_large_catalogue() -> None:

@@ -15,14 +15,15 @@ from eventrec.model.hybrid_kernel import (
 )
 
 
-def test_sparse_product_is_scipys_product_made_dense() -> None:
+def test_sparse_product_is_scipys_product_of_the_positive_part_made_dense() -> None:
     dense = sp.random(7, 40, density=0.2, random_state=1, dtype=np.float32).toarray()
     dense[3] = 0.0  # a row without any term: a row of zeros
     left = sp.csr_matrix(dense)
+    left.data[::4] *= -1.0  # negative entries are left out: the positive part's product
     right = sp.random(40, 9, density=0.3, random_state=2, format="csr", dtype=np.float64)
     found = sparse_product(left, right)
     assert found.shape == (7, 9)
-    expected = (sp.csr_matrix(left, dtype=np.float64) @ right).toarray()
+    expected = (sp.csr_matrix(left.maximum(0), dtype=np.float64) @ right).toarray()
     np.testing.assert_allclose(found, expected, rtol=1e-12, atol=1e-15)
     assert not found[3].any()
 
@@ -93,6 +94,8 @@ def test_history_profiles_are_scipys_unit_rows_bit_for_bit(seed: int) -> None:
     np.testing.assert_array_equal(indptr, direct.indptr)
     np.testing.assert_array_equal(indices, direct.indices)
     np.testing.assert_array_equal(data, direct.data)
+    with pytest.raises(IndexError, match="row 12 of 12"):
+        history_profiles(confidence, tfidf, np.array([0, 12]), position_of)
 
 
 def test_without_a_writable_cache_the_loops_are_compiled_per_process(

@@ -202,6 +202,7 @@ def test_after_warming_up_a_request_compiles_nothing() -> None:
         hybrid_kernel._pair_features,
         hybrid_kernel._group_similarities,
         hybrid_kernel._sparse_reach,
+        hybrid_kernel._history_profiles,
     ]
     for kernel in kernels:
         kernel.disable_compile()  # a signature not compiled yet raises TypeError
