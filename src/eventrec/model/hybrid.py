@@ -38,7 +38,7 @@ from eventrec.model.hybrid_features import (
     stated_text,
     user_signals,
 )
-from eventrec.model.hybrid_kernel import pair_feature_rows
+from eventrec.model.hybrid_kernel_features import pair_feature_rows
 
 __all__ = [
     "COLLABORATIVE_ONLY",
@@ -259,7 +259,7 @@ def pair_features(
 ) -> list[npt.NDArray[np.float64]]:
     """Every feature of each row's pairs with its own ``positions[row]``, shape
     (len(positions[row]), n_features) per row, each pair computed alone (compiled:
-    :func:`~eventrec.model.hybrid_kernel.pair_feature_rows`): the values of
+    :func:`~eventrec.model.hybrid_kernel_features.pair_feature_rows`): the values of
     :func:`~eventrec.model.hybrid_features.feature_block` at those positions, up to the
     float32 rounding of its collaborative product (here in float64)."""
     chosen = [np.asarray(p, dtype=np.int64) for p in positions]

@@ -42,7 +42,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from eventrec.model.geo import CityCentroids
-from eventrec.model.hybrid_kernel import group_cosines, history_profiles
+from eventrec.model.hybrid_kernel_features import group_cosines, history_profiles
 
 __all__ = [
     "FEATURES",

@@ -7,11 +7,10 @@ import pytest
 import scipy.sparse as sp
 
 from eventrec.model.hybrid_features import _unit_rows
-from eventrec.model.hybrid_kernel import (
+from eventrec.model.hybrid_kernel import sparse_product, vector_dots
+from eventrec.model.hybrid_kernel_features import (
     group_cosines,
     history_profiles,
-    sparse_product,
-    vector_dots,
 )
 
 

@@ -190,7 +190,7 @@ def test_a_user_nothing_is_known_about_is_left_to_trending() -> None:
 
 
 def test_after_warming_up_a_request_compiles_nothing() -> None:
-    from eventrec.model import hybrid_kernel
+    from eventrec.model import hybrid_kernel, hybrid_kernel_features
 
     state = _state(
         _blend(collaborative=1.0, content=1.0, profile=1.0, category=1.0, budget=1.0, new=1.0)
@@ -199,10 +199,10 @@ def test_after_warming_up_a_request_compiles_nothing() -> None:
     state.hybrid.warm_up(NOW.timestamp())
     kernels = [
         hybrid_kernel._top_k,
-        hybrid_kernel._pair_features,
-        hybrid_kernel._group_similarities,
+        hybrid_kernel_features._pair_features,
+        hybrid_kernel_features._group_similarities,
         hybrid_kernel._sparse_reach,
-        hybrid_kernel._history_profiles,
+        hybrid_kernel_features._history_profiles,
     ]
     for kernel in kernels:
         kernel.disable_compile()  # a signature not compiled yet raises TypeError
