@@ -6,7 +6,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 NUMBA_CACHE_
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install . && useradd --system --uid 10001 eventrec
+# The hybrid's compiled loops, compiled once into the image (readable by the user below).
+RUN pip install . \
+    && python -c 'from eventrec.serving.state import warm_compiled; warm_compiled()' \
+    && chmod -R a+rwX /tmp/numba-cache \
+    && useradd --system --uid 10001 eventrec
 USER eventrec
 ENTRYPOINT ["eventrec"]
 CMD ["--help"]

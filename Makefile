@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	@echo "compiling the hybrid's loops once (numba's cache; a few seconds)"
+	$(PY) -c 'from eventrec.serving.state import warm_compiled; warm_compiled()'
 	@touch $@
 
 services: setup

@@ -23,7 +23,7 @@ from eventrec.serving.impressions import ImpressionSender
 from eventrec.serving.rows import OwnedRows
 from eventrec.serving.scoring import BatchScorer
 from eventrec.serving.signals import read_users
-from eventrec.serving.state import HybridState, ServingState, build_state
+from eventrec.serving.state import HybridState, ServingState, build_state, warm_compiled
 from eventrec.store.client import UNAVAILABLE_ERRORS, connect_async
 from eventrec.store.experiments import ExperimentStore
 from eventrec.store.keys import Keys
@@ -290,6 +290,11 @@ class Runtime:
 
     async def start(self) -> None:
         self.impressions.start()
+        try:
+            # Before any version: loading one later never waits for numba's compiler.
+            await asyncio.to_thread(warm_compiled)
+        except Exception:  # a version's own load warms them up again (or fails clearly)
+            log.exception("the hybrid's compiled loops did not load at start")
         try:
             await asyncio.to_thread(self.caches.reload)
         except Exception:  # the watcher retries; /ready tells the load balancer meanwhile

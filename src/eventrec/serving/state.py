@@ -30,6 +30,7 @@ from eventrec.model.hybrid import (
     pair_features,
 )
 from eventrec.model.hybrid_features import (
+    FEATURES,
     HybridCatalogue,
     TextModel,
     event_text,
@@ -236,6 +237,44 @@ class HybridState:
         upcoming = np.flatnonzero(catalog.showable & (catalog.starts_at > now)).astype(np.int64)
         norms = np.linalg.norm(catalogue.vectors.astype(np.float64), axis=1)
         return cls(blend, text, normalised(catalogue, upcoming), norms, upcoming, refresh_seconds)
+
+
+def warm_compiled() -> None:
+    """Load the hybrid's compiled loops (or compile them, when numba's cache has none):
+    :meth:`HybridState.warm_up` on a made-up catalogue of three events and a blend of
+    every feature. A serving process calls it once when it starts, before it loads any
+    version, so that no version's load waits for a compiler (the first on a machine
+    takes seconds); ``make setup`` calls it to fill the cache."""
+    now = time.time()
+    documents = {
+        f"warm-{i}": json.dumps(
+            {
+                "schema_version": 1,
+                "event_id": f"warm-{i}",
+                "title": f"warm {name}",
+                "category": name,
+                "city": city,
+                "venue": f"{city} hall",
+                "tags": [name],
+                "price": {"amount": 1000.0 * (i + 1), "currency": "LKR"},
+                "starts_at": datetime.fromtimestamp(now + 86_400.0 * (i + 1)).isoformat(),
+                "published_at": datetime.fromtimestamp(now - 86_400.0).isoformat(),
+            }
+        )
+        for i, (name, city) in enumerate(
+            [("music", "Colombo"), ("comedy", "Kandy"), ("theatre", "Galle")]
+        )
+    }
+    catalog = Catalog.from_documents(documents)
+    text = TextModel().fit([event_text(d) for d in catalog.documents])
+    blend = HybridBlend()
+    blend.weights_ = np.ones(len(FEATURES))
+    blend.intercept_ = 0.0
+    blend.shares_ = dict.fromkeys(FEATURES, 1.0 / len(FEATURES))
+    blend.n_pairs_ = 0
+    factors = np.eye(3, 4, dtype=np.float32)
+    trending = np.ones(3, dtype=np.float32)
+    HybridState.build(blend, text, catalog, factors, trending, now).warm_up(now)
 
 
 def scaled_trending(trending: npt.ArrayLike) -> npt.NDArray[np.float64]:
