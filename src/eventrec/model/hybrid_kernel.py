@@ -33,10 +33,17 @@ __all__ = [
     "NEW",
     "TextProfiles",
     "best_by_blocks",
+    "budget_value",
+    "category_value",
     "compiled",
     "dot",
+    "event_arrays",
+    "nearby_value",
     "sparse_product",
+    "text_arrays",
     "text_dot",
+    "text_value",
+    "user_arrays",
     "vector_dots",
 ]
 
@@ -126,6 +133,36 @@ def text_dot(
 
 
 @compiled(inline="always")
+def text_value(
+    indptr: Any, indices: Any, data: Any, place: int, dense: Any, row: int, columns: Any
+) -> float:
+    """A text feature: :func:`text_dot` clipped to [0, 1]."""
+    return min(max(text_dot(indptr, indices, data, place, dense, row, columns), 0.0), 1.0)
+
+
+@compiled(inline="always")
+def category_value(categories: Any, u: int, code: int) -> float:
+    """The "category" feature: 1 if user ``u`` prefers category ``code`` (-1: unknown,
+    the last column, never preferred)."""
+    if code < 0:
+        code += categories.shape[1]
+    return 1.0 if categories[u, code] else 0.0
+
+
+@compiled(inline="always")
+def budget_value(cost: float, most: float) -> float:
+    """The "budget" feature (:func:`~eventrec.model.hybrid_features.within_budget`)."""
+    within = 1.0 if cost <= most else most / cost
+    return min(max(within, 0.0), 1.0) if np.isfinite(within) else 0.0
+
+
+@compiled(inline="always")
+def nearby_value(proximity: Any, home: int, there: int) -> float:
+    """The "nearby" feature: the cities' proximity, 0 where either is unknown (-1)."""
+    return proximity[home, there] if home >= 0 and there >= 0 else 0.0
+
+
+@compiled(inline="always")
 def _better(score: float, position: int, other: float, other_position: int) -> bool:
     """Whether (score, position) ranks before (other, other_position): the higher score,
     then the lower position; a NaN below every number (two NaNs: by position)."""
@@ -170,17 +207,17 @@ def _top_k(
     price: Any,
     city: Any,
     new: Any,
-    shared: Any,
     proximity: Any,
+    shared: Any,
     scaled: Any,
     collaborative_weight: float,
     kinds: Any,
     kind_weights: Any,
     categories: Any,
-    names_category: Any,
     budget: Any,
     user_city: Any,
     has_history: Any,
+    names_category: Any,
     text_weights: Any,
     content_dense: Any,
     content_row: Any,
@@ -196,7 +233,6 @@ def _top_k(
     found: Any,
 ) -> int:
     n_users = scaled.shape[0]
-    n_categories = categories.shape[1]
     n_blocks = bounds.shape[1]
     scanned = 0
     heap = np.empty(n_blocks, dtype=np.int64)
@@ -232,46 +268,25 @@ def _top_k(
                     weight = kind_weights[f]
                     if kind == CATEGORY:
                         if names_category[u]:
-                            code = category[position]
-                            if code < 0:
-                                code += n_categories  # the last column: unknown
-                            score += weight * (1.0 if categories[u, code] else 0.0)
+                            score += weight * category_value(categories, u, category[position])
                     elif kind == BUDGET:
-                        most = budget[u]
-                        if np.isfinite(most):
-                            cost = price[position]
-                            within = 1.0 if cost <= most else most / cost
-                            within = min(max(within, 0.0), 1.0) if np.isfinite(within) else 0.0
-                            score += weight * within
+                        if np.isfinite(budget[u]):
+                            score += weight * budget_value(price[position], budget[u])
                     elif kind == NEARBY:
-                        home = user_city[u]
-                        if home >= 0:
-                            there = city[position]
-                            score += weight * (proximity[home, there] if there >= 0 else 0.0)
+                        if user_city[u] >= 0:
+                            score += weight * nearby_value(proximity, user_city[u], city[position])
                     elif has_history[u]:  # NEW
                         score += weight * new[position]
-                if text_weights[0] != 0.0 and content >= 0:
-                    cosine = text_dot(
-                        text_indptr,
-                        text_indices,
-                        text_data,
-                        place,
-                        content_dense,
-                        content,
-                        content_columns,
-                    )
-                    score += text_weights[0] * min(max(cosine, 0.0), 1.0)
-                if text_weights[1] != 0.0 and profile >= 0:
-                    cosine = text_dot(
-                        text_indptr,
-                        text_indices,
-                        text_data,
-                        place,
-                        profile_dense,
-                        profile,
-                        profile_columns,
-                    )
-                    score += text_weights[1] * min(max(cosine, 0.0), 1.0)
+                # The text features last, content then profile, as the reference adds them.
+                for weight, dense, row, columns in (
+                    (text_weights[0], content_dense, content, content_columns),
+                    (text_weights[1], profile_dense, profile, profile_columns),
+                ):
+                    if weight != 0.0 and row >= 0:
+                        value = text_value(
+                            text_indptr, text_indices, text_data, place, dense, row, columns
+                        )
+                        score += weight * value
                 score = collaborative_weight * dot(vectors, place, scaled, u) + score
                 # Keep the best ``limit``, best first: higher score, then lower position.
                 if count == limit:
@@ -297,6 +312,40 @@ def _top_k(
 
 def _f64(values: Any) -> npt.NDArray[np.float64]:
     return np.ascontiguousarray(values, dtype=np.float64)
+
+
+def event_arrays(catalogue: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """What the loops read of a :class:`~eventrec.model.hybrid_features.HybridCatalogue`
+    per event, in their dtypes (one compiled version): category, price, city, new, and
+    the cities' proximity."""
+    return (
+        np.ascontiguousarray(catalogue.category, dtype=np.int64),
+        _f64(catalogue.price),
+        np.ascontiguousarray(catalogue.city, dtype=np.int64),
+        _f64(catalogue.new),
+        _f64(catalogue.proximity),
+    )
+
+
+def user_arrays(users: Any) -> tuple[Any, Any, Any, Any]:
+    """What the loops read of :class:`~eventrec.model.hybrid_features.UserSignals` per
+    user: preferred categories, budget, city, and whether the user has a history."""
+    return (
+        np.ascontiguousarray(users.categories, dtype=np.bool_),
+        _f64(users.budget),
+        np.ascontiguousarray(users.city, dtype=np.int64),
+        np.ascontiguousarray(np.diff(users.history.indptr) > 0, dtype=np.bool_),
+    )
+
+
+def text_arrays(text: TextProfiles) -> tuple[Any, Any, Any]:
+    """A text feature's dense profiles, each user's row and each term's column."""
+    _, dense, rows, columns = text
+    return (
+        _f64(dense),
+        np.ascontiguousarray(rows, dtype=np.int64),
+        np.ascontiguousarray(columns, dtype=np.int64),
+    )
 
 
 def best_by_blocks(
@@ -325,8 +374,6 @@ def best_by_blocks(
     best_positions = np.zeros((n_users, width), dtype=np.int64)
     best_scores = np.zeros((n_users, width), dtype=np.float64)
     found = np.zeros(n_users, dtype=np.int64)
-    content_weight, content_dense, content_row, content_columns = texts[0]
-    profile_weight, profile_dense, profile_row, profile_columns = texts[1]
     scanned = _top_k(
         blocks.starts,
         blocks.order,
@@ -334,28 +381,17 @@ def best_by_blocks(
         blocks.text_indptr,
         blocks.text_indices,
         blocks.text_data,
-        np.ascontiguousarray(catalogue.category, dtype=np.int64),
-        _f64(catalogue.price),
-        np.ascontiguousarray(catalogue.city, dtype=np.int64),
-        _f64(catalogue.new),
+        *event_arrays(catalogue),
         _f64(shared),
-        np.ascontiguousarray(catalogue.proximity, dtype=np.float64),
-        np.ascontiguousarray(scaled, dtype=np.float64),
+        _f64(scaled),
         float(collaborative_weight),
         np.array([code for code, _ in personal], dtype=np.int64),
         np.array([weight for _, weight in personal], dtype=np.float64),
-        np.ascontiguousarray(users.categories, dtype=np.bool_),
+        *user_arrays(users),
         np.ascontiguousarray(users.categories.any(axis=1), dtype=np.bool_),
-        _f64(users.budget),
-        np.ascontiguousarray(users.city, dtype=np.int64),
-        np.ascontiguousarray(np.diff(users.history.indptr) > 0, dtype=np.bool_),
-        np.array([content_weight, profile_weight], dtype=np.float64),
-        np.ascontiguousarray(content_dense, dtype=np.float64),
-        np.ascontiguousarray(content_row, dtype=np.int64),
-        np.ascontiguousarray(content_columns, dtype=np.int64),
-        np.ascontiguousarray(profile_dense, dtype=np.float64),
-        np.ascontiguousarray(profile_row, dtype=np.int64),
-        np.ascontiguousarray(profile_columns, dtype=np.int64),
+        np.array([texts[0][0], texts[1][0]], dtype=np.float64),
+        *text_arrays(texts[0]),
+        *text_arrays(texts[1]),
         np.ascontiguousarray(eligible, dtype=np.bool_),
         np.ascontiguousarray(limits, dtype=np.int64),
         np.ascontiguousarray(bounds, dtype=np.float64),

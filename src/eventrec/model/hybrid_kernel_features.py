@@ -12,15 +12,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from eventrec.model.hybrid_kernel import TextProfiles, compiled, dot, text_dot
+from eventrec.model.hybrid_kernel import (
+    TextProfiles,
+    budget_value,
+    category_value,
+    compiled,
+    dot,
+    event_arrays,
+    nearby_value,
+    text_arrays,
+    text_value,
+    user_arrays,
+)
 
 __all__ = ["group_cosines", "history_profiles", "pair_feature_rows"]
 
 _jit = compiled()
-
-
-def _f64(values: Any) -> npt.NDArray[np.float64]:
-    return np.ascontiguousarray(values, dtype=np.float64)
 
 
 @_jit
@@ -40,43 +47,32 @@ def _pair_features(
     profile_row: Any,
     profile_columns: Any,
     category: Any,
-    categories: Any,
     price: Any,
-    budget: Any,
     city: Any,
-    user_city: Any,
-    proximity: Any,
     new: Any,
+    proximity: Any,
+    categories: Any,
+    budget: Any,
+    user_city: Any,
     has_history: Any,
     out: Any,
 ) -> None:
     """Columns 0-3 and 7-9 of each pair's features (the shared ones are the caller's)."""
-    n_categories = categories.shape[1]
     for i in range(owners.shape[0]):
         u = owners[i]
         position = positions[i]
         out[i, 0] = dot(vectors, position, user_vectors, u) * scale[u]
-        if content_row[u] >= 0:
-            cosine = text_dot(
-                indptr, indices, data, position, content_dense, content_row[u], content_columns
-            )
-            out[i, 1] = min(max(cosine, 0.0), 1.0)
-        if profile_row[u] >= 0:
-            cosine = text_dot(
-                indptr, indices, data, position, profile_dense, profile_row[u], profile_columns
-            )
-            out[i, 2] = min(max(cosine, 0.0), 1.0)
-        code = category[position]
-        if code < 0:
-            code += n_categories  # the last column: unknown
-        out[i, 3] = 1.0 if categories[u, code] else 0.0
-        most = budget[u]
-        cost = price[position]
-        within = 1.0 if cost <= most else most / cost
-        out[i, 7] = min(max(within, 0.0), 1.0) if np.isfinite(within) else 0.0
-        home = user_city[u]
-        there = city[position]
-        out[i, 8] = proximity[home, there] if home >= 0 and there >= 0 else 0.0
+        for column, dense, rows, columns in (
+            (1, content_dense, content_row, content_columns),
+            (2, profile_dense, profile_row, profile_columns),
+        ):
+            if rows[u] >= 0:
+                out[i, column] = text_value(
+                    indptr, indices, data, position, dense, rows[u], columns
+                )
+        out[i, 3] = category_value(categories, u, category[position])
+        out[i, 7] = budget_value(price[position], budget[u])
+        out[i, 8] = nearby_value(proximity, user_city[u], city[position])
         out[i, 9] = new[position] if has_history[u] else 0.0
 
 
@@ -99,15 +95,6 @@ def pair_feature_rows(
     scale = np.divide(1.0, norms * catalogue.max_norm, out=np.zeros(len(norms)), where=norms > 0)
     out = np.zeros((len(owners), 10))
     out[:, 4], out[:, 5], out[:, 6] = shared
-    (
-        (_, content_dense, content_row, content_columns),
-        (
-            _,
-            profile_dense,
-            profile_row,
-            profile_columns,
-        ),
-    ) = texts
     tfidf = catalogue.tfidf
     _pair_features(
         np.ascontiguousarray(owners, dtype=np.int64),
@@ -118,21 +105,10 @@ def pair_feature_rows(
         tfidf.indptr,
         tfidf.indices,
         tfidf.data,
-        np.ascontiguousarray(content_dense, dtype=np.float64),
-        np.ascontiguousarray(content_row, dtype=np.int64),
-        np.ascontiguousarray(content_columns, dtype=np.int64),
-        np.ascontiguousarray(profile_dense, dtype=np.float64),
-        np.ascontiguousarray(profile_row, dtype=np.int64),
-        np.ascontiguousarray(profile_columns, dtype=np.int64),
-        np.ascontiguousarray(catalogue.category, dtype=np.int64),
-        np.ascontiguousarray(users.categories, dtype=np.bool_),
-        _f64(catalogue.price),
-        _f64(users.budget),
-        np.ascontiguousarray(catalogue.city, dtype=np.int64),
-        np.ascontiguousarray(users.city, dtype=np.int64),
-        np.ascontiguousarray(catalogue.proximity, dtype=np.float64),
-        _f64(catalogue.new),
-        np.ascontiguousarray(np.diff(users.history.indptr) > 0, dtype=np.bool_),
+        *text_arrays(texts[0]),
+        *text_arrays(texts[1]),
+        *event_arrays(catalogue),
+        *user_arrays(users),
         out,
     )
     return out
