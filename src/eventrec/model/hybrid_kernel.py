@@ -233,6 +233,7 @@ def _top_k(
     found: Any,
 ) -> int:
     n_users = scaled.shape[0]
+    n_categories = categories.shape[1]
     n_blocks = bounds.shape[1]
     scanned = 0
     heap = np.empty(n_blocks, dtype=np.int64)
@@ -263,30 +264,55 @@ def _top_k(
                     continue
                 scanned += 1
                 score = shared[position]
+                # The features as category_value, budget_value, nearby_value and text_value
+                # compute them, written out: on this loop the calls measured 147 µs per
+                # request in hybrid_topk.py against 127-136 written out.
                 for f in range(kinds.shape[0]):
                     kind = kinds[f]
                     weight = kind_weights[f]
                     if kind == CATEGORY:
                         if names_category[u]:
-                            score += weight * category_value(categories, u, category[position])
+                            code = category[position]
+                            if code < 0:
+                                code += n_categories  # the last column: unknown
+                            score += weight * (1.0 if categories[u, code] else 0.0)
                     elif kind == BUDGET:
-                        if np.isfinite(budget[u]):
-                            score += weight * budget_value(price[position], budget[u])
+                        most = budget[u]
+                        if np.isfinite(most):
+                            cost = price[position]
+                            within = 1.0 if cost <= most else most / cost
+                            within = min(max(within, 0.0), 1.0) if np.isfinite(within) else 0.0
+                            score += weight * within
                     elif kind == NEARBY:
-                        if user_city[u] >= 0:
-                            score += weight * nearby_value(proximity, user_city[u], city[position])
+                        home = user_city[u]
+                        if home >= 0:
+                            there = city[position]
+                            score += weight * (proximity[home, there] if there >= 0 else 0.0)
                     elif has_history[u]:  # NEW
                         score += weight * new[position]
                 # The text features last, content then profile, as the reference adds them.
-                for weight, dense, row, columns in (
-                    (text_weights[0], content_dense, content, content_columns),
-                    (text_weights[1], profile_dense, profile, profile_columns),
-                ):
-                    if weight != 0.0 and row >= 0:
-                        value = text_value(
-                            text_indptr, text_indices, text_data, place, dense, row, columns
-                        )
-                        score += weight * value
+                if text_weights[0] != 0.0 and content >= 0:
+                    cosine = text_dot(
+                        text_indptr,
+                        text_indices,
+                        text_data,
+                        place,
+                        content_dense,
+                        content,
+                        content_columns,
+                    )
+                    score += text_weights[0] * min(max(cosine, 0.0), 1.0)
+                if text_weights[1] != 0.0 and profile >= 0:
+                    cosine = text_dot(
+                        text_indptr,
+                        text_indices,
+                        text_data,
+                        place,
+                        profile_dense,
+                        profile,
+                        profile_columns,
+                    )
+                    score += text_weights[1] * min(max(cosine, 0.0), 1.0)
                 score = collaborative_weight * dot(vectors, place, scaled, u) + score
                 # Keep the best ``limit``, best first: higher score, then lower position.
                 if count == limit:
